@@ -1,0 +1,112 @@
+"""Which certificate set the host serves right now, and changing it safely.
+
+The live state is one immutable :class:`ActiveSet` (set, HMAC hash, TLS context) behind one
+reference: ``/current`` and the TLS listener read the same object, so they change together.
+A candidate is fully prepared off to the side (its TLS context built, which fails safely on a
+bad key) before ``active.json`` is switched and the reference swapped.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from .certstore import CertSet, CertStore
+from .config import Settings
+from .errors import CertificateError
+from .sitekey import SiteKey
+from .tlscontext import build_server_context
+
+ANCHOR_URL_PREFIX = "/swordfish/lock/certificates/anchors/"
+
+
+@dataclass(frozen=True)
+class ActiveSet:
+    cert_set: CertSet
+    hash: str
+    context: ssl.SSLContext
+
+    @property
+    def name(self) -> str:
+        return self.cert_set.name
+
+    @property
+    def anchor_path(self) -> str:
+        """Content-addressed download path of the anchor: a lock that fetched ``/current``
+        just before a rotation still gets the certificate its hash was computed for."""
+        return f"{ANCHOR_URL_PREFIX}{self.cert_set.anchor_sha256}.der"
+
+
+class Certificates:
+    """The certificate service: prepares, activates, rolls back and reloads sets."""
+
+    def __init__(self, store: CertStore, site_key: SiteKey, settings: Settings,
+                 gate: Callable[[CertSet], list[str]] | None = None):
+        self.store = store
+        self.site_key = site_key
+        self.settings = settings
+        # gate(set) returns the error sentences that forbid activating it (validation report).
+        self.gate = gate or (lambda cert_set: [])
+        self._active: ActiveSet | None = None
+        self._stamp = None
+        self._lock = threading.Lock()
+        self.on_change: list[Callable[[ActiveSet | None], None]] = []
+
+    def current(self) -> ActiveSet | None:
+        return self._active
+
+    def tls_context(self) -> ssl.SSLContext:
+        active = self._active
+        if active is None:
+            raise CertificateError(
+                "no active certificate set: activate one with `engage-console certs activate NAME`")
+        return active.context
+
+    def prepare(self, cert_set: CertSet) -> ActiveSet:
+        context = build_server_context(cert_set.chain_path, cert_set.key_path,
+                                       self.settings.tls_min_version, self.settings.client_ca_file)
+        return ActiveSet(cert_set, self.site_key.hash(cert_set.anchor_der), context)
+
+    def activate(self, name: str, force: bool = False, by: str | None = None,
+                 action: str = "activate") -> ActiveSet:
+        """Switch to set ``name``; on any error nothing changes and the old set keeps serving."""
+        with self._lock:
+            cert_set = self.store.load(name)
+            problems = self.gate(cert_set)
+            if problems and not force:
+                raise CertificateError(f"set {name} has errors and cannot be activated: "
+                                       + "; ".join(problems))
+            candidate = self.prepare(cert_set)
+            self.store.record_activation(cert_set, action=action, forced=bool(problems) and force,
+                                         by=by)
+            self._stamp = self.store.active_stamp()
+            self._swap(candidate)
+            return candidate
+
+    def rollback(self, by: str | None = None) -> ActiveSet:
+        target = self.store.rollback_target()
+        if target is None:
+            raise CertificateError("nothing to roll back to: no earlier activation in history")
+        return self.activate(target, force=True, by=by, action="rollback")
+
+    def reload(self) -> ActiveSet | None:
+        """Serve what active.json names now (start-up, SIGHUP, another process activated)."""
+        with self._lock:
+            self._stamp = self.store.active_stamp()
+            name = self.store.active_name()
+            if name is None:
+                self._swap(None)
+                return None
+            candidate = self.prepare(self.store.load(name))
+            self._swap(candidate)
+            return candidate
+
+    def changed_on_disk(self) -> bool:
+        return self.store.active_stamp() != self._stamp
+
+    def _swap(self, candidate: ActiveSet | None) -> None:
+        self._active = candidate
+        for callback in list(self.on_change):
+            callback(candidate)

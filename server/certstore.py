@@ -1,0 +1,267 @@
+"""Certificate sets on disk, which one is active, its history, and every anchor ever served.
+
+A set is what the locks need at one time (DESIGN.md "Certificate sets")::
+
+    certs/<set>/anchor.der   CA certificate the locks install as trust anchor (served as DER)
+    certs/<set>/chain.pem    server chain presented on TLS: leaf first, then intermediates
+    certs/<set>/server.key   server key, mode 0600
+    certs/<set>/set.json     optional: {"demo": true, "legacy_name": "partner_CA", ...}
+
+``certs/active.json`` names the active set and is replaced atomically, so a crash leaves the
+old or the new set active, never a mix. ``certs/history.jsonl`` records every activation and
+rollback. ``certs/.anchors/<sha256>.der`` keeps each activated anchor downloadable forever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from .atomic import append_line, write_atomic
+from .errors import CertificateError
+
+ANCHOR, CHAIN, KEY, META = "anchor.der", "chain.pem", "server.key", "set.json"
+ACTIVE, HISTORY, ANCHORS = "active.json", "history.jsonl", ".anchors"
+SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class CertSet:
+    """One set as read from disk. Holds public material only; the key stays in its file."""
+
+    name: str
+    path: Path
+    anchor_der: bytes
+    chain: tuple[x509.Certificate, ...]
+    meta: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def anchor(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.anchor_der)
+
+    @property
+    def anchor_sha256(self) -> str:
+        return hashlib.sha256(self.anchor_der).hexdigest()
+
+    @property
+    def chain_path(self) -> Path:
+        return self.path / CHAIN
+
+    @property
+    def key_path(self) -> Path:
+        return self.path / KEY
+
+    @property
+    def demo(self) -> bool:
+        return bool(self.meta.get("demo"))
+
+    @property
+    def legacy_names(self) -> set[str]:
+        """Names under which ``/static/Device_Certificates/<name>.der`` serves the anchor."""
+        names = {self.name, "anchor"}
+        if self.meta.get("legacy_name"):
+            names.add(str(self.meta["legacy_name"]))
+        return names
+
+
+def check_set_name(name: str) -> str:
+    if not SET_NAME.match(name or ""):
+        raise CertificateError(
+            f"set name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit")
+    return name
+
+
+def load_set(path: Path) -> CertSet:
+    """Read a set folder; a missing or malformed file is a CertificateError naming it."""
+    name = check_set_name(path.name)
+    try:
+        anchor_der = (path / ANCHOR).read_bytes()
+        chain_pem = (path / CHAIN).read_bytes()
+    except FileNotFoundError as exc:
+        raise CertificateError(f"set {name}: missing {Path(exc.filename).name}") from None
+    except OSError as exc:
+        raise CertificateError(f"set {name}: cannot read: {exc}") from None
+    try:
+        x509.load_der_x509_certificate(anchor_der)
+    except ValueError as exc:
+        raise CertificateError(f"set {name}: {ANCHOR} is not a DER certificate ({exc})") from None
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(chain_pem))
+    except ValueError as exc:
+        raise CertificateError(f"set {name}: {CHAIN} holds no PEM certificate ({exc})") from None
+    if not (path / KEY).is_file():
+        raise CertificateError(f"set {name}: missing {KEY}")
+    meta = {}
+    if (path / META).is_file():
+        try:
+            meta = json.loads((path / META).read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise CertificateError(f"set {name}: {META} is not valid JSON ({exc})") from None
+    return CertSet(name, path, anchor_der, chain, meta)
+
+
+def write_set(folder: Path, anchor_der: bytes, chain_pem: bytes, key_pem: bytes,
+              meta: dict | None = None) -> None:
+    """Write a complete set into a new folder. Files land in a temp folder that is renamed
+    into place, so a half-written set is never picked up."""
+    check_set_name(folder.name)
+    if folder.exists():
+        raise CertificateError(f"set {folder.name} already exists")
+    tmp = folder.parent / f".{folder.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_atomic(tmp / ANCHOR, anchor_der)
+    write_atomic(tmp / CHAIN, chain_pem)
+    write_atomic(tmp / KEY, key_pem, mode=0o600)
+    write_atomic(tmp / META, json.dumps(meta or {}, indent=2) + "\n")
+    os.rename(tmp, folder)
+
+
+class CertStore:
+    """The sets under ``certs/``; scanned on every listing so hand-dropped sets appear live."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def set_path(self, name: str) -> Path:
+        return self.root / check_set_name(name)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and SET_NAME.match(p.name))
+
+    def scan(self) -> dict[str, CertSet | CertificateError]:
+        """Every set folder, loaded, or the error that says why it cannot be used."""
+        out: dict[str, CertSet | CertificateError] = {}
+        for name in self.names():
+            try:
+                out[name] = load_set(self.root / name)
+            except CertificateError as exc:
+                out[name] = exc
+        return out
+
+    def load(self, name: str) -> CertSet:
+        path = self.set_path(name)
+        if not path.is_dir():
+            raise CertificateError(f"no certificate set named {name!r} in {self.root}")
+        return load_set(path)
+
+    # --- the active set and its history -------------------------------------------------
+
+    @property
+    def active_file(self) -> Path:
+        return self.root / ACTIVE
+
+    def active_name(self) -> str | None:
+        """The set named in active.json, or None when no set was ever activated."""
+        try:
+            data = json.loads(self.active_file.read_text(encoding="utf-8"))
+            return check_set_name(data["set"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, CertificateError) as exc:
+            raise CertificateError(f"{self.active_file} is unreadable ({exc}); "
+                                   "activate a set again to repair it") from None
+
+    def active_stamp(self) -> tuple | None:
+        """Changes whenever active.json is replaced (by us or another process)."""
+        try:
+            st = self.active_file.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def history(self) -> list[dict]:
+        try:
+            lines = (self.root / HISTORY).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line after a crash: the entry before it still stands
+        return out
+
+    def rollback_target(self) -> str | None:
+        """The set active before the current one, replaying activations and rollbacks."""
+        stack: list[str] = []
+        for entry in self.history():
+            if entry.get("action") == "rollback":
+                if stack:
+                    stack.pop()
+            elif entry.get("set"):
+                stack.append(entry["set"])
+        return stack[-2] if len(stack) >= 2 else None
+
+    def record_activation(self, cert_set: CertSet, action: str = "activate",
+                          forced: bool = False, by: str | None = None) -> dict:
+        """Archive the anchor, then switch active.json (the commit point), then log history."""
+        self.archive_anchor(cert_set.anchor_der)
+        entry = {
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "action": action,
+            "set": cert_set.name,
+            "previous": self._safe_active_name(),
+            "anchor_sha256": cert_set.anchor_sha256,
+            "by": by or _user(),
+            "forced": forced,
+        }
+        write_atomic(self.active_file, json.dumps(
+            {"set": cert_set.name, "anchor_sha256": cert_set.anchor_sha256,
+             "activated_at": entry["time"], "by": entry["by"]}, indent=2) + "\n")
+        append_line(self.root / HISTORY, json.dumps(entry))
+        return entry
+
+    def _safe_active_name(self) -> str | None:
+        try:
+            return self.active_name()
+        except CertificateError:
+            return None
+
+    # --- anchors served at content-addressed URLs ----------------------------------------
+
+    def archive_anchor(self, der: bytes) -> str:
+        sha = hashlib.sha256(der).hexdigest()
+        path = self.root / ANCHORS / f"{sha}.der"
+        if not path.exists():
+            write_atomic(path, der)
+        return sha
+
+    def anchor_by_sha256(self, sha: str) -> bytes | None:
+        """DER of a known anchor (archived or in any current set); never a path from a URL."""
+        if not SHA256_HEX.match(sha):
+            return None
+        archived = {p.stem: p for p in (self.root / ANCHORS).glob("*.der")} \
+            if (self.root / ANCHORS).is_dir() else {}
+        if sha in archived:
+            der = archived[sha].read_bytes()
+            if hashlib.sha256(der).hexdigest() == sha:
+                return der
+        for cert_set in self.scan().values():
+            if isinstance(cert_set, CertSet) and cert_set.anchor_sha256 == sha:
+                return cert_set.anchor_der
+        return None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"

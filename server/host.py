@@ -1,0 +1,142 @@
+"""The composition root: one Host wires settings, site key, certificates, devices, the request
+log, the Flask app and both listeners. The console and headless mode both drive a Host."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Mapping
+
+from . import pki
+from .activation import Certificates
+from .certstore import CertStore
+from .config import Settings
+from .devices import Devices
+from .errors import CertificateError, SiteKeyError
+from .events import RequestLog
+from .listeners import Listener, ListenerStatus
+from .sitekey import SiteKey, read_key_file, write_key_file
+
+LISTENERS = ("http", "tls")
+DEMO_SET = "demo"
+
+
+def load_site_key(settings: Settings, env: Mapping[str, str] | None = None,
+                  create_demo: bool = False) -> tuple[SiteKey, list[str]]:
+    """The site key from ``ENGAGE_SITE_KEY`` or the key file. When neither exists and the key
+    file was not named explicitly, a demo key is created (first run) if ``create_demo``."""
+    env = os.environ if env is None else env
+    if env.get("ENGAGE_SITE_KEY"):
+        try:
+            return SiteKey.parse(env["ENGAGE_SITE_KEY"], settings.hmac_key_form), []
+        except SiteKeyError as exc:
+            raise SiteKeyError(f"ENGAGE_SITE_KEY: {exc}") from None
+    path = settings.path("site_key_file")
+    if not path.exists() and create_demo and "site_key_file" not in settings.explicit:
+        write_key_file(path, SiteKey.generate(), demo=True)
+        return read_key_file(path, settings.hmac_key_form), [
+            f"DEMO site key created in {path}: it is not registered with Allegion, so real locks "
+            "will reject the certificate hash. Put your site's key there before going live."]
+    key = read_key_file(path, settings.hmac_key_form)
+    return key, ([f"DEMO site key in use ({path}): not for real locks"] if key.demo else [])
+
+
+class Host:
+    def __init__(self, settings: Settings, site_key: SiteKey, notices: list[str] | None = None):
+        self.settings = settings
+        self.site_key = site_key
+        self.notices: list[str] = list(notices or [])
+        if settings.tls_version_warning:
+            self.notices.append(settings.tls_version_warning)
+        self.log = RequestLog(settings.log_ring_size, settings.path("logs_dir") / "requests.jsonl",
+                              settings.log_max_bytes, settings.log_backups)
+        self.store = CertStore(settings.path("certs_dir"))
+        self.certificates = Certificates(self.store, site_key, settings)
+        self.devices = Devices(settings.path("data_dir"))
+        from .web import create_app  # the app needs the services above
+
+        self.app = create_app(self)
+        common = dict(log=self.log, bind=settings.bind, timeout=settings.connection_timeout,
+                      threads=settings.threads)
+        self.listeners = {
+            "http": Listener("http", self.app, port=settings.http_port,
+                             port_flag="--http-port", **common),
+            "tls": Listener("tls", self.app, port=settings.tls_port, port_flag="--tls-port",
+                            tls_context=self.certificates.tls_context, **common),
+        }
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None,
+                      first_run: bool = True) -> "Host":
+        """Load (or on a fresh machine create demo) site key and set, and load the active set."""
+        site_key, notices = load_site_key(settings, env, create_demo=first_run)
+        host = cls(settings, site_key, notices)
+        if first_run:
+            host.ensure_demo_set()
+        host.reload_certificates()
+        return host
+
+    def ensure_demo_set(self) -> None:
+        """On a fresh machine (no sets at all) create and activate a clearly labelled demo set."""
+        if self.store.names():
+            return
+        hosts = self.settings.host_names or pki.default_hosts(self.settings.bind)
+        pki.init_set(self.store, self.settings.path("ca_dir"), DEMO_SET, hosts, demo=True)
+        self.certificates.activate(DEMO_SET, by="first run")
+        self.notices.append(
+            f"DEMO certificate set '{DEMO_SET}' created in {self.store.root} for "
+            f"{', '.join(hosts)}: for trying the console, not for real locks.")
+
+    def reload_certificates(self) -> None:
+        """Serve what active.json names; a broken set is a notice, not a crash."""
+        try:
+            active = self.certificates.reload()
+        except CertificateError as exc:
+            self.notices.append(f"active certificate set not loaded: {exc}")
+            return
+        if active is None:
+            self.notices.append("no certificate set is active: the TLS listener cannot start "
+                                "until one is (engage-console certs activate NAME)")
+        elif active.cert_set.demo:
+            self.notices.append(f"DEMO certificate set '{active.name}' is active: not for real locks")
+
+    # --- listeners -----------------------------------------------------------------------
+
+    def start(self, names=LISTENERS) -> dict[str, ListenerStatus]:
+        return {name: self.listeners[name].start() for name in names}
+
+    def stop(self, names=LISTENERS) -> dict[str, ListenerStatus]:
+        return {name: self.listeners[name].stop() for name in names}
+
+    def status(self) -> dict[str, ListenerStatus]:
+        return {name: listener.status() for name, listener in self.listeners.items()}
+
+    def http_port(self) -> int:
+        http = self.listeners["http"]
+        return http.bound_port if http.running else self.settings.http_port
+
+    # --- noticing another process's activation -------------------------------------------
+
+    def watch_active(self, interval: float = 0.5, on_error=None) -> None:
+        """Poll active.json and reload when another process changed it (well within 2 s)."""
+        if self._watcher:
+            return
+
+        def loop():
+            while not self._watch_stop.wait(interval):
+                if self.certificates.changed_on_disk():
+                    try:
+                        self.certificates.reload()
+                    except CertificateError as exc:
+                        if on_error:
+                            on_error(exc)
+
+        self._watcher = threading.Thread(target=loop, name="active-set-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._watch_stop.set()
+        self.stop()
+        self.log.flush()

@@ -1,0 +1,154 @@
+"""A small private PKI for a site: root CA, intermediate CA and server certificates.
+
+What ``certs init`` and the first-run demo create. Everything is RSA-2048 with SHA-256 (the
+locks refuse keys over 2048 bits) and short names, so root + intermediate + server stay near
+2.4 KB of DER, well under the locks' 4096-byte chain limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .atomic import write_atomic
+from .certstore import check_set_name, write_set
+
+KEY_BITS = 2048
+ROOT_DAYS = 20 * 365
+INTERMEDIATE_DAYS = 10 * 365
+SERVER_DAYS = 2 * 365
+
+
+@dataclass
+class Issued:
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+
+
+def new_key(bits: int = KEY_BITS) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def cert_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _builder(subject: str, issuer: x509.Name, public_key, days: int,
+             now: dt.datetime | None = None) -> x509.CertificateBuilder:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return (x509.CertificateBuilder()
+            .subject_name(_name(subject))
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
+
+
+def _ca_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                         crl_sign=True, encipher_only=False, decipher_only=False)
+
+
+def issue_root(common_name: str, key=None, days: int = ROOT_DAYS) -> Issued:
+    key = key or new_key()
+    cert = (_builder(common_name, _name(common_name), key.public_key(), days)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .add_extension(_ca_usage(), critical=True)
+            .sign(key, hashes.SHA256()))
+    return Issued(cert, key)
+
+
+def _aki(issuer: Issued) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
+
+
+def issue_intermediate(root: Issued, common_name: str, key=None,
+                       days: int = INTERMEDIATE_DAYS) -> Issued:
+    key = key or new_key()
+    cert = (_builder(common_name, root.cert.subject, key.public_key(), days)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_ca_usage(), critical=True)
+            .add_extension(_aki(root), critical=False)
+            .sign(root.key, hashes.SHA256()))
+    return Issued(cert, key)
+
+
+def san_entries(hosts: list[str]) -> list[x509.GeneralName]:
+    """DNS names and IP addresses for a server certificate's subjectAltName."""
+    out: list[x509.GeneralName] = []
+    for host in dict.fromkeys(h.strip() for h in hosts if h.strip()):
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            out.append(x509.DNSName(host))
+    return out
+
+
+def issue_server(issuer: Issued, hosts: list[str], key=None, days: int = SERVER_DAYS) -> Issued:
+    if not hosts:
+        raise ValueError("a server certificate needs at least one host name or address")
+    key = key or new_key()
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                          crl_sign=False, encipher_only=False, decipher_only=False)
+    cert = (_builder(hosts[0], issuer.cert.subject, key.public_key(), days)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(san_entries(hosts)), critical=False)
+            .add_extension(_aki(issuer), critical=False)
+            .sign(issuer.key, hashes.SHA256()))
+    return Issued(cert, key)
+
+
+def default_hosts(bind: str = "0.0.0.0") -> list[str]:
+    """Names a lock on the site may use for this host when none are configured."""
+    hosts = [socket.gethostname(), "localhost", "127.0.0.1"]
+    try:
+        hosts.append(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        pass
+    if bind not in ("0.0.0.0", "::", ""):
+        hosts.insert(0, bind)
+    return list(dict.fromkeys(hosts))
+
+
+def init_set(store, ca_dir, name: str, hosts: list[str], demo: bool = False) -> None:
+    """Create root, intermediate and server certificate as set ``name``. The CA keys go to
+    ``ca_dir/<name>/`` (mode 0600), apart from the set the host serves."""
+    check_set_name(name)
+    label = "ENGAGE DEMO" if demo else "ENGAGE"
+    root = issue_root(f"{label} Root {name}"[:64])
+    inter = issue_intermediate(root, f"{label} Intermediate {name}"[:64])
+    server = issue_server(inter, hosts)
+    ca = Path(ca_dir) / name
+    write_set(store.set_path(name), cert_der(root.cert),
+              cert_pem(server.cert) + cert_pem(inter.cert), key_pem(server.key),
+              {"demo": demo, "hosts": hosts, "source": "certs init", "legacy_name": "partner_CA"})
+    for stem, issued in (("root", root), ("intermediate", inter)):
+        write_atomic(ca / f"{stem}.pem", cert_pem(issued.cert))
+        write_atomic(ca / f"{stem}.key", key_pem(issued.key), mode=0o600)

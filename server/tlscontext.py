@@ -1,0 +1,48 @@
+"""Server-side ``ssl.SSLContext`` objects for the TLS listener.
+
+A context is built off to the side for each activation and swapped in by reference; a live
+context is never mutated (a failed ``load_cert_chain`` would leave it broken).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from .errors import CertificateError
+
+_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def build_server_context(chain_path: Path, key_path: Path, min_version: str = "1.2",
+                         client_ca_file: str = "") -> ssl.SSLContext:
+    """A fresh context presenting ``chain_path`` with ``key_path``; CertificateError if the
+    chain and key cannot be loaded together."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if min_version in ("1.0", "1.1"):
+        # Old lock firmware may need these; OpenSSL's default security level refuses them.
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = _VERSIONS[min_version]
+    ctx.options |= ssl.OP_NO_COMPRESSION
+    try:
+        ctx.load_cert_chain(str(chain_path), str(key_path))
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if "KEY_VALUES_MISMATCH" in reason.upper():
+            reason = "the server key does not match the server certificate"
+        raise CertificateError(f"cannot load {chain_path.name} with {key_path.name}: {reason}") \
+            from None
+    except OSError as exc:
+        raise CertificateError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if client_ca_file:
+        try:
+            ctx.load_verify_locations(cafile=client_ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise CertificateError(f"client CA file {client_ca_file}: {exc}") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx

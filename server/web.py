@@ -1,0 +1,71 @@
+"""The Flask application: factory, JSON responses and the HTTP rules locks depend on.
+
+Every response is HTTP/1.1 with a ``Content-Length:`` header (never chunked) and compact JSON
+whose keys keep insertion order (PROTOCOL.md "HTTP rules"). Routes live in blueprints per
+concern; decisions live in the host services they call.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from .listeners import SERIAL_ENVIRON_KEY
+
+
+def json_bytes(obj) -> bytes:
+    """Compact JSON in insertion order, as the locks expect."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def json_response(obj, status: int = 200) -> Response:
+    return Response(json_bytes(obj), status=status, mimetype="application/json")
+
+
+def error_response(status: int, message: str) -> Response:
+    request.environ["engage.error"] = message
+    return json_response({"error": message, "status": status}, status)
+
+
+def note_serial(serial: str) -> None:
+    """Tag this request's log event with the lock's serial."""
+    request.environ[SERIAL_ENVIRON_KEY] = serial
+
+
+def create_app(host) -> Flask:
+    """Build the app for a :class:`server.host.Host` (or anything with the same services)."""
+    from . import routes_certs, routes_lock
+
+    app = Flask("engage-console", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = host.settings.max_body_bytes
+    app.extensions["engage.host"] = host
+    app.register_blueprint(routes_certs.blueprint)
+    app.register_blueprint(routes_lock.blueprint)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {404: "no such resource", 405: f"method {request.method} not allowed here",
+                    413: f"body larger than {host.settings.max_body_bytes} bytes"}
+        response = error_response(exc.code or 500, messages.get(exc.code, exc.description or ""))
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return error_response(500, f"internal error: {exc.__class__.__name__}")
+
+    @app.after_request
+    def content_length(response: Response) -> Response:
+        if response.is_streamed:
+            response.direct_passthrough = False
+            data = response.get_data()
+            response.set_data(data)
+        if "Content-Length" not in response.headers:
+            response.headers["Content-Length"] = str(len(response.get_data()))
+        return response
+
+    return app
