@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import io
+import re
 import socket
 import ssl
 import threading
@@ -45,14 +46,18 @@ class ListenerStatus:
 
 def bind_error_message(exc: OSError, address: str, port: int, flag: str) -> str:
     """What went wrong binding a port, and how to fix it."""
-    if exc.errno == errno.EADDRINUSE:
+    code = exc.errno
+    if code is None:  # cheroot re-raises bind errors as text: "... [Errno 98] Address ..."
+        found = re.search(r"\[Errno (\d+)\]", str(exc))
+        code = int(found.group(1)) if found else None
+    if code == errno.EADDRINUSE:
         return (f"port {port} on {address} is already in use by another program: stop it, "
                 f"or choose another port with {flag}")
-    if exc.errno == errno.EACCES:
+    if code == errno.EACCES:
         return (f"permission denied binding port {port}: ports below 1024 need root or the "
                 "CAP_NET_BIND_SERVICE capability (sudo setcap cap_net_bind_service=+ep "
                 f"<your python>), or use a higher port with {flag} and forward {port} to it")
-    if exc.errno == errno.EADDRNOTAVAIL:
+    if code == errno.EADDRNOTAVAIL:
         return f"address {address} is not an address of this machine: check --bind"
     return f"cannot listen on {address}:{port}: {exc.strerror or exc}"
 
@@ -69,12 +74,7 @@ class _HandshakeIO(socket.SocketIO):
     def readinto(self, b):
         if not self._handshaken:
             self._handshaken = True
-            try:
-                self._tls.do_handshake()
-            except (ssl.SSLError, OSError) as exc:
-                self._adapter.handshake_failed(self._tls, exc)
-                raise cheroot_errors.FatalSSLAlert(str(exc)) from exc
-            self._tls.engage_env["SSL_PROTOCOL"] = self._tls.version() or ""
+            self._adapter.handshake(self._tls)
         return super().readinto(b)
 
 
@@ -95,6 +95,35 @@ class LazyHandshakeAdapter(Adapter):
         super().__init__(None, None)
         self._current = context
         self._on_failure = on_failure
+        self._handshaking: set[ssl.SSLSocket] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def handshake(self, tls: ssl.SSLSocket) -> None:
+        """Complete the handshake on this (worker) thread; a failure is an event."""
+        with self._lock:
+            self._handshaking.add(tls)
+        try:
+            tls.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            if not self._stopping:
+                self._on_failure(tls, exc)
+            raise cheroot_errors.FatalSSLAlert(str(exc)) from exc
+        finally:
+            with self._lock:
+                self._handshaking.discard(tls)
+        tls.engage_env["SSL_PROTOCOL"] = tls.version() or ""
+
+    def abort_handshakes(self) -> None:
+        """On stop: drop clients still in their handshake (no request is in flight there)."""
+        with self._lock:
+            self._stopping = True
+            pending = list(self._handshaking)
+        for tls in pending:
+            try:
+                tls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def bind(self, sock):
         return sock
@@ -115,9 +144,6 @@ class LazyHandshakeAdapter(Adapter):
         if "r" in mode:
             return _HandshakeReader(sock, self, bufsize)
         return StreamWriter(sock, mode, bufsize)
-
-    def handshake_failed(self, sock: ssl.SSLSocket, exc: BaseException) -> None:
-        self._on_failure(sock, exc)
 
 
 def handshake_reason(exc: BaseException) -> str:
@@ -196,6 +222,8 @@ class Listener:
             server, thread = self._server, self._thread
             self._server = self._thread = None
             if server is not None:
+                if isinstance(server.ssl_adapter, LazyHandshakeAdapter):
+                    server.ssl_adapter.abort_handshakes()
                 server.stop()
             if thread is not None:
                 thread.join(timeout=5)
@@ -222,7 +250,7 @@ class Listener:
     # --- internals -----------------------------------------------------------------------
 
     def _make_server(self) -> wsgi.Server:
-        server = wsgi.Server((self.bind, self.port), self._wsgi, numthreads=self.threads,
+        server = _Server((self.bind, self.port), self._wsgi, numthreads=self.threads,
                              server_name="engage-console", timeout=self.timeout,
                              request_queue_size=1024)
         server.expiration_interval = 0.1  # the selector notices a stop within 0.1 s
@@ -253,7 +281,10 @@ class Listener:
                 self._requests += 1
             if event.failed:
                 self._errors += 1
-                self._last_error = event.error or f"{event.status} {event.method} {event.path}"
+                self._last_error = (
+                    f"TLS handshake from {event.client}: {event.error}" if event.kind == "handshake"
+                    else f"{event.status} {event.method} {event.path}"
+                    + (f": {event.error}" if event.error else ""))
 
     def _handshake_failed(self, sock: ssl.SSLSocket, exc: BaseException) -> None:
         try:
@@ -297,6 +328,18 @@ class Listener:
         )
         self._count(event)
         self.log.record(event)
+
+
+class _Server(wsgi.Server):
+    """cheroot hands a new connection straight to a worker, where a client that connects and
+    says nothing would hold the worker until its timeout. Here a new connection waits in the
+    selector until it sends its first byte; silent clients cost no thread and expire there."""
+
+    def process_conn(self, conn):
+        if getattr(conn, "engage_waited", False):
+            return super().process_conn(conn)
+        conn.engage_waited = True
+        self._connections.put(conn)
 
 
 class _Closing:

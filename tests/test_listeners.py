@@ -1,0 +1,227 @@
+"""The embedded listeners: HTTP/1.1 keep-alive, restart, busy and privileged ports, silent
+clients, TLS context swaps and handshake failures as events."""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from server import pki
+from server.listeners import FAILED, RUNNING, STOPPED, Listener, bind_error_message
+
+from .helpers import anchor_context, http_get, raw_exchange, wait_for_event
+
+CURRENT = "/swordfish/lock/certificates/current"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_call_in_reuses_one_tls_connection_for_several_requests(site):
+    _, der = site.fetch_anchor()
+    conn = http.client.HTTPSConnection("localhost", site.tls_port, timeout=5,
+                                       context=anchor_context(der))
+    peers = set()
+    for _ in range(3):
+        conn.request("GET", CURRENT)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200 and resp.version == 11
+        peers.add(conn.sock.getsockname())
+    conn.close()
+    assert len(peers) == 1  # the same socket carried all three requests
+
+
+def test_every_response_has_content_length_spelled_exactly(site):
+    for request in (f"GET {CURRENT} HTTP/1.1\r\nHost: x\r\n\r\n",
+                    "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+                    f"POST {CURRENT} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                    f"HEAD {CURRENT} HTTP/1.1\r\nHost: x\r\n\r\n"):
+        head = raw_exchange(site.http_port, request.encode()).split(b"\r\n\r\n")[0]
+        assert head.startswith(b"HTTP/1.1 "), head
+        assert any(line.startswith(b"Content-Length: ") for line in head.split(b"\r\n")), head
+        assert b"Transfer-Encoding" not in head
+
+
+def test_stop_and_start_again_on_the_same_port(host, site):
+    http_listener = host.listeners["http"]
+    port = http_listener.bound_port
+    http_listener.port = port
+    for _ in range(3):
+        assert http_listener.stop().state == STOPPED
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        status = http_listener.start()
+        assert (status.state, status.port) == (RUNNING, port)
+        assert http_get(port, CURRENT)[0] == 200
+
+
+def test_stop_is_quick_with_idle_and_silent_connections_open(host, site):
+    _, der = site.fetch_anchor()
+    idle = http.client.HTTPSConnection("localhost", site.tls_port, context=anchor_context(der))
+    idle.request("GET", CURRENT)
+    idle.getresponse().read()  # keep-alive connection left open
+    silent = [socket.create_connection(("127.0.0.1", p)) for p in (site.http_port, site.tls_port)]
+    half = socket.create_connection(("127.0.0.1", site.tls_port))
+    half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello cut short
+    started = time.monotonic()
+    host.stop()
+    elapsed = time.monotonic() - started
+    for s in silent + [half]:
+        s.close()
+    idle.close()
+    assert elapsed < 1.0, f"stop took {elapsed:.2f} s"
+
+
+def test_silent_and_half_handshake_clients_do_not_delay_others(site):
+    _, der = site.fetch_anchor()
+    silent = socket.create_connection(("127.0.0.1", site.tls_port))
+    halves = []
+    for _ in range(4):
+        half = socket.create_connection(("127.0.0.1", site.tls_port))
+        half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        halves.append(half)
+    try:
+        # The server keeps the stalled clients for connection_timeout (3 s here); a client
+        # whose own timeout is shorter than that still gets served straight away.
+        conn = http.client.HTTPSConnection("localhost", site.tls_port, timeout=1.5,
+                                           context=anchor_context(der))
+        conn.request("GET", CURRENT)
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        for s in [silent] + halves:
+            s.close()
+
+
+def test_unfinished_handshake_times_out_on_its_own_and_is_logged(site):
+    half = socket.create_connection(("127.0.0.1", site.tls_port), timeout=10)
+    half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    assert half.recv(100) == b""  # closed by the server after connection_timeout
+    half.close()
+    event = wait_for_event(site.host.log, lambda e: e.kind == "handshake")[0]
+    assert "timed out" in event.error
+    assert site.host.listeners["tls"].status().errors >= 1
+
+
+def test_plain_http_to_tls_port_is_a_logged_handshake_failure(site):
+    raw_exchange(site.tls_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    event = wait_for_event(site.host.log, lambda e: e.kind == "handshake")[0]
+    assert "plain HTTP" in event.error
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+def test_client_below_minimum_tls_version_is_refused_and_logged(site):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            ctx.wrap_socket(sock)
+    event = wait_for_event(site.host.log, lambda e: e.kind == "handshake")[0]
+    assert event.error
+
+
+def test_busy_port_reports_the_fix_and_the_other_listener_keeps_working(host, site):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        tls = host.listeners["tls"]
+        tls.stop()
+        tls.port = busy.getsockname()[1]
+        status = tls.start()
+        assert status.state == FAILED
+        assert "already in use" in status.last_error and "--tls-port" in status.last_error
+        assert http_get(site.http_port, CURRENT)[0] == 200
+    finally:
+        busy.close()
+
+
+def test_permission_denied_message_names_the_capability_and_a_higher_port():
+    message = bind_error_message(OSError(errno.EACCES, "Permission denied"), "0.0.0.0", 80,
+                                 "--http-port")
+    assert "CAP_NET_BIND_SERVICE" in message and "--http-port" in message
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to drop to an unprivileged user")
+def test_privileged_port_as_a_normal_user_fails_with_the_fix_and_no_exit():
+    script = (
+        "from server.listeners import Listener\n"
+        "from server.events import RequestLog\n"
+        "l = Listener('http', lambda e, s: [], RequestLog(), '127.0.0.1', 1, '--http-port')\n"
+        "s = l.start(); print(s.state); print(s.last_error)\n")
+    out = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         script], cwd="/", env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    state, message = out.stdout.splitlines()[:2]
+    assert state == FAILED
+    assert "permission denied" in message and "CAP_NET_BIND_SERVICE" in message
+
+
+def test_new_handshakes_get_the_new_set_while_open_connections_keep_theirs(host, site):
+    _, old_der = site.fetch_anchor()
+    old_conn = http.client.HTTPSConnection("localhost", site.tls_port,
+                                           context=anchor_context(old_der))
+    old_conn.request("GET", CURRENT)
+    old_conn.getresponse().read()
+
+    pki.init_set(host.store, host.settings.path("ca_dir"), "second", ["localhost", "127.0.0.1"])
+    host.certificates.activate("second")
+    _, new_der = site.fetch_anchor()
+    assert new_der != old_der
+    assert site.tls_get(new_der, CURRENT)[0] == 200
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as sock:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            anchor_context(old_der).wrap_socket(sock, server_hostname="localhost")
+    old_conn.request("GET", CURRENT)  # the open connection still works on its old context
+    assert old_conn.getresponse().status == 200
+    old_conn.close()
+
+
+def test_listener_status_counts_requests_and_errors(host, site):
+    http_get(site.http_port, CURRENT)
+    http_get(site.http_port, "/missing")
+    wait_for_event(host.log, lambda e: e.path == "/missing")  # recorded once the reply is sent
+    status = host.listeners["http"].status()
+    assert status.requests == 2 and status.errors == 1
+    assert "404" in status.last_error and status.since
+
+
+def test_tls_listener_without_an_active_set_fails_with_the_fix(host):
+    host.stop()
+    host.certificates._swap(None)
+    status = host.listeners["tls"].start()
+    assert status.state == FAILED and "certs activate" in status.last_error
+    assert host.listeners["http"].start().state == RUNNING
+
+
+def test_listener_failure_in_the_app_is_a_json_500_not_a_dead_listener(settings):
+    from server.events import RequestLog
+
+    def broken(environ, start_response):
+        raise RuntimeError("boom")
+
+    listener = Listener("http", broken, RequestLog(), "127.0.0.1", 0, "--http-port")
+    listener.start()
+    try:
+        status, _, _ = http_get(listener.bound_port, "/")
+        assert status == 500
+        status, _, _ = http_get(listener.bound_port, "/")
+        assert status == 500 and listener.running
+    finally:
+        listener.stop()
