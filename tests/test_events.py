@@ -1,0 +1,76 @@
+"""The request log: bounded ring, subscribers that never block, file rotation."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from server.events import Event, RequestLog
+
+
+def _event(i: int) -> Event:
+    return Event(listener="http", client="127.0.0.1", method="GET", path=f"/p{i}", status=200)
+
+
+def test_ring_keeps_only_the_newest_events():
+    log = RequestLog(ring_size=10)
+    for i in range(25):
+        log.record(_event(i))
+    recent = log.recent()
+    assert len(recent) == 10 and recent[-1].path == "/p24" and recent[0].path == "/p15"
+    assert [e.seq for e in recent] == list(range(16, 26))
+
+
+def test_a_subscriber_that_never_drains_does_not_block_recording():
+    log = RequestLog(ring_size=100)
+    stuck = log.subscribe(maxlen=5)
+    done = threading.Event()
+
+    def produce():
+        for i in range(1000):
+            log.record(_event(i))
+        done.set()
+
+    threading.Thread(target=produce).start()
+    assert done.wait(10)
+    events = stuck.drain()
+    assert [e.path for e in events] == [f"/p{i}" for i in range(995, 1000)]
+    assert stuck.dropped == 995
+
+
+def test_unsubscribed_reader_gets_nothing_more():
+    log = RequestLog()
+    sub = log.subscribe()
+    sub.close()
+    log.record(_event(1))
+    assert sub.drain() == []
+
+
+def test_file_log_rotates_by_size_and_keeps_backups(tmp_path):
+    path = tmp_path / "logs" / "requests.jsonl"
+    log = RequestLog(path=path, max_bytes=2048, backups=2)
+    for i in range(200):
+        log.record(_event(i))
+        if i % 20 == 0:
+            assert log.flush()
+    assert log.flush()
+    assert path.exists() and (tmp_path / "logs" / "requests.jsonl.1").exists()
+    assert (tmp_path / "logs" / "requests.jsonl.2").exists()
+    assert not (tmp_path / "logs" / "requests.jsonl.3").exists()
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert last["path"] == "/p199" and last["seq"] == 200
+
+
+def test_unwritable_log_folder_counts_errors_and_keeps_serving(tmp_path):
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file where the folder should be")
+    log = RequestLog(path=blocker / "requests.jsonl")
+    log.record(_event(1))
+    assert log.flush()
+    assert log.write_errors == 1 and log.recent()[-1].path == "/p1"
+
+
+def test_handshake_event_line_says_why():
+    line = Event(listener="tls", client="10.0.0.9", kind="handshake",
+                 error="client does not trust our chain (unknown CA)").line()
+    assert "TLS handshake failed" in line and "unknown CA" in line
