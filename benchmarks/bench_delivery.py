@@ -1,0 +1,205 @@
+"""Certificate delivery under load: requests/s and p99 latency of ``/current`` and of the DER
+download, a new connection per request (TLS: full handshakes), plain and TLS, for our
+listeners (``engage-console --headless``) and for a baseline that behaves like the Allegion
+sample (``benchmarks/sample_baseline.py``), each server in its own process, both driven by the
+same load generator in the same run. Targets, ours/baseline: plain >= 1.0, TLS >= 2.0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from benchmarks.loadgen import LOOPBACK, Load, LoadGenerator, Request, Result, exchange
+from benchmarks.run import Row
+from benchmarks.sample_baseline import CURRENT_PATH, DER_PATH
+from server import pki
+from server.activation import Certificates
+from server.certstore import CertStore
+from server.config import Settings
+from server.sitekey import SiteKey, write_key_file
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = {"http": 1.0, "tls": 2.0}
+CASES = (("/current", "http"), ("DER", "http"), ("/current", "tls"), ("DER", "tls"))
+READY_TIMEOUT = 30.0   # seconds a server process gets to open its ports
+STOP_TIMEOUT = 5.0
+SET_NAME = "bench"
+
+
+@dataclass
+class Server:
+    """One server (ours, or the sample) as the benchmark sees it."""
+
+    http_port: int
+    tls_port: int
+    der_path: str = ""
+
+    def load(self, endpoint: str, transport: str) -> Load:
+        path = CURRENT_PATH if endpoint == "/current" else self.der_path
+        port = self.tls_port if transport == "tls" else self.http_port
+        return Load(port, (Request(path),), tls=transport == "tls")
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports free right now (bound to port 0, then released for the servers)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def prepare_site(folder: Path) -> tuple[SiteKey, Certificates]:
+    """A generated site key and an active set in ``folder``, as `sitekey generate` and
+    `certs init` + `certs activate` leave them."""
+    key = SiteKey.generate()
+    write_key_file(folder / "site.key", key)
+    store = CertStore(folder / "certs")
+    pki.init_set(store, folder / "ca", SET_NAME, ["localhost", LOOPBACK])
+    certificates = Certificates(store, key, Settings())
+    certificates.activate(SET_NAME, by="benchmark")
+    return key, certificates
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def spawn(stack: contextlib.ExitStack, name: str, cmd: list[str], cwd: Path,
+          ports: list[int]) -> subprocess.Popen:
+    """Start a server process that is always stopped when ``stack`` closes, and wait (bounded)
+    until it accepts connections on every port."""
+    err_path = cwd / f"{name}.stderr"
+    err = stack.enter_context(open(err_path, "wb"))
+    proc = subprocess.Popen(cmd, cwd=cwd, env=_clean_env(), stdout=subprocess.DEVNULL,
+                            stderr=err, stdin=subprocess.DEVNULL)
+    stack.callback(_stop, proc)
+    deadline = time.monotonic() + READY_TIMEOUT
+    waiting = list(ports)
+    while waiting:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            why = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
+            raise RuntimeError(f"{name} server did not start ({why}): "
+                               + err_path.read_text(errors="replace")[-2000:])
+        try:
+            socket.create_connection((LOOPBACK, waiting[0]), timeout=0.5).close()
+            waiting.pop(0)
+        except OSError:
+            time.sleep(0.05)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)
+
+
+def start_ours(stack, folder: Path, http_port: int, tls_port: int) -> Server:
+    spawn(stack, "ours", [sys.executable, "-m", "console", "--headless", "--bind", LOOPBACK,
+                          "--http-port", str(http_port), "--tls-port", str(tls_port)],
+          folder, [http_port, tls_port])
+    return Server(http_port, tls_port)
+
+
+def start_sample(stack, folder: Path, http_port: int, tls_port: int,
+                 certificates: Certificates) -> Server:
+    """The sample ran two scripts: port 80 plain, 443 with ``ssl_context``; both answer the
+    same fixed JSON, whose cert_url is the plain one."""
+    active = certificates.current()
+    der_file = folder / "partner_CA.der"
+    der_file.write_bytes(active.cert_set.anchor_der)
+    script = str(Path(__file__).with_name("sample_baseline.py"))
+    common = ["--der", str(der_file), "--hash", active.hash,
+              "--cert-url", f"http://{LOOPBACK}:{http_port}{DER_PATH}"]
+    spawn(stack, "sample-http", [sys.executable, script, "--port", str(http_port), *common],
+          folder, [http_port])
+    spawn(stack, "sample-tls", [sys.executable, script, "--port", str(tls_port), *common,
+                                "--tls", str(active.cert_set.chain_path),
+                                str(active.cert_set.key_path)],
+          folder, [tls_port])
+    return Server(http_port, tls_port)
+
+
+def check_delivery(server: Server, name: str, certificates: Certificates) -> None:
+    """Both servers must answer the same hash and the same DER before they are compared; this
+    also learns the DER path from ``cert_url`` and warms each server up."""
+    active = certificates.current()
+    for transport in ("http", "tls"):
+        [(status, body)], _ = exchange(server.load("/current", transport))
+        answer = json.loads(body)
+        if status != 200 or answer.get("hash") != active.hash:
+            raise RuntimeError(f"{name} /current over {transport} answered {status} {body[:200]!r}")
+        server.der_path = urlsplit(answer["cert_url"]).path
+        [(status, der)], _ = exchange(server.load("DER", transport))
+        if status != 200 or der != active.cert_set.anchor_der:
+            raise RuntimeError(f"{name} DER download over {transport} answered {status}")
+
+
+def measure_pair(gen: LoadGenerator, ours: Load, sample: Load, seconds: float,
+                 rounds: int) -> tuple[Result, Result]:
+    """Alternate ours and the sample in ``rounds`` slices, so a burst of load from elsewhere
+    on the machine hits both alike."""
+    slice_seconds = seconds / rounds
+    results = {"ours": None, "sample": None}
+    for i in range(rounds):
+        order = (("ours", ours), ("sample", sample))
+        for name, load in (order if i % 2 == 0 else order[::-1]):
+            part = gen.run(load, slice_seconds)
+            done = results[name]
+            results[name] = part if done is None else done.then(part, i * slice_seconds,
+                                                                 slice_seconds)
+    return results["ours"], results["sample"]
+
+
+def make_row(endpoint: str, transport: str, ours: Result, sample: Result) -> Row:
+    target = TARGETS[transport]
+    ratio = ours.rate / sample.rate if sample.rate else 0.0
+    problems = [f"{who} {r.errors} errors ({'; '.join(r.error_samples[:2])})"
+                for who, r in (("ours", ours), ("sample", sample)) if r.errors]
+    problems += [f"{who} resumed {r.resumed} TLS sessions"
+                 for who, r in (("ours", ours), ("sample", sample)) if r.resumed]
+    note = (f"p99 ours {ours.p99_ms:.1f} ms, sample {sample.p99_ms:.1f} ms; "
+            f"{ours.exchanges} vs {sample.exchanges} requests"
+            + ("; " + "; ".join(problems) if problems else ""))
+    return Row(benchmark=f"delivery {endpoint} {transport}", figure=ours.rate, unit="req/s",
+               baseline=sample.rate, target=f"ratio >= {target:.1f}",
+               ok=ratio >= target and not ours.errors and not ours.resumed and sample.rate > 0,
+               note=note)
+
+
+def run(quick: bool) -> list[Row]:
+    seconds, rounds = (2.0, 1) if quick else (10.0, 5)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp, \
+            contextlib.ExitStack() as stack:
+        folder = Path(tmp)
+        _, certificates = prepare_site(folder)
+        ports = free_ports(4)
+        ours = start_ours(stack, folder, ports[0], ports[1])
+        sample = start_sample(stack, folder, ports[2], ports[3], certificates)
+        check_delivery(ours, "ours", certificates)
+        check_delivery(sample, "sample", certificates)
+        gen = stack.enter_context(LoadGenerator(processes=2, threads=4))
+        for endpoint, transport in CASES:
+            ours_result, sample_result = measure_pair(
+                gen, ours.load(endpoint, transport), sample.load(endpoint, transport),
+                seconds, rounds)
+            rows.append(make_row(endpoint, transport, ours_result, sample_result))
+    return rows
