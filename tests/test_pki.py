@@ -1,0 +1,53 @@
+"""The first certificate set (`certs init` and the first-run demo) is one the locks accept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import stat
+
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
+
+from server import pki
+from server.certstore import CertStore
+
+from .helpers import lock_hash
+
+
+def test_init_set_is_rsa2048_sha256_under_the_chain_limit_and_verifies(tmp_path):
+    store = CertStore(tmp_path / "certs")
+    pki.init_set(store, tmp_path / "ca", "site", ["engage.example", "10.44.68.128"])
+    cert_set = store.load("site")
+    server, intermediate = cert_set.chain
+    anchor = cert_set.anchor
+    total = len(cert_set.anchor_der) + sum(len(pki.cert_der(c)) for c in cert_set.chain)
+    assert total < 3000  # well under the locks' 4096 bytes
+    for cert in (server, intermediate, anchor):
+        assert cert.public_key().key_size == 2048
+        assert cert.signature_hash_algorithm.name == "sha256"
+    now = dt.datetime.now(dt.timezone.utc)
+    policy = PolicyBuilder().store(Store([anchor])).time(now)
+    for name in (x509.DNSName("engage.example"),
+                 x509.IPAddress(ipaddress.ip_address("10.44.68.128"))):
+        verifier = policy.build_server_verifier(name)
+        chain = verifier.verify(server, [intermediate])
+        assert chain[-1] == anchor
+
+
+def test_ca_keys_are_kept_apart_from_the_set_with_mode_0600(tmp_path):
+    store = CertStore(tmp_path / "certs")
+    pki.init_set(store, tmp_path / "ca", "site", ["localhost"])
+    assert sorted(p.name for p in (tmp_path / "certs" / "site").iterdir()) == [
+        "anchor.der", "chain.pem", "server.key", "set.json"]
+    for key in ("root.key", "intermediate.key"):
+        assert stat.S_IMODE((tmp_path / "ca" / "site" / key).stat().st_mode) == 0o600
+    assert b"PRIVATE KEY" not in (tmp_path / "certs" / "site" / "chain.pem").read_bytes()
+
+
+def test_demo_set_is_labelled_and_its_hash_is_what_current_serves(site):
+    answer, der = site.fetch_anchor()
+    cert_set = site.host.store.load("demo")
+    assert cert_set.demo and "DEMO" in cert_set.anchor.subject.rfc4514_string()
+    assert answer["hash"] == lock_hash(site.site_key._raw, cert_set.anchor_der) and der == cert_set.anchor_der
+    assert any("DEMO certificate set" in n for n in site.host.notices)
