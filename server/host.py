@@ -84,7 +84,11 @@ class Host:
             return
         hosts = self.settings.host_names or pki.default_hosts(self.settings.bind)
         pki.init_set(self.store, self.settings.path("ca_dir"), DEMO_SET, hosts, demo=True)
-        self.certificates.activate(DEMO_SET, by="first run")
+        try:
+            self.certificates.activate(DEMO_SET, by="first run")
+        except CertificateError as exc:
+            self.notices.append(f"DEMO certificate set '{DEMO_SET}' created but not activated: {exc}")
+            return
         self.notices.append(
             f"DEMO certificate set '{DEMO_SET}' created in {self.store.root} for "
             f"{', '.join(hosts)}: for trying the console, not for real locks.")
