@@ -54,6 +54,21 @@ class Settings:
     log_backups: int = _setting(3, "rotated request logs kept", minimum=0, maximum=100)
     max_body_bytes: int = _setting(1024 * 1024, "largest request body accepted", minimum=1024)
     threads: int = _setting(32, "worker threads per listener", minimum=1, maximum=1000)
+    callin_interval: int = _setting(
+        600, "seconds until a lock's next call-in (dbDwnLdTm in the db reply)",
+        minimum=60, maximum=7 * 24 * 3600)
+    time_zone: str = _setting(
+        "local", "site time zone for the locks' clock (rtcTime, dbDwnLdTm): an IANA name such "
+        "as America/Chicago, or local for this machine's")
+    callins_tls_only: bool = _setting(
+        False, "serve lock call-ins only on the TLS listener (plain HTTP gets 403)")
+    allowlist: bool = _setting(
+        False, "serve only listed locks (devices import); others get 404 and a flagged event")
+    serial_prefix: str = _setting("", "text every lock serial starts with (devices import)")
+    serial_digits: str = _setting(
+        "hex", "digits of a lock serial after the prefix (devices import)", ("hex", "decimal"))
+    serial_length: int = _setting(
+        0, "digits of a lock serial after the prefix (0: any length)", minimum=0, maximum=64)
     # Which of these fields were set by a file, the environment or a flag (not defaults).
     explicit: set = field(default_factory=set, repr=False, compare=False,
                           metadata={"internal": True})

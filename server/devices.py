@@ -1,20 +1,77 @@
 """Device records in ``Engage_Data/`` (DESIGN.md "Device records").
 
-INTERFACE STUB - the call-in issue fills in the behaviour; the console codes against these
-names, so keep them (add, do not rename).
+One JSON record per lock, ``<serial>.json``, written atomically and serialised per lock; its
+audits and alerts are appended to ``<serial>.audit.jsonl`` / ``<serial>.alerts.jsonl``. A record
+that does not parse is reported (``CorruptRecord``, ``DeviceSummary.corrupt``) and never
+overwritten.
+
+Listing: an in-memory index (serial -> summary and the file's size and mtime) filled from disk
+on the first listing, updated by every write of this process, and re-synchronised when the
+folder's mtime shows another process changed it (at most once a second; only files whose size
+or mtime differ are parsed again). Listing 10,000 records is a dictionary copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import collections
+import csv
+import datetime as dt
+import io
+import json
+import os
+import re
+import threading
+import time
+import zoneinfo
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import EngageError
+from .atomic import append_line, write_atomic
+from .errors import ConfigError, EngageError
+
+AUDIT, ALERT = "audit", "alert"
+_LOG_SUFFIX = {AUDIT: ".audit.jsonl", ALERT: ".alerts.jsonl"}
+_COUNT_KEY = {AUDIT: "audits", ALERT: "alerts"}
+# Safe as a file name and plausible as a serial; checked after upper-casing.
+_SAFE_SERIAL = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+_VERSION = re.compile(r"^(?:0|0[xX][0-9A-Fa-f]{1,16})$")
+# Where a PUT Config body names the lock, in order (PROTOCOL.md "Lock identity fields").
+CONFIG_SERIAL_FIELDS = (("lckPrmtrs", "lckSn"), ("lckPrmtrs", "mnSn"), ("lckSn",), ("mnSn",))
+# Sections of a Config body that must be JSON objects when present.
+CONFIG_OBJECTS = ("lckPrmtrs", "dvcProfile", "battV", "fwVer", "wifiStngs", "rdrPrmtrs")
+DOTNET_EPOCH_TICKS = 621355968000000000  # 0001-01-01 to 1970-01-01 in 100 ns ticks
+RESCAN_SECONDS = 1.0
+MAX_NAME = 100
 
 
 class DeviceError(EngageError):
     """A record is missing, corrupt, or a request about a lock is not acceptable."""
+
+
+class BadRequest(DeviceError):
+    """What a lock (or a file) sent has the wrong shape: nothing was written."""
+
+
+class UnknownLock(DeviceError):
+    """No record for this serial (or, with the allowlist on, the serial is not listed)."""
+
+
+class NotListed(UnknownLock):
+    """The allowlist is on and this serial is not on it."""
+
+
+class CorruptRecord(DeviceError):
+    """The record file does not parse; it is left untouched for a person to repair."""
+
+
+class ImportRejected(DeviceError):
+    """A device list has bad rows; ``problems`` holds one message per bad row."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} bad row(s), nothing imported:\n  "
+                         + "\n  ".join(problems))
 
 
 @dataclass
@@ -33,22 +90,576 @@ class DeviceSummary:
     error: str = ""
 
 
+@dataclass
+class ImportRow:
+    line: int
+    serial: str
+    name: str = ""
+    tags: list = field(default_factory=list)
+
+
+@dataclass
+class EventsAdded:
+    """Outcome of an audit or alert post: ``first`` when this created the lock's log."""
+
+    first: bool
+    added: int
+    duplicates: int
+
+
+# --- small pure helpers ------------------------------------------------------------------------
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def site_zone(name: str) -> dt.tzinfo | None:
+    """The site's time zone (``None``: this machine's local zone)."""
+    if name == "local":
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"time_zone = {name!r}: not a known time zone; use an IANA name such "
+                          "as America/Chicago, or local") from None
+
+
+def lock_time(when: dt.datetime) -> str:
+    """YYYYMMDDHHMMSS, as locks write times."""
+    return when.strftime("%Y%m%d%H%M%S")
+
+
+def normalise_serial(value, what: str = "serial") -> str:
+    """Upper-cased serial, safe as a file name, or BadRequest saying why not."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"missing lock {what}")
+    serial = value.strip().upper()
+    if not _SAFE_SERIAL.match(serial):
+        raise BadRequest(f"lock {what} {value!r} is not 1-64 letters, digits, '-' or '_'")
+    return serial
+
+
+def parse_version(text: str) -> int:
+    """``nxtDbVerTS``: ``0`` or ``0x`` and up to 16 hex digits (examples show 15 and 16)."""
+    if not isinstance(text, str) or not _VERSION.match(text):
+        raise BadRequest(f"database version {text!r} is not 0 or 0x followed by hex digits")
+    return int(text, 16) if len(text) > 1 else 0
+
+
+def format_version(value: int) -> str:
+    return f"0x{value:016x}"
+
+
+def new_version(previous: int = 0) -> int:
+    """A database version in .NET ticks (what the documented examples look like), increasing."""
+    return max(DOTNET_EPOCH_TICKS + time.time_ns() // 100, previous + 1)
+
+
+def serial_from_config(body: dict) -> str:
+    for path in CONFIG_SERIAL_FIELDS:
+        value = body
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value not in (None, ""):
+            return normalise_serial(value, ".".join(path))
+    raise BadRequest("missing lock serial: the Config body has no lckPrmtrs.lckSn or "
+                     "lckPrmtrs.mnSn")
+
+
+def check_events(body) -> list[dict]:
+    """The events of an audit or alert post (``{"asyncEvents": [{"event", "time"}, ...]}``)."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object with an asyncEvents list")
+    events = body.get("asyncEvents")
+    if not isinstance(events, list):
+        raise BadRequest("asyncEvents is missing or not a list")
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise BadRequest(f"asyncEvents[{i}] is not an object")
+        for key in ("event", "time"):
+            value = event.get(key)
+            if isinstance(value, bool) or not (
+                    isinstance(value, int) or isinstance(value, str) and value.isdigit()):
+                raise BadRequest(f"asyncEvents[{i}].{key} is missing or not a number")
+        if "auditId" in event and (isinstance(event["auditId"], (bool, dict, list))
+                                   or event["auditId"] is None):
+            raise BadRequest(f"asyncEvents[{i}].auditId is not a number or text")
+    return events
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+def summary_of(serial: str, record: dict) -> DeviceSummary:
+    lock = _dict(_dict(record.get("last_config")).get("lckPrmtrs"))
+    return DeviceSummary(
+        serial=serial, model=_text(record.get("model")),
+        name=_text(record.get("name") or lock.get("nm")),
+        last_seen=_text(record.get("last_seen")), address=_text(record.get("address")),
+        firmware=_text(_dict(record.get("firmware")).get("main")),
+        battery=_text(_dict(record.get("battery")).get("main")),
+        audit_count=int(_dict(record.get("audits")).get("count") or 0))
+
+
+def _empty_usr() -> dict:
+    return {"deleteAll": 0, "delete": [], "update": [], "add": []}
+
+
+def db_changes(host_db: dict) -> dict:
+    """The ``db`` object to send a lock that is behind: ``usrRcrd`` keys in the documented
+    order, and ``deleteAll`` is 1 only when the record says exactly that."""
+    usr = _dict(host_db.get("usrRcrd"))
+    out = {"usrRcrd": {
+        "deleteAll": 1 if type(usr.get("deleteAll")) is int and usr["deleteAll"] == 1 else 0,
+        "delete": list(usr.get("delete") or []), "update": list(usr.get("update") or []),
+        "add": list(usr.get("add") or [])}}
+    for key in ("schedules", "holidays", "autoUnlock"):
+        if key in host_db:
+            out[key] = host_db[key]
+    out.update((k, v) for k, v in host_db.items() if k not in out)
+    return out
+
+
+# --- the store ---------------------------------------------------------------------------------
+
 class Devices:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, settings=None):
         self.root = Path(root)
+        self.settings = settings
+        self.zone = site_zone(settings.time_zone) if settings is not None else None
         # Called with the serial after any record, audit or alert of that lock changed.
         self.on_change: list[Callable[[str], None]] = []
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._seen_ids: dict[tuple[str, str], set] = {}
+        self._index: dict[str, tuple[DeviceSummary, tuple]] = {}
+        self._index_lock = threading.Lock()
+        self._scanned_mtime: int | None = None
+        self._scanned_at = 0.0
+        self._changes: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._changes_cv = threading.Condition()
+        self._notifier: threading.Thread | None = None
+
+    @property
+    def allowlist(self) -> bool:
+        return bool(self.settings is not None and self.settings.allowlist)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def path(self, serial: str) -> Path:
+        return self.root / f"{serial}.json"
+
+    def log_path(self, serial: str, kind: str) -> Path:
+        return self.root / f"{serial}{_LOG_SUFFIX[kind]}"
 
     def summaries(self) -> list[DeviceSummary]:
         """Every record, quickly (10,000 records), corrupt ones included and marked."""
-        return []
+        self._sync_index()
+        with self._index_lock:
+            return [entry[0] for _, entry in sorted(self._index.items())]
 
     def record(self, serial: str) -> dict:
         """The whole record; DeviceError if missing or corrupt."""
-        raise DeviceError(f"no record for lock {serial}")
+        serial = normalise_serial(serial)
+        record = self._read(serial)
+        if record is None:
+            raise UnknownLock(f"no record for lock {serial}")
+        return record
 
     def recent_audits(self, serial: str, n: int = 20) -> list[dict]:
-        return []
+        return self._tail(self.log_path(normalise_serial(serial), AUDIT), n)
 
     def recent_alerts(self, serial: str, n: int = 20) -> list[dict]:
-        return []
+        return self._tail(self.log_path(normalise_serial(serial), ALERT), n)
+
+    def served(self, serial: str) -> dict:
+        """The record of a lock that may call in, or UnknownLock / NotListed / CorruptRecord."""
+        record = self._read(serial)
+        if record is None:
+            raise UnknownLock(f"unknown lock {serial}: it has not sent PUT Config yet")
+        if self.allowlist and not record.get("listed"):
+            raise NotListed(f"lock {serial} is not on the allowlist")
+        return record
+
+    # --- call-ins ----------------------------------------------------------------------------
+
+    def config_callin(self, body, address: str = "", listener: str = "",
+                      auth_present: bool = False) -> tuple[str, bool]:
+        """Create or update the record from a ``PUT Config`` body; (serial, created)."""
+        if not isinstance(body, dict):
+            raise BadRequest("the Config body must be a JSON object")
+        serial = serial_from_config(body)
+        for key in CONFIG_OBJECTS:
+            if key in body and not isinstance(body[key], dict):
+                raise BadRequest(f"{key} must be a JSON object")
+        with self._lock_for(serial):
+            existing = self._read(serial)
+            if self.allowlist and not (existing and existing.get("listed")):
+                raise NotListed(f"lock {serial} is not on the allowlist")
+            record = existing if existing is not None else self._new_record(serial, "call-in")
+            lock = _dict(body.get("lckPrmtrs"))
+            now = now_iso()
+            record["model"] = _text(lock.get("mdl") or _dict(body.get("dvcProfile")).get("baseType")
+                                    or record.get("model"))
+            for key, source in (("firmware", "fwVer"), ("battery", "battV"),
+                                ("network", "wifiStngs")):
+                if source in body:
+                    record[key] = body[source]
+            record["first_seen"] = record.get("first_seen") or now
+            record["last_seen"] = now
+            record["address"] = address
+            record["listener"] = listener
+            record["authorization"] = "present" if auth_present else "absent"
+            record["last_config"] = body
+            self._write(serial, record)
+        self._changed(serial)
+        return serial, existing is None
+
+    def db_reply(self, serial: str, lock_version: str, interval: int) -> dict:
+        """The ``GET db`` reply: changes only when the lock's version differs from the host's,
+        a new ``nxtDbVerTS`` only when the host's database changed, the next call-in time."""
+        reported = parse_version(lock_version)
+        with self._lock_for(serial):
+            record = self.served(serial)
+            host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
+            if host.get("nxtDbVerTS") is None and host.get("db") is None and reported:
+                host["nxtDbVerTS"] = format_version(reported)  # adopt: the host holds no db yet
+            current = host.get("nxtDbVerTS")
+            behind = current is not None and parse_version(current) != reported
+            now = dt.datetime.now(dt.timezone.utc).astimezone(self.zone)
+            next_call = now + dt.timedelta(seconds=interval)
+            reply = {
+                "db": db_changes(_dict(host.get("db"))) if behind else {"usrRcrd": _empty_usr()},
+                "config": {**_dict(host.get("config")), "rtcTime": lock_time(now)},
+                "dbDwnLdTm": lock_time(next_call),
+                "nxtDbVerTS": current if current is not None else format_version(reported),
+            }
+            record["lock_db_version"] = lock_version
+            record["last_db_reply"] = {"time": now_iso(), "sent_changes": behind,
+                                       "nxtDbVerTS": reply["nxtDbVerTS"]}
+            record["next_callin"] = next_call.isoformat(timespec="seconds")
+            self._write(serial, record)
+        self._changed(serial)
+        return reply
+
+    def append_events(self, serial: str, kind: str, body) -> EventsAdded:
+        """Append every new event of an audit or alert post; skip repeated ``auditId``s."""
+        events = check_events(body)
+        path = self.log_path(serial, kind)
+        received = now_iso()
+        with self._lock_for(serial):
+            record = self.served(serial)
+            first = not path.exists()
+            seen = self._ids(serial, kind, path)
+            lines, duplicates, batch_ids = [], 0, set()
+            for event in events:
+                audit_id = _text(event["auditId"]) if "auditId" in event else None
+                if audit_id is not None and (audit_id in seen or audit_id in batch_ids):
+                    duplicates += 1
+                    continue
+                if audit_id is not None:
+                    batch_ids.add(audit_id)
+                lines.append(json.dumps({"received": received, **event},
+                                        separators=(",", ":"), ensure_ascii=False))
+            if lines or first:
+                self.root.mkdir(parents=True, exist_ok=True)
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write("".join(line + "\n" for line in lines))
+                    f.flush()
+                    os.fsync(f.fileno())
+            seen |= batch_ids
+            counts = record.setdefault(_COUNT_KEY[kind], {"count": 0, "last": ""})
+            counts["count"] = int(counts.get("count") or 0) + len(lines)
+            counts["last"] = received
+            if "nxtDbVerTS" in body:
+                record["lock_db_version"] = body["nxtDbVerTS"]
+            self._write(serial, record)
+        self._changed(serial)
+        return EventsAdded(first, len(lines), duplicates)
+
+    def set_db(self, serial: str, db: dict, config: dict | None = None) -> str:
+        """Give a lock a new credential database (and commanded settings): a new version."""
+        if not isinstance(db, dict):
+            raise BadRequest("a lock database must be a JSON object")
+        serial = normalise_serial(serial)
+        with self._lock_for(serial):
+            record = self.record(serial)
+            host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
+            previous = parse_version(host["nxtDbVerTS"]) if host.get("nxtDbVerTS") else 0
+            host["db"] = db
+            if config is not None:
+                host["config"] = config
+            host["nxtDbVerTS"] = format_version(new_version(previous))
+            self._write(serial, record)
+        self._changed(serial)
+        return host["nxtDbVerTS"]
+
+    # --- the device list (allowlist) ---------------------------------------------------------
+
+    def check_format(self, serial: str) -> str | None:
+        """Why ``serial`` does not fit the configured identity format, or None."""
+        s = self.settings
+        prefix = (s.serial_prefix if s else "").upper()
+        if not serial.startswith(prefix):
+            return f"serial {serial!r} does not start with {prefix!r}"
+        digits = serial[len(prefix):]
+        kind = s.serial_digits if s else "hex"
+        allowed = "0123456789" if kind == "decimal" else "0123456789ABCDEF"
+        if not digits or any(c not in allowed for c in digits):
+            return f"serial {serial!r} is not {prefix + ' followed by ' if prefix else ''}" \
+                   f"{'decimal' if kind == 'decimal' else 'hex'} digits"
+        length = s.serial_length if s else 0
+        if length and len(digits) != length:
+            return f"serial {serial!r} has {len(digits)} digits after the prefix, expected {length}"
+        return None
+
+    def parse_import(self, text: str, source: str = "device list") -> list[ImportRow]:
+        """Rows of a ``serial,name,tags`` CSV (tags separated by ';', optional header row);
+        ImportRejected naming every bad row by line number."""
+        rows, problems, lines_of = [], [], {}
+        reader = csv.reader(io.StringIO(text))
+        start, first = 1, True
+        try:
+            for raw in reader:
+                line, start = start, reader.line_num + 1
+                cells = [c.strip() for c in raw]
+                if not any(cells):
+                    continue
+                header, first = first and cells[0].lower() == "serial", False
+                if header:
+                    continue
+                problem = None
+                if len(cells) > 3:
+                    problem = f"{len(cells)} columns; expected serial, name, tags"
+                else:
+                    try:
+                        serial = normalise_serial(cells[0])
+                        problem = self.check_format(serial)
+                    except BadRequest as exc:
+                        problem = str(exc)
+                if problem is None and serial in lines_of:
+                    problem = f"serial {serial} repeats line {lines_of[serial]}"
+                name = cells[1] if len(cells) > 1 else ""
+                if problem is None and len(name) > MAX_NAME:
+                    problem = f"name longer than {MAX_NAME} characters"
+                if problem is None:
+                    try:
+                        self._read(serial)
+                    except CorruptRecord as exc:
+                        problem = str(exc)
+                if problem:
+                    problems.append(f"line {line}: {problem}")
+                    continue
+                lines_of[serial] = line
+                tags = [t.strip() for t in (cells[2] if len(cells) > 2 else "").split(";")
+                        if t.strip()]
+                rows.append(ImportRow(line, serial, name, tags))
+        except csv.Error as exc:
+            problems.append(f"line {reader.line_num}: not valid CSV: {exc}")
+        if problems:
+            raise ImportRejected(source, problems)
+        if not rows:
+            raise ImportRejected(source, ["no rows: expected lines of serial,name,tags"])
+        return rows
+
+    def import_rows(self, rows: list[ImportRow]) -> tuple[int, int]:
+        """Add or update listed locks; (added, updated). Call-in data is kept."""
+        added = updated = 0
+        for row in rows:
+            with self._lock_for(row.serial):
+                existing = self._read(row.serial)
+                record = existing if existing is not None else self._new_record(row.serial, "import")
+                if row.name:
+                    record["name"] = row.name
+                if row.tags:
+                    record["tags"] = row.tags
+                record["listed"] = True
+                self._write(row.serial, record)
+            added += existing is None
+            updated += existing is not None
+            self._changed(row.serial)
+        return added, updated
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _new_record(self, serial: str, by: str) -> dict:
+        return {"serial": serial, "name": "", "tags": [], "listed": by == "import",
+                "registered_by": by, "registered": now_iso(), "model": "",
+                "host": {"db": None, "config": {}, "nxtDbVerTS": None}}
+
+    def _lock_for(self, serial: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(serial)
+            if lock is None:
+                lock = self._locks[serial] = threading.Lock()
+            return lock
+
+    def _read(self, serial: str) -> dict | None:
+        path = self.path(serial)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CorruptRecord(f"record {path} cannot be read: {exc.strerror}") from None
+        try:
+            record = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._mark_corrupt(serial, path, f"not valid JSON: {exc}")
+            raise CorruptRecord(f"record {path} is corrupt (not valid JSON: {exc}); it is left "
+                                "untouched: repair or remove it") from None
+        if not isinstance(record, dict):
+            self._mark_corrupt(serial, path, "not a JSON object")
+            raise CorruptRecord(f"record {path} is corrupt (not a JSON object); it is left "
+                                "untouched: repair or remove it")
+        return record
+
+    def _write(self, serial: str, record: dict) -> None:
+        path = self.path(serial)
+        write_atomic(path, json.dumps(record, indent=1, ensure_ascii=False))
+        self._index_put(serial, summary_of(serial, record), path)
+
+    def _index_put(self, serial: str, summary: DeviceSummary, path: Path) -> None:
+        try:
+            st = path.stat()
+            key = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = ()
+        with self._index_lock:
+            self._index[serial] = (summary, key)
+
+    def _mark_corrupt(self, serial: str, path: Path, error: str) -> None:
+        self._index_put(serial, DeviceSummary(serial=serial, corrupt=True, error=error), path)
+
+    def _sync_index(self) -> None:
+        """Bring the index up to date with the folder (see the module docstring)."""
+        try:
+            mtime = self.root.stat().st_mtime_ns
+        except FileNotFoundError:
+            with self._index_lock:
+                self._index.clear()
+            return
+        now = time.monotonic()
+        if self._scanned_mtime == mtime or (
+                self._scanned_mtime is not None and now - self._scanned_at < RESCAN_SECONDS):
+            return
+        self._scanned_mtime, self._scanned_at = mtime, now
+        with self._index_lock:
+            known = dict(self._index)
+        found: dict[str, tuple[DeviceSummary, tuple]] = {}
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(".json") or name.startswith("."):
+                    continue
+                serial = name[:-5]
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                key = (st.st_mtime_ns, st.st_size)
+                if serial in known and known[serial][1] == key:
+                    found[serial] = known[serial]
+                    continue
+                found[serial] = (self._summary_from_disk(serial, Path(entry.path)), key)
+        with self._index_lock:
+            # keep what this process wrote meanwhile
+            for serial, entry in self._index.items():
+                if serial not in known or known[serial] is not entry:
+                    if self.path(serial).exists():
+                        found[serial] = entry
+            self._index = found
+
+    def _summary_from_disk(self, serial: str, path: Path) -> DeviceSummary:
+        try:
+            record = json.loads(path.read_bytes())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return DeviceSummary(serial=serial, corrupt=True, error=f"not valid JSON: {exc}")
+        if not isinstance(record, dict):
+            return DeviceSummary(serial=serial, corrupt=True, error="not a JSON object")
+        return summary_of(serial, record)
+
+    def _ids(self, serial: str, kind: str, path: Path) -> set:
+        """auditIds already in this lock's log, loaded once per process (lock held)."""
+        key = (serial, kind)
+        seen = self._seen_ids.get(key)
+        if seen is None:
+            seen = set()
+            for entry in self._read_lines(path):
+                if "auditId" in entry:
+                    seen.add(_text(entry["auditId"]))
+            self._seen_ids[key] = seen
+        return seen
+
+    @staticmethod
+    def _read_lines(path: Path) -> list[dict]:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
+
+    @staticmethod
+    def _tail(path: Path, n: int) -> list[dict]:
+        """The last ``n`` entries, reading only the end of a long file."""
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                chunk, data = 64 * 1024, b""
+                while size > 0 and data.count(b"\n") <= n:
+                    step = min(chunk, size)
+                    size -= step
+                    f.seek(size)
+                    data = f.read(step) + data
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in data.splitlines()[-n:] if n > 0 else []:
+            try:
+                entry = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
+
+    def _changed(self, serial: str) -> None:
+        """Queue ``serial`` for the on_change callbacks, run on one background thread so a
+        slow subscriber never holds a request thread; repeated changes coalesce."""
+        if not self.on_change:
+            return
+        with self._changes_cv:
+            self._changes[serial] = None
+            if self._notifier is None:
+                self._notifier = threading.Thread(target=self._notify_loop,
+                                                  name="device-changes", daemon=True)
+                self._notifier.start()
+            self._changes_cv.notify()
+
+    def _notify_loop(self) -> None:
+        while True:
+            with self._changes_cv:
+                while not self._changes:
+                    self._changes_cv.wait()
+                serial, _ = self._changes.popitem(last=False)
+            for callback in list(self.on_change):
+                try:
+                    callback(serial)
+                except Exception:  # a subscriber's bug must not stop notifications
+                    pass

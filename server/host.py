@@ -52,7 +52,7 @@ class Host:
                               settings.log_max_bytes, settings.log_backups)
         self.store = CertStore(settings.path("certs_dir"))
         self.certificates = Certificates(self.store, site_key, settings)
-        self.devices = Devices(settings.path("data_dir"))
+        self.devices = Devices(settings.path("data_dir"), settings)
         from .web import create_app  # the app needs the services above
 
         self.app = create_app(self)

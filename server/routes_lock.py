@@ -1,7 +1,167 @@
-"""Lock call-ins over TLS (PROTOCOL.md "Call-in over TLS"): filled in by the call-in issue."""
+"""Lock call-ins (PROTOCOL.md "Call-in over TLS"): PUT Config, GET db, POST audit and alert.
+
+HTTP details live here; what a call-in changes lives in :mod:`server.devices`.
+
+Which lock is calling [inferred]: ``PUT Config`` names it in its body. The db, audit and alert
+requests carry no documented serial, so they take one from the query (``lckSn``, ``mnSn`` or
+``serial``) or else from the ``PUT Config`` sent earlier on the same connection (a lock sends its
+call-in on one persistent connection). A connection is known by listener, address and port for
+as long as the listener would keep it open (``connection_timeout`` after its last request).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import collections
+import json
+import threading
+import time
+
+from flask import Blueprint, Response, current_app, request
+
+from .devices import AUDIT, ALERT, BadRequest, CorruptRecord, DeviceError, UnknownLock, \
+    normalise_serial, serial_from_config
+from .web import error_response, json_response, note_serial
 
 blueprint = Blueprint("lock", __name__)
+QUERY_SERIAL_FIELDS = ("lckSn", "mnSn", "serial")
+MAX_CONNECTIONS = 100_000
+
+
+class ConnectionSerials:
+    """Serial named by PUT Config, per open connection, forgotten after the idle timeout."""
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self._serials: collections.OrderedDict[tuple, tuple[str, float]] = \
+            collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, key: tuple, serial: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._serials[key] = (serial, now)
+            self._serials.move_to_end(key)
+            while self._serials:
+                oldest_key, (_, used) = next(iter(self._serials.items()))
+                if now - used <= self.ttl and len(self._serials) <= MAX_CONNECTIONS:
+                    break
+                del self._serials[oldest_key]
+
+    def get(self, key: tuple) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            found = self._serials.get(key)
+            if found is None or now - found[1] > self.ttl:
+                return None
+            self._serials[key] = (found[0], now)
+            self._serials.move_to_end(key)
+            return found[0]
+
+
+def _host():
+    return current_app.extensions["engage.host"]
+
+
+def _connections() -> ConnectionSerials:
+    ext = current_app.extensions
+    if "engage.lock_connections" not in ext:
+        ext.setdefault("engage.lock_connections",
+                       ConnectionSerials(_host().settings.connection_timeout))
+    return ext["engage.lock_connections"]
+
+
+def _connection_key() -> tuple:
+    env = request.environ
+    return (request.scheme, env.get("REMOTE_ADDR", ""), env.get("REMOTE_PORT", ""))
+
+
+def _body():
+    """The request's JSON; BadRequest for an empty body or anything that is not JSON.
+    A body over ``max_body_bytes`` raises 413 in ``get_data`` (web.py answers it)."""
+    data = request.get_data(cache=False)
+    if not data:
+        raise BadRequest("the body is empty; expected JSON")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _serial() -> str:
+    for name in QUERY_SERIAL_FIELDS:
+        if request.args.get(name):
+            return normalise_serial(request.args[name], name)
+    serial = _connections().get(_connection_key())
+    if serial is None:
+        raise BadRequest("missing lock serial: send PUT Config first on this connection, or "
+                         "name the lock with ?lckSn=")
+    return serial
+
+
+def _refused():
+    """Plain-HTTP call-ins when the site serves them over TLS only."""
+    if request.scheme != "https" and _host().settings.callins_tls_only:
+        return error_response(403, "lock call-ins are served over TLS only on this host "
+                                   "(setting callins_tls_only)")
+    return None
+
+
+def _failure(exc: DeviceError):
+    status = 404 if isinstance(exc, UnknownLock) else 500 if isinstance(exc, CorruptRecord) \
+        else 400
+    return error_response(status, str(exc))
+
+
+@blueprint.put("/swordfish/lock/Config")
+def config():
+    if (refused := _refused()) is not None:
+        return refused
+    try:
+        body = _body()
+        if isinstance(body, dict):
+            note_serial(serial_from_config(body))
+        serial, _ = _host().devices.config_callin(
+            body, address=request.environ.get("REMOTE_ADDR", ""),
+            listener="tls" if request.scheme == "https" else "http",
+            auth_present="HTTP_AUTHORIZATION" in request.environ)
+    except DeviceError as exc:
+        return _failure(exc)
+    _connections().remember(_connection_key(), serial)
+    return json_response({})
+
+
+@blueprint.get("/swordfish/lock/db/<string:version>")
+def database(version: str):
+    if (refused := _refused()) is not None:
+        return refused
+    try:
+        serial = _serial()
+        note_serial(serial)
+        reply = _host().devices.db_reply(serial, version, _host().settings.callin_interval)
+    except DeviceError as exc:
+        return _failure(exc)
+    return json_response(reply)
+
+
+def _events(kind: str):
+    if (refused := _refused()) is not None:
+        return refused
+    try:
+        serial = _serial()
+        note_serial(serial)
+        added = _host().devices.append_events(serial, kind, _body())
+    except DeviceError as exc:
+        return _failure(exc)
+    response = Response(b"", status=201 if added.first else 202)
+    del response.headers["Content-Type"]
+    return response
+
+
+@blueprint.post("/swordfish/lock/audit")
+def audit():
+    return _events(AUDIT)
+
+
+@blueprint.post("/swordfish/lock/alert")
+def alert():
+    return _events(ALERT)
