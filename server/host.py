@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Mapping
 
-from . import pki
+from . import certcheck, pki
 from .activation import Certificates
 from .certstore import CertStore
 from .config import Settings
@@ -51,7 +51,8 @@ class Host:
         self.log = RequestLog(settings.log_ring_size, settings.path("logs_dir") / "requests.jsonl",
                               settings.log_max_bytes, settings.log_backups)
         self.store = CertStore(settings.path("certs_dir"))
-        self.certificates = Certificates(self.store, site_key, settings)
+        self.certificates = Certificates(self.store, site_key, settings,
+                                         gate=certcheck.gate(site_key, settings))
         self.devices = Devices(settings.path("data_dir"), settings)
         from .web import create_app  # the app needs the services above
 
