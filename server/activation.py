@@ -71,7 +71,10 @@ class Certificates:
 
     def activate(self, name: str, force: bool = False, by: str | None = None,
                  action: str = "activate") -> ActiveSet:
-        """Switch to set ``name``; on any error nothing changes and the old set keeps serving."""
+        """Switch to set ``name``; on any error before the commit nothing changes and the old
+        set keeps serving. Order: check, build the TLS context, switch active.json (the commit
+        point), swap the one reference, append history. A failure after the commit leaves the
+        new set active on disk and in memory alike."""
         with self._lock:
             cert_set = self.store.load(name)
             problems = self.gate(cert_set)
@@ -79,10 +82,18 @@ class Certificates:
                 raise CertificateError(f"set {name} has errors and cannot be activated: "
                                        + "; ".join(problems))
             candidate = self.prepare(cert_set)
-            self.store.record_activation(cert_set, action=action, forced=bool(problems) and force,
-                                         by=by)
+            entry = self.store.commit_activation(cert_set, action=action,
+                                                 forced=bool(problems) and force, by=by)
             self._stamp = self.store.active_stamp()
-            self._swap(candidate)
+            self._active = candidate
+            try:
+                self.store.append_history(entry)
+            except OSError as exc:
+                raise CertificateError(f"set {name} is active, but the history could not be "
+                                       f"written ({exc}); rollback still finds the previous set "
+                                       "from the history before it") from None
+            finally:
+                self._notify(candidate)
             return candidate
 
     def rollback(self, by: str | None = None) -> ActiveSet:
@@ -108,5 +119,8 @@ class Certificates:
 
     def _swap(self, candidate: ActiveSet | None) -> None:
         self._active = candidate
+        self._notify(candidate)
+
+    def _notify(self, candidate: ActiveSet | None) -> None:
         for callback in list(self.on_change):
             callback(candidate)

@@ -123,11 +123,15 @@ def write_set(folder: Path, anchor_der: bytes, chain_pem: bytes, key_pem: bytes,
     tmp = folder.parent / f".{folder.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    write_atomic(tmp / ANCHOR, anchor_der)
-    write_atomic(tmp / CHAIN, chain_pem)
-    write_atomic(tmp / KEY, key_pem, mode=0o600)
-    write_atomic(tmp / META, json.dumps(meta or {}, indent=2) + "\n")
-    os.rename(tmp, folder)
+    try:
+        write_atomic(tmp / ANCHOR, anchor_der)
+        write_atomic(tmp / CHAIN, chain_pem)
+        write_atomic(tmp / KEY, key_pem, mode=0o600)
+        write_atomic(tmp / META, json.dumps(meta or {}, indent=2) + "\n")
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class CertStore:
@@ -200,7 +204,10 @@ class CertStore:
         return out
 
     def rollback_target(self) -> str | None:
-        """The set active before the current one, replaying activations and rollbacks."""
+        """The set active before the current one, replaying activations and rollbacks.
+
+        A crash between switching active.json and appending history leaves the newest
+        activation unrecorded; the set active.json names then counts as the newest entry."""
         stack: list[str] = []
         for entry in self.history():
             if entry.get("action") == "rollback":
@@ -208,11 +215,15 @@ class CertStore:
                     stack.pop()
             elif entry.get("set"):
                 stack.append(entry["set"])
+        active = self._safe_active_name()
+        if active and (not stack or stack[-1] != active):
+            stack.append(active)
         return stack[-2] if len(stack) >= 2 else None
 
-    def record_activation(self, cert_set: CertSet, action: str = "activate",
+    def commit_activation(self, cert_set: CertSet, action: str = "activate",
                           forced: bool = False, by: str | None = None) -> dict:
-        """Archive the anchor, then switch active.json (the commit point), then log history."""
+        """Archive the anchor, then switch active.json: the commit point of an activation.
+        Returns the history entry, which the caller appends once the swap is done."""
         self.archive_anchor(cert_set.anchor_der)
         entry = {
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -226,7 +237,16 @@ class CertStore:
         write_atomic(self.active_file, json.dumps(
             {"set": cert_set.name, "anchor_sha256": cert_set.anchor_sha256,
              "activated_at": entry["time"], "by": entry["by"]}, indent=2) + "\n")
+        return entry
+
+    def append_history(self, entry: dict) -> None:
         append_line(self.root / HISTORY, json.dumps(entry))
+
+    def record_activation(self, cert_set: CertSet, action: str = "activate",
+                          forced: bool = False, by: str | None = None) -> dict:
+        """Commit an activation on disk and log it (another process's host reloads it)."""
+        entry = self.commit_activation(cert_set, action, forced, by)
+        self.append_history(entry)
         return entry
 
     def _safe_active_name(self) -> str | None:
