@@ -233,7 +233,8 @@ class Devices:
     def __init__(self, root: Path, settings=None):
         self.root = Path(root)
         self.settings = settings
-        self.zone = site_zone(settings.time_zone) if settings is not None else None
+        if settings is not None:
+            site_zone(settings.time_zone)  # a bad name fails at start-up, not at a call-in
         # Called with the serial after any record, audit or alert of that lock changed.
         self.on_change: list[Callable[[str], None]] = []
         self._guard = threading.Lock()
@@ -243,9 +244,14 @@ class Devices:
         self._index_lock = threading.Lock()
         self._scanned_mtime: int | None = None
         self._scanned_at = 0.0
+        self.rescan_seconds = RESCAN_SECONDS
         self._changes: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._changes_cv = threading.Condition()
         self._notifier: threading.Thread | None = None
+
+    @property
+    def zone(self) -> dt.tzinfo | None:
+        return site_zone(self.settings.time_zone) if self.settings is not None else None
 
     @property
     def allowlist(self) -> bool:
@@ -330,7 +336,7 @@ class Devices:
             record = self.served(serial)
             host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
             if host.get("nxtDbVerTS") is None and host.get("db") is None and reported:
-                host["nxtDbVerTS"] = format_version(reported)  # adopt: the host holds no db yet
+                host["nxtDbVerTS"] = lock_version  # adopt: the host holds no database yet
             current = host.get("nxtDbVerTS")
             behind = current is not None and parse_version(current) != reported
             now = dt.datetime.now(dt.timezone.utc).astimezone(self.zone)
@@ -339,7 +345,7 @@ class Devices:
                 "db": db_changes(_dict(host.get("db"))) if behind else {"usrRcrd": _empty_usr()},
                 "config": {**_dict(host.get("config")), "rtcTime": lock_time(now)},
                 "dbDwnLdTm": lock_time(next_call),
-                "nxtDbVerTS": current if current is not None else format_version(reported),
+                "nxtDbVerTS": current if current is not None else lock_version,
             }
             record["lock_db_version"] = lock_version
             record["last_db_reply"] = {"time": now_iso(), "sent_changes": behind,
@@ -548,7 +554,7 @@ class Devices:
             return
         now = time.monotonic()
         if self._scanned_mtime == mtime or (
-                self._scanned_mtime is not None and now - self._scanned_at < RESCAN_SECONDS):
+                self._scanned_mtime is not None and now - self._scanned_at < self.rescan_seconds):
             return
         self._scanned_mtime, self._scanned_at = mtime, now
         with self._index_lock:

@@ -152,7 +152,7 @@ def _events(kind: str):
         added = _host().devices.append_events(serial, kind, _body())
     except DeviceError as exc:
         return _failure(exc)
-    response = Response(b"", status=201 if added.first else 202)
+    response = Response(b"", status="201 Created" if added.first else "202 Accepted")
     del response.headers["Content-Type"]
     return response
 
