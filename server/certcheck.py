@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -200,14 +200,29 @@ def san_text(san: x509.SubjectAlternativeName | None) -> str:
     return ", ".join(values) or "none"
 
 
-def _issues(issuer: x509.Certificate, child: x509.Certificate) -> bool:
+def issues(issuer: x509.Certificate, child: x509.Certificate) -> bool:
     return child.issuer == issuer.subject and child != issuer
 
 
-def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool | None:
+def signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool | None:
     """True/False when the signature link verifies or not; None when it cannot be checked."""
     try:
         child.verify_directly_issued_by(issuer)
+        return True
+    except InvalidSignature:
+        return False
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        pass
+    # cryptography refuses legacy algorithms (SHA-1) here; check those links by hand.
+    key = issuer.public_key()
+    try:
+        algorithm = child.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+            key.verify(child.signature, child.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+            key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        else:
+            return None
         return True
     except InvalidSignature:
         return False
@@ -284,7 +299,7 @@ class _Check:
             for cert in pool:
                 if spki(cert.public_key()) == mine:
                     return cert
-        ends = [c for c in pool if not any(_issues(c, other) for other in pool)]
+        ends = [c for c in pool if not any(issues(c, other) for other in pool)]
         if pool[0] in ends or not ends:
             return pool[0]
         return ends[0]
@@ -295,10 +310,10 @@ class _Check:
         path = [self.leaf]
         while path[-1] != self.anchor and path[-1].issuer != path[-1].subject:
             child = path[-1]
-            named = [c for c in candidates if c not in path and _issues(c, child)]
+            named = [c for c in candidates if c not in path and issues(c, child)]
             if not named:
                 return path, False
-            named.sort(key=lambda c: (_signed_by(child, c) is False, c != self.anchor))
+            named.sort(key=lambda c: (signed_by(child, c) is False, c != self.anchor))
             path.append(named[0])
         return path, path[-1] == self.anchor
 
@@ -377,7 +392,7 @@ class _Check:
 
     def check_links(self):
         for child, issuer in zip(self.path, self.path[1:]):
-            ok = _signed_by(child, issuer)
+            ok = signed_by(child, issuer)
             if ok is False:
                 self.add("chain.signature", ERROR, f"the signature on {short_name(child)} does not "
                          f"verify with the key of {short_name(issuer)}: the certificate is "

@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .atomic import write_atomic
 from .certstore import check_set_name, write_set
+from .errors import CertificateError
 
 KEY_BITS = 2048
 ROOT_DAYS = 20 * 365
@@ -152,3 +153,58 @@ def init_set(store, ca_dir, name: str, hosts: list[str], demo: bool = False) -> 
     for stem, issued in (("root", root), ("intermediate", inter)):
         write_atomic(ca / f"{stem}.pem", cert_pem(issued.cert))
         write_atomic(ca / f"{stem}.key", key_pem(issued.key), mode=0o600)
+
+
+def renew_set(store, ca_dir, name: str, new_name: str | None = None,
+              hosts: list[str] | None = None, days: int = SERVER_DAYS,
+              today: dt.date | None = None):
+    """A new server certificate (new key) under the intermediate that issued set ``name``,
+    written as a new set with the same anchor, so locks need nothing and activation and
+    rollback work as for any set. Needs the CA keys ``certs init`` left in ``ca_dir``.
+    ``hosts`` defaults to the names of the current server certificate."""
+    old = store.load(name)
+    ca_name = str(old.meta.get("ca", name))
+    ca = Path(ca_dir) / ca_name
+    try:
+        inter = Issued(x509.load_pem_x509_certificate((ca / "intermediate.pem").read_bytes()),
+                       serialization.load_pem_private_key((ca / "intermediate.key").read_bytes(),
+                                                          None))
+    except FileNotFoundError:
+        raise CertificateError(
+            f"no CA keys for set {name} in {ca}: renew works for sets made by `certs init`; for "
+            "an imported set, get a new server certificate from its CA and import it") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise CertificateError(f"cannot read the intermediate CA in {ca}: {exc}") from None
+    if inter.cert not in old.chain:
+        raise CertificateError(f"the intermediate in {ca} is not in set {name}'s chain: "
+                               "renew only under the CA that issued the set")
+    if not hosts:
+        leaf = next((c for c in old.chain if c.issuer == inter.cert.subject), old.chain[0])
+        try:
+            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            hosts = [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
+                [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+        except x509.ExtensionNotFound:
+            hosts = list(old.meta.get("hosts") or [])
+    if not hosts:
+        raise CertificateError(f"set {name}'s server certificate names no host: give the host "
+                               "names or addresses locks use")
+    new_name = check_set_name(new_name) if new_name else renewed_name(store, ca_name, today)
+    server = issue_server(inter, hosts, days=days)
+    meta = {**old.meta, "source": "certs renew", "renewed_from": name, "ca": ca_name,
+            "hosts": hosts, "renewed_at": dt.datetime.now(dt.timezone.utc)
+            .isoformat(timespec="seconds")}
+    write_set(store.set_path(new_name), old.anchor_der,
+              cert_pem(server.cert) + cert_pem(inter.cert), key_pem(server.key), meta)
+    return store.load(new_name)
+
+
+def renewed_name(store, base: str, today: dt.date | None = None) -> str:
+    """``<base>-renewed-YYYYMMDD``, then ``-2``, ``-3``... for the first free name."""
+    stamp = f"-renewed-{(today or dt.date.today()):%Y%m%d}"
+    base = base[:64 - len(stamp) - 4]
+    taken = set(store.names())
+    name, n = base + stamp, 2
+    while name in taken:
+        name, n = f"{base}{stamp}-{n}", n + 1
+    return check_set_name(name)
