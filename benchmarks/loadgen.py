@@ -8,13 +8,16 @@ Only 127.0.0.1 is ever contacted. Use it as::
         result = gen.run(Load(port, (Request("/path"),), tls=True), seconds=2.0)
     result.rate, result.p99_ms, result.errors
 
-Stdlib only, so the client costs the same whichever server it drives.
+Client processes are spawned, so a script that uses this needs an
+``if __name__ == "__main__":`` guard. Stdlib only, so the client costs the same whichever
+server it drives.
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import queue
 import socket
 import ssl
 import threading
@@ -258,11 +261,20 @@ class LoadGenerator:
         start_at = time.monotonic() + START_DELAY
         for jobs in self._jobs:
             jobs.put((load, seconds, start_at))
-        total = Result()
-        wait = START_DELAY + seconds + 2 * IO_TIMEOUT + 10
-        for _ in self._procs:
-            part = self._results.get(timeout=wait)
+        total, pending = Result(), len(self._procs)
+        deadline = time.monotonic() + START_DELAY + seconds + 2 * IO_TIMEOUT + 10
+        while pending:
+            try:
+                part = self._results.get(timeout=0.5)
+            except queue.Empty:
+                if not all(proc.is_alive() for proc in self._procs):
+                    raise RuntimeError(
+                        "a load generator process exited: a script that uses LoadGenerator "
+                        "needs an `if __name__ == \"__main__\":` guard (processes are spawned)")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("load generator processes did not report in time")
+                continue
             if isinstance(part, Exception):
                 raise part
-            total = total.merge(part)
+            total, pending = total.merge(part), pending - 1
         return total
