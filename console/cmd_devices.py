@@ -1,7 +1,101 @@
-"""`engage-console devices`: filled in by the call-in issue."""
+"""``engage-console devices import | list | show``: device records for scripts."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from server.devices import CorruptRecord, DeviceError, Devices
+
+from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+
 
 def register(sub, parent) -> None:
-    pass
+    p = sub.add_parser("devices", help="lock records in Engage_Data/", parents=[parent])
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    imp = verbs.add_parser(
+        "import", parents=[parent],
+        help="add locks from a CSV of serial,name,tags (tags separated by ';'); every serial is "
+             "checked against the serial_* settings and a file with any bad row imports nothing")
+    imp.add_argument("csv", help="the CSV file ('-' for standard input)")
+    imp.set_defaults(func=import_csv)
+    lst = verbs.add_parser("list", parents=[parent],
+                           help="every lock: serial, model, name, last call-in (exit 1 if any "
+                                "record is corrupt)")
+    lst.add_argument("--json", action="store_true", help="JSON for scripts")
+    lst.set_defaults(func=list_devices)
+    show = verbs.add_parser("show", parents=[parent],
+                            help="one lock's whole record and its latest audits and alerts")
+    show.add_argument("serial")
+    show.add_argument("--audits", type=int, default=20, metavar="N",
+                      help="how many recent audits and alerts (default 20)")
+    show.add_argument("--json", action="store_true", help="JSON for scripts")
+    show.set_defaults(func=show_device)
+
+
+def _devices(settings) -> Devices:
+    return Devices(settings.path("data_dir"), settings)
+
+
+def import_csv(args, settings) -> int:
+    try:
+        raw = sys.stdin.buffer.read() if args.csv == "-" else Path(args.csv).read_bytes()
+    except OSError as exc:
+        print(f"engage-console: error: cannot read {args.csv}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        print(f"engage-console: error: {args.csv} is not UTF-8 text (byte {exc.start}); nothing "
+              "imported", file=sys.stderr)
+        return EXIT_USAGE
+    devices = _devices(settings)
+    try:
+        rows = devices.parse_import(text, args.csv)
+    except DeviceError as exc:
+        print(f"engage-console: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    added, updated = devices.import_rows(rows)
+    print(f"Imported {len(rows)} lock(s) from {args.csv}: {added} added, {updated} updated "
+          f"(records in {devices.root}).")
+    return EXIT_OK
+
+
+def list_devices(args, settings) -> int:
+    summaries = _devices(settings).summaries()
+    corrupt = [s for s in summaries if s.corrupt]
+    if args.json:
+        print_json([dataclasses.asdict(s) for s in summaries])
+    else:
+        rows = [("SERIAL", "MODEL", "NAME", "LAST CALL-IN", "ADDRESS", "AUDITS", "STATE")]
+        rows += [(s.serial, s.model, s.name, s.last_seen or "never", s.address,
+                  str(s.audit_count), f"CORRUPT: {s.error}" if s.corrupt else "ok")
+                 for s in summaries]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        print(f"{len(summaries)} lock(s), {len(corrupt)} corrupt record(s)")
+    return EXIT_FINDINGS if corrupt else EXIT_OK
+
+
+def show_device(args, settings) -> int:
+    devices = _devices(settings)
+    try:
+        record = devices.record(args.serial)
+    except CorruptRecord as exc:
+        print(f"engage-console: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    serial = record.get("serial") or args.serial.upper()
+    audits = devices.recent_audits(serial, args.audits)
+    alerts = devices.recent_alerts(serial, args.audits)
+    if args.json:
+        print_json({"record": record, "recent_audits": audits, "recent_alerts": alerts})
+        return EXIT_OK
+    print(json.dumps(record, indent=2, ensure_ascii=False))
+    for title, entries in (("audits", audits), ("alerts", alerts)):
+        print(f"\nlatest {len(entries)} {title}:")
+        for entry in entries:
+            print("  " + json.dumps(entry, separators=(", ", ": ")))
+    return EXIT_OK

@@ -1,7 +1,52 @@
-"""`engage-console simulate`: filled in by the call-in issue."""
+"""``engage-console simulate``: a fleet of simulated locks calling in to a host."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from server.errors import ConfigError
+from server.host import load_site_key
+from server.lockclient import make_fleet, run_fleet
+
+from .cli import EXIT_FINDINGS, EXIT_OK, print_json
+
 
 def register(sub, parent) -> None:
-    pass
+    p = sub.add_parser(
+        "simulate", parents=[parent],
+        help="run simulated locks against a host: each fetches and checks the anchor with the "
+             "site key, then calls in over TLS (PUT Config, GET db, POST audit)")
+    p.add_argument("--locks", type=int, default=10, metavar="N", help="how many locks (10)")
+    p.add_argument("--interval", type=float, default=10.0, metavar="S",
+                   help="seconds between a lock's call-ins (10; 0: back to back)")
+    p.add_argument("--duration", type=float, default=30.0, metavar="D",
+                   help="seconds to run (30)")
+    p.add_argument("--url", metavar="URL",
+                   help="the host's plain HTTP address, e.g. http://10.44.68.128 (default: "
+                        "http://127.0.0.1 with the --http-port setting); TLS uses --tls-port")
+    p.add_argument("--workers", type=int, default=16, metavar="N",
+                   help="call-ins in flight at once (16)")
+    p.add_argument("--seed", type=int, help="repeatable serials and events")
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    p.set_defaults(func=simulate)
+
+
+def simulate(args, settings) -> int:
+    for name in ("locks", "workers"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be at least 1")
+    if args.interval < 0 or args.duration <= 0:
+        raise ConfigError("--interval must be 0 or more and --duration more than 0")
+    url = urlsplit(args.url or f"http://127.0.0.1:{settings.http_port}")
+    if url.scheme != "http" or not url.hostname:
+        raise ConfigError(f"--url {args.url!r}: expected http://HOST[:PORT] (locks fetch the "
+                          "anchor over plain HTTP)")
+    site_key, _ = load_site_key(settings)
+    fleet = make_fleet(args.locks, url.hostname, url.port or 80, settings.tls_port,
+                       site_key.hmac_key(), seed=args.seed)
+    summary = run_fleet(fleet, args.interval, args.duration, workers=args.workers)
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print(summary.text())
+    return EXIT_OK if summary.total and not summary.failed else EXIT_FINDINGS

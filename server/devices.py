@@ -374,12 +374,10 @@ class Devices:
                     batch_ids.add(audit_id)
                 lines.append(json.dumps({"received": received, **event},
                                         separators=(",", ":"), ensure_ascii=False))
-            if lines or first:
-                self.root.mkdir(parents=True, exist_ok=True)
-                with open(path, "a", encoding="utf-8") as f:
-                    f.write("".join(line + "\n" for line in lines))
-                    f.flush()
-                    os.fsync(f.fileno())
+            if lines:
+                append_line(path, "\n".join(lines))  # one write and fsync per post
+            elif first:
+                path.touch()  # the log exists from the first report on: 201 once
             seen |= batch_ids
             counts = record.setdefault(_COUNT_KEY[kind], {"count": 0, "last": ""})
             counts["count"] = int(counts.get("count") or 0) + len(lines)

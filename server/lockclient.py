@@ -18,7 +18,6 @@ import heapq
 import http.client
 import json
 import random
-import socket
 import ssl
 import statistics
 import threading
@@ -395,12 +394,3 @@ def run_fleet(locks: list[SimulatedLock], interval: float, duration: float,
         t.join()
     summary.duration = time.monotonic() - started
     return summary
-
-
-def resolve(host: str) -> str:
-    """Fail early with a lock-like reason when the host name does not resolve."""
-    try:
-        socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise LockError("connection error", f"cannot resolve {host}: {exc}") from None
-    return host

@@ -1,0 +1,233 @@
+"""Device records on disk: the listing index, corrupt records, CSV import and the CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from console.__main__ import main
+from server.devices import CorruptRecord, Devices, ImportRejected, UnknownLock
+
+SERIAL = "00A1B2C3D4E5F607"
+
+
+def config(serial: str, model: str = "NDE") -> dict:
+    return {"lckPrmtrs": {"lckSn": serial, "mdl": model, "nm": f"Door {serial[-2:]}"},
+            "fwVer": {"main": "01.52.14"}, "battV": {"main": "5.90"}}
+
+
+@pytest.fixture
+def devices(settings):
+    d = Devices(settings.path("data_dir"), settings)
+    d.rescan_seconds = 0
+    return d
+
+
+def files(devices) -> dict:
+    return {p.name: p.read_bytes() for p in devices.root.glob("*")} if devices.root.exists() else {}
+
+
+# --- records and the index ---------------------------------------------------------------------
+
+def test_summaries_list_what_call_ins_wrote(devices):
+    devices.config_callin(config(SERIAL), address="10.0.0.7")
+    [s] = devices.summaries()
+    assert (s.serial, s.model, s.name, s.address, s.firmware, s.battery, s.corrupt) == \
+        (SERIAL, "NDE", "Door 07", "10.0.0.7", "01.52.14", "5.90", False)
+    assert s.last_seen
+
+
+def test_index_notices_records_written_by_another_process(devices, settings):
+    devices.config_callin(config(SERIAL))
+    devices.summaries()
+    other = Devices(settings.path("data_dir"), settings)
+    other.config_callin(config("00FF", model="LE"))
+    other.config_callin(config(SERIAL, model="MT20W"))
+    listed = {s.serial: s.model for s in devices.summaries()}
+    assert listed == {SERIAL: "MT20W", "00FF": "LE"}
+    other.path("00FF").unlink()
+    assert [s.serial for s in devices.summaries()] == [SERIAL]
+
+
+def test_corrupt_record_is_listed_as_corrupt_and_never_overwritten(devices):
+    devices.root.mkdir(parents=True)
+    devices.path(SERIAL).write_text("[1, 2")
+    [s] = devices.summaries()
+    assert s.corrupt and "not valid JSON" in s.error
+    with pytest.raises(CorruptRecord, match="left untouched"):
+        devices.config_callin(config(SERIAL))
+    with pytest.raises(CorruptRecord):
+        devices.record(SERIAL)
+    assert devices.path(SERIAL).read_text() == "[1, 2"
+
+
+def test_record_that_is_json_but_not_an_object_is_corrupt(devices):
+    devices.root.mkdir(parents=True)
+    devices.path(SERIAL).write_text("[]")
+    with pytest.raises(CorruptRecord, match="not a JSON object"):
+        devices.record(SERIAL)
+    assert devices.summaries()[0].corrupt
+
+
+def test_missing_record_is_an_unknown_lock(devices):
+    with pytest.raises(UnknownLock):
+        devices.record(SERIAL)
+
+
+def test_concurrent_updates_of_one_lock_lose_no_audit(devices):
+    devices.config_callin(config(SERIAL))
+    start = threading.Barrier(8)
+
+    def post(n):
+        start.wait()
+        for i in range(10):
+            devices.append_events(SERIAL, "audit", {"asyncEvents": [
+                {"event": 11111111, "time": 20250101000000, "auditId": n * 100 + i}]})
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert devices.record(SERIAL)["audits"]["count"] == 80
+    assert len(devices.recent_audits(SERIAL, 1000)) == 80
+
+
+def test_duplicate_audit_ids_are_skipped_across_restarts(devices, settings):
+    devices.config_callin(config(SERIAL))
+    event = {"event": 11111111, "time": 20250101000000, "auditId": "7"}
+    assert devices.append_events(SERIAL, "audit", {"asyncEvents": [event]}).first
+    restarted = Devices(settings.path("data_dir"), settings)
+    again = restarted.append_events(SERIAL, "audit", {"asyncEvents": [event]})
+    assert (again.first, again.added, again.duplicates) == (False, 0, 1)
+
+
+def test_recent_audits_reads_the_end_of_a_long_log(devices):
+    devices.config_callin(config(SERIAL))
+    for i in range(300):
+        devices.append_events(SERIAL, "audit", {"asyncEvents": [
+            {"event": 11111111, "time": 20250101000000, "auditId": i, "pad": "x" * 300}]})
+    assert [a["auditId"] for a in devices.recent_audits(SERIAL, 5)] == [295, 296, 297, 298, 299]
+
+
+def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypatch):
+    devices.root.mkdir(parents=True)
+    for i in range(10_000):
+        (devices.root / f"{i:016X}.json").write_text(
+            json.dumps({"serial": f"{i:016X}", "model": "NDE", "last_seen": "x"}))
+    assert len(devices.summaries()) == 10_000
+    reads = []
+    original = Devices._summary_from_disk
+    monkeypatch.setattr(Devices, "_summary_from_disk",
+                        lambda self, *a: reads.append(a) or original(self, *a))
+    devices.config_callin(config(SERIAL))
+    assert len(devices.summaries()) == 10_001
+    assert reads == []  # only the folder's stat data was read again
+
+
+# --- CSV import ----------------------------------------------------------------------------------
+
+def test_import_adds_listed_locks_with_names_and_tags(devices):
+    rows = devices.parse_import("serial,name,tags\n00a1,Front door,lobby;ground\n00B2,,\n")
+    assert devices.import_rows(rows) == (2, 0)
+    record = devices.record("00A1")
+    assert (record["name"], record["tags"], record["listed"]) == ("Front door", ["lobby", "ground"],
+                                                                  True)
+    assert devices.record("00B2")["listed"]
+
+
+def test_import_keeps_call_in_data_of_a_known_lock(devices):
+    devices.config_callin(config(SERIAL), address="10.0.0.7")
+    devices.import_rows(devices.parse_import(f"{SERIAL},Back door"))
+    record = devices.record(SERIAL)
+    assert record["address"] == "10.0.0.7" and record["name"] == "Back door" and record["listed"]
+
+
+def test_import_reports_every_bad_row_by_line_and_imports_nothing(devices, settings):
+    settings.serial_prefix, settings.serial_length = "00", 4
+    text = ("serial,name,tags\n"
+            "00A1B2,Front door,lobby\n"    # 2: ok
+            "11A1B2,Wrong prefix,\n"       # 3
+            "00A1,Too short,\n"            # 4
+            "00G1B2,Not hex,\n"            # 5
+            "\n"
+            "00A1B2,Again,\n"              # 7: repeats line 2
+            "00C1C2,a,b,c\n"               # 8: four columns
+            ",No serial,\n")               # 9
+    with pytest.raises(ImportRejected) as caught:
+        devices.parse_import(text, "locks.csv")
+    assert [p.split(":")[0] for p in caught.value.problems] == \
+        ["line 3", "line 4", "line 5", "line 7", "line 8", "line 9"]
+    assert "repeats line 2" in caught.value.problems[3]
+    assert files(devices) == {}
+
+
+def test_import_checks_decimal_serials(devices, settings):
+    settings.serial_digits = "decimal"
+    assert [r.serial for r in devices.parse_import("1234\n5678\n")] == ["1234", "5678"]
+    with pytest.raises(ImportRejected, match="line 2: .*decimal"):
+        devices.parse_import("1234\n12AB\n")
+
+
+def test_import_row_whose_record_is_corrupt_is_a_bad_row(devices):
+    devices.root.mkdir(parents=True)
+    devices.path("00B2").write_text("{")
+    with pytest.raises(ImportRejected, match="line 2: .*corrupt"):
+        devices.parse_import("00A1\n00B2\n")
+    assert files(devices) == {"00B2.json": b"{"}
+
+
+def test_import_of_an_empty_file_is_rejected(devices):
+    with pytest.raises(ImportRejected, match="no rows"):
+        devices.parse_import("serial,name,tags\n\n")
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_import_then_list_and_show(settings, tmp_path, capsys):
+    (tmp_path / "locks.csv").write_text("serial,name,tags\n00A1,Front door,lobby\n00B2,Back,\n")
+    code, out, _ = run(capsys, "devices", "import", "locks.csv")
+    assert code == 0 and "2 added" in out
+    code, out, _ = run(capsys, "devices", "list", "--json")
+    assert code == 0
+    assert [(d["serial"], d["name"]) for d in json.loads(out)] == [("00A1", "Front door"),
+                                                                  ("00B2", "Back")]
+    code, out, _ = run(capsys, "devices", "show", "00a1", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["record"]["tags"] == ["lobby"] and shown["recent_audits"] == []
+
+
+def test_cli_import_with_bad_rows_exits_2_and_names_the_lines(settings, tmp_path, capsys):
+    (tmp_path / "locks.csv").write_text("00A1,ok\nnot a serial!,x\n00B2,ok\n00B2,again\n")
+    code, out, err = run(capsys, "devices", "import", "locks.csv")
+    assert code == 2 and "line 2:" in err and "line 4:" in err and "nothing imported" in err
+    assert not settings.path("data_dir").exists()
+
+
+def test_cli_import_of_a_missing_or_binary_file_exits_2(settings, tmp_path, capsys):
+    assert run(capsys, "devices", "import", "nope.csv")[0] == 2
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00")
+    code, _, err = run(capsys, "devices", "import", "bin.csv")
+    assert code == 2 and "not UTF-8" in err
+
+
+def test_cli_list_exits_1_when_a_record_is_corrupt(settings, capsys):
+    settings.path("data_dir").mkdir()
+    (settings.path("data_dir") / f"{SERIAL}.json").write_text("{")
+    code, out, _ = run(capsys, "devices", "list")
+    assert code == 1 and "CORRUPT" in out
+    code, _, err = run(capsys, "devices", "show", SERIAL)
+    assert code == 1 and "corrupt" in err
+
+
+def test_cli_show_of_an_unknown_lock_exits_2(settings, capsys):
+    code, _, err = run(capsys, "devices", "show", SERIAL)
+    assert code == 2 and "no record" in err
