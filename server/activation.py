@@ -84,9 +84,9 @@ class Certificates:
             candidate = self.prepare(cert_set)
             entry = self.store.commit_activation(cert_set, action=action,
                                                  forced=bool(problems) and force, by=by)
-            self._stamp = self.store.active_stamp()
             self._active = candidate
             try:
+                self._stamp = self.store.active_stamp()
                 self.store.append_history(entry)
             except OSError as exc:
                 raise CertificateError(f"set {name} is active, but the history could not be "
