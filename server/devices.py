@@ -320,6 +320,8 @@ class Devices:
                     record[key] = body[source]
             record["first_seen"] = record.get("first_seen") or now
             record["last_seen"] = now
+            record["next_callin"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(
+                seconds=self.interval)).isoformat(timespec="seconds")
             record["address"] = address
             record["listener"] = listener
             record["authorization"] = "present" if auth_present else "absent"
@@ -328,29 +330,37 @@ class Devices:
         self._changed(serial)
         return serial, existing is None
 
-    def db_reply(self, serial: str, lock_version: str, interval: int) -> dict:
+    @property
+    def interval(self) -> int:
+        return self.settings.callin_interval if self.settings is not None else 600
+
+    def db_reply(self, serial: str, lock_version: str) -> dict:
         """The ``GET db`` reply: changes only when the lock's version differs from the host's,
-        a new ``nxtDbVerTS`` only when the host's database changed, the next call-in time."""
+        a new ``nxtDbVerTS`` only when the host's database changed, the next call-in time.
+        The record is written only when this call-in changed something (it usually does not:
+        ``PUT Config`` just wrote it)."""
         reported = parse_version(lock_version)
         with self._lock_for(serial):
             record = self.served(serial)
             host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
-            if host.get("nxtDbVerTS") is None and host.get("db") is None and reported:
-                host["nxtDbVerTS"] = lock_version  # adopt: the host holds no database yet
+            adopt = host.get("nxtDbVerTS") is None and host.get("db") is None and reported
+            if adopt:
+                host["nxtDbVerTS"] = lock_version  # the host holds no database yet
             current = host.get("nxtDbVerTS")
             behind = current is not None and parse_version(current) != reported
             now = dt.datetime.now(dt.timezone.utc).astimezone(self.zone)
-            next_call = now + dt.timedelta(seconds=interval)
+            next_call = now + dt.timedelta(seconds=self.interval)
             reply = {
                 "db": db_changes(_dict(host.get("db"))) if behind else {"usrRcrd": _empty_usr()},
                 "config": {**_dict(host.get("config")), "rtcTime": lock_time(now)},
                 "dbDwnLdTm": lock_time(next_call),
                 "nxtDbVerTS": current if current is not None else lock_version,
             }
+            if not (adopt or behind or record.get("lock_db_version") != lock_version):
+                return reply
             record["lock_db_version"] = lock_version
-            record["last_db_reply"] = {"time": now_iso(), "sent_changes": behind,
-                                       "nxtDbVerTS": reply["nxtDbVerTS"]}
-            record["next_callin"] = next_call.isoformat(timespec="seconds")
+            if behind:
+                record["db_sent"] = {"time": now_iso(), "nxtDbVerTS": current}
             self._write(serial, record)
         self._changed(serial)
         return reply
@@ -527,7 +537,7 @@ class Devices:
 
     def _write(self, serial: str, record: dict) -> None:
         path = self.path(serial)
-        write_atomic(path, json.dumps(record, indent=1, ensure_ascii=False))
+        write_atomic(path, json.dumps(record, ensure_ascii=False))  # C encoder: no indent
         self._index_put(serial, summary_of(serial, record), path)
 
     def _index_put(self, serial: str, summary: DeviceSummary, path: Path) -> None:

@@ -115,6 +115,8 @@ class SimulatedLock:
         self.users: list = []
         self.last_db: dict | None = None
         self.statuses: dict = {}
+        self._context: tuple[bytes, ssl.SSLContext] | None = None
+        self._chain_ok: list[bytes] | None = None
 
     # --- certificate delivery (plain HTTP) ---------------------------------------------------
 
@@ -160,10 +162,13 @@ class SimulatedLock:
     # --- call-in (TLS) -----------------------------------------------------------------------
 
     def context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cadata=x509.load_der_x509_certificate(self.anchor)
-                                  .public_bytes(Encoding.PEM).decode())
-        return ctx
+        """Trusts only the installed anchor; built once per anchor, like a lock's trust store."""
+        if self._context is None or self._context[0] != self.anchor:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(cadata=x509.load_der_x509_certificate(self.anchor)
+                                      .public_bytes(Encoding.PEM).decode())
+            self._context = (self.anchor, ctx)
+        return self._context[1]
 
     def call_in(self, alert: bool = False) -> CallIn:
         """One call-in on one TLS connection; never raises for what a lock would report."""
@@ -201,11 +206,14 @@ class SimulatedLock:
         except OSError as exc:
             conn.close()
             raise LockError("connection error", str(exc)) from None
-        try:
-            check_chain_limits(presented_chain(conn.sock), self.anchor)
-        except LockError:
-            conn.close()
-            raise
+        chain = presented_chain(conn.sock)
+        if chain != self._chain_ok:  # the same chain as last time passed already
+            try:
+                check_chain_limits(chain, self.anchor)
+            except LockError:
+                conn.close()
+                raise
+            self._chain_ok = chain
         conn.auto_open = 0  # the whole call-in on this one connection, as a lock does
         return conn
 

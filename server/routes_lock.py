@@ -137,7 +137,7 @@ def database(version: str):
     try:
         serial = _serial()
         note_serial(serial)
-        reply = _host().devices.db_reply(serial, version, _host().settings.callin_interval)
+        reply = _host().devices.db_reply(serial, version)
     except DeviceError as exc:
         return _failure(exc)
     return json_response(reply)

@@ -1,0 +1,108 @@
+"""Lock call-ins over TLS: call-ins per second and p99 latency, each call-in a new TLS
+connection (full handshake) carrying PUT Config, GET db and POST audit, sent by simulated locks
+(``server/lockclient.py``) in client processes against ``engage-console --headless`` in its own
+process. Target: at least 150 call-ins/s on a 2-core machine (90,000 locks every 10 minutes).
+
+Also the device list: ``Devices.summaries()`` over 10,000 records, the first listing (read
+from disk) and a listing after a record changed (from the index).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.bench_delivery import LOOPBACK, free_ports, prepare_site, start_ours
+from benchmarks.run import Row
+from server.config import Settings
+from server.devices import Devices
+from server.lockclient import make_fleet, run_fleet
+
+TARGET_PER_SECOND = 150.0
+TARGET_LIST_MS = 50.0
+PROCESSES, THREADS = 2, 4   # 8 call-ins in flight
+LOCKS_PER_PROCESS = 200
+RECORDS = 10_000
+
+
+def _clients(seed: int, http_port: int, tls_port: int, hmac_key: bytes, seconds: float,
+             anchor: bytes) -> dict:
+    """One client process: a fleet calling in back to back for ``seconds``."""
+    fleet = make_fleet(LOCKS_PER_PROCESS, LOOPBACK, http_port, tls_port, hmac_key, seed=seed)
+    for lock in fleet:
+        lock.anchor = anchor  # installed earlier by certificate delivery
+    summary = run_fleet(fleet, interval=0, duration=seconds, workers=THREADS,
+                        alert_probability=0.0)
+    return {"ok": summary.ok, "failed": dict(summary.failed), "seconds": summary.duration,
+            "latencies": [r.latency for r in summary.results if r.ok]}
+
+
+def measure_callins(seconds: float) -> Row:
+    with tempfile.TemporaryDirectory(prefix="bench-callins-") as tmp, \
+            contextlib.ExitStack() as stack:
+        folder = Path(tmp)
+        key, _ = prepare_site(folder)
+        http_port, tls_port = free_ports(2)
+        start_ours(stack, folder, http_port, tls_port)
+        probe = make_fleet(1, LOOPBACK, http_port, tls_port, key.hmac_key(), seed=0)[0]
+        anchor = probe.fetch_anchor()
+        warm = probe.call_in()
+        if not warm.ok:
+            raise RuntimeError(f"warm-up call-in failed: {warm.error}")
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(PROCESSES) as pool:
+            parts = pool.starmap(_clients, [(seed, http_port, tls_port, key.hmac_key(), seconds,
+                                             anchor) for seed in range(1, PROCESSES + 1)])
+        records = len(list((folder / "Engage_Data").glob("*.json")))
+    ok = sum(p["ok"] for p in parts)
+    failed: dict[str, int] = {}
+    for p in parts:
+        for reason, n in p["failed"].items():
+            failed[reason] = failed.get(reason, 0) + n
+    rate = sum(p["ok"] / p["seconds"] for p in parts)
+    latencies = [x for p in parts for x in p["latencies"]]
+    p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else 0.0
+    p50 = statistics.median(latencies) * 1000 if latencies else 0.0
+    note = (f"ratio {rate / TARGET_PER_SECOND:.2f} of the target; p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms; {ok} call-ins from {PROCESSES * LOCKS_PER_PROCESS} locks "
+            f"({records} records), {PROCESSES}x{THREADS} in flight"
+            + (f"; failed: {json.dumps(failed)}" if failed else ""))
+    return Row(benchmark="call-ins TLS (new connection each)", figure=rate, unit="call-ins/s",
+               target=f">= {TARGET_PER_SECOND:.0f}/s", ok=rate >= TARGET_PER_SECOND and not failed,
+               note=note)
+
+
+def measure_listing() -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="bench-devices-") as tmp:
+        settings = Settings()
+        devices = Devices(Path(tmp), settings)
+        devices.rescan_seconds = 0
+        for i in range(RECORDS):
+            (Path(tmp) / f"{i:016X}.json").write_text(json.dumps(
+                {"serial": f"{i:016X}", "model": "NDE", "last_seen": "2026-01-01T00:00:00+00:00",
+                 "address": "10.0.0.1", "firmware": {"main": "01.52.14"}, "audits": {"count": 3}}))
+        started = time.perf_counter()
+        assert len(devices.summaries()) == RECORDS
+        first = (time.perf_counter() - started) * 1000
+        devices.config_callin({"lckPrmtrs": {"lckSn": "FFFF0000FFFF0000", "mdl": "LE"}})
+        started = time.perf_counter()
+        assert len(devices.summaries()) == RECORDS + 1
+        again = (time.perf_counter() - started) * 1000
+    return [Row(benchmark=f"device list, {RECORDS:,} records", figure=again, unit="ms",
+                target=f"<= {TARGET_LIST_MS:.0f} ms", ok=again <= TARGET_LIST_MS,
+                note=f"after a record changed (index); first listing from disk {first:.0f} ms")]
+
+
+def run(quick: bool) -> list[Row]:
+    return [measure_callins(3.0 if quick else 15.0), *measure_listing()]
+
+
+if __name__ == "__main__":
+    from benchmarks.run import format_table
+
+    print(format_table(run(quick=True)))
