@@ -1,27 +1,369 @@
-"""``engage-console certs ...``: certificate sets for scripts."""
+"""``engage-console certs ...``: certificate sets for scripts.
+
+Exit codes: 0 ok; 1 the set has errors (a validation finding of severity error, or an
+activation refused because of one); 2 usage or input error (unknown set, unreadable file,
+wrong passphrase, no confirmation).
+"""
 
 from __future__ import annotations
 
-from server import pki
-from server.certstore import CertStore
+import getpass
+import hashlib
+import os
+import sys
+from pathlib import Path
 
-from .cli import EXIT_OK
+from cryptography import x509
+
+from server import pki
+from server.activation import Certificates
+from server.certcheck import check_set, gate, short_name
+from server.certimport import PassphraseRequired, import_set
+from server.certstore import CertSet, CertStore, current_user
+from server.errors import CertificateError
+from server.host import load_site_key
+
+from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+
+PASSPHRASE_ENV = ("ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD")
+PASSPHRASE_HELP = ("encrypted keys and PKCS#12 files: the passphrase is asked for on the "
+                   "terminal; scripts set ENGAGE_KEY_PASSPHRASE and/or ENGAGE_P12_PASSWORD (each "
+                   "is tried on every encrypted file)")
+EXIT_HELP = "exit 0 ok, 1 the set has errors, 2 usage or input error"
 
 
 def register(sub, parent) -> None:
-    p = sub.add_parser("certs", help="certificate sets", parents=[parent])
+    p = sub.add_parser("certs", help="certificate sets: list, check, import, activate, rollback",
+                       parents=[parent], description=__doc__.split("\n\n", 1)[1])
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    init = verbs.add_parser("init", parents=[parent],
-                            help="create a root CA, intermediate and server certificate as a set")
+
+    def verb(name, func, help_, json_=True):
+        v = verbs.add_parser(name, parents=[parent], help=help_, description=help_)
+        if json_:
+            v.add_argument("--json", action="store_true", help="JSON for scripts")
+        v.set_defaults(func=func)
+        return v
+
+    verb("list", list_sets, "every set: verdict, chain bytes, expiry, anchor (exit 1 if a set "
+                            "cannot be read)")
+    verb("show", show_set, f"one set: its chain, details and validation report ({EXIT_HELP})") \
+        .add_argument("name")
+    verb("check", check_sets, f"validation report of the named sets, default all ({EXIT_HELP})") \
+        .add_argument("names", nargs="*", metavar="NAME")
+    imp = verb("import", import_files,
+               "normalise an integrator's files (partner_CA.der, partner_intermediate.der, "
+               "partner_server.pem, partner_server.key, PEM bundles, DER, PKCS#12) into a new "
+               f"set; nothing is written on any error. {PASSPHRASE_HELP}. ({EXIT_HELP})")
+    imp.add_argument("name", help="name of the new set")
+    imp.add_argument("files", nargs="+", metavar="FILE")
+    imp.add_argument("--anchor", metavar="CA",
+                     help="the CA the locks trust: a file name or stem (partner_intermediate), "
+                          "common name or SHA-256 prefix (default: the top CA found)")
+    act = verb("activate", activate,
+               "serve this set: switch active.json, log history; a running engage-console "
+               "follows within a second. A set with errors is refused unless --force "
+               f"({EXIT_HELP})")
+    act.add_argument("name")
+    act.add_argument("--force", action="store_true",
+                     help="activate despite errors (asks for confirmation; recorded in history)")
+    act.add_argument("--yes", action="store_true",
+                     help="confirm --force without asking (for scripts)")
+    verb("rollback", rollback, "activate the set that was active before the current one")
+    ren = verb("renew", renew,
+               "new server certificate (new key) under the set's intermediate, as a new set with "
+               "the same anchor, so locks need nothing; reports expiry dates. Needs the CA keys "
+               f"`certs init` made ({EXIT_HELP})")
+    ren.add_argument("name")
+    ren.add_argument("--as", dest="new_name", metavar="NEW",
+                     help="name of the new set (default NAME-renewed-YYYYMMDD)")
+    ren.add_argument("--host", action="append", dest="hosts", metavar="NAME",
+                     help="host name or IP address (repeatable; default: host_names setting, "
+                          "else the names of the current certificate)")
+    ren.add_argument("--days", type=int, default=pki.SERVER_DAYS, metavar="N",
+                     help=f"validity of the new server certificate (default {pki.SERVER_DAYS})")
+    verb("hash", hash_file, "the hash a lock expects for a certificate file (HMAC-SHA1 of its DER "
+                            "with the site key; PEM is converted to DER first)") \
+        .add_argument("file")
+    init = verb("init", init_set, "create a root CA, intermediate and server certificate as a "
+                                  "set", json_=False)
     init.add_argument("name", help="name of the new set")
     init.add_argument("--host", action="append", dest="hosts", metavar="NAME",
                       help="host name or IP address locks use (repeatable; default: host_names "
                            "setting, else this machine's names)")
-    init.set_defaults(func=init_set)
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+def _store(settings) -> CertStore:
+    return CertStore(settings.path("certs_dir"))
+
+
+def _site_key(settings):
+    return load_site_key(settings, create_demo=False)[0]
+
+
+def _active_set(store: CertStore) -> CertSet | None:
+    try:
+        name = store.active_name()
+        return store.load(name) if name else None
+    except CertificateError:
+        return None
+
+
+def _report(store, site_key, settings, cert_set: CertSet):
+    active = _active_set(store)
+    return check_set(cert_set, site_key, settings, active=active)
+
+
+def _err(message: str) -> int:
+    print(f"engage-console: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _exit(*reports) -> int:
+    return EXIT_FINDINGS if any(r.errors for r in reports) else EXIT_OK
+
+
+def format_report(report, active_name: str | None = None) -> str:
+    """Findings in openssl-verify style: severity, id, depth and subject, then the sentence."""
+    flag = " (active)" if report.set_name == active_name else ""
+    expiry = "" if report.days_to_expiry is None else f", expires in {report.days_to_expiry} days"
+    lines = [f"Set {report.set_name}{flag}: {report.verdict}  (chain {report.chain_bytes:,} of "
+             f"{report.chain_limit:,} bytes, largest key {report.largest_key_bits} bits{expiry})"]
+    for f in report.findings:
+        where = f" [depth {f.depth}: {f.subject}]" if f.depth is not None else ""
+        lines.append(f"  {f.severity.upper():<8} {f.id}{where}: {f.message}")
+    return "\n".join(lines)
+
+
+def format_chain(report) -> str:
+    lines = ["Chain (server first):"]
+    for c in report.chain:
+        lines.append(f"  {c.depth} {c.role:<12} {c.subject}  {c.bytes:,} bytes  {c.key}  "
+                     f"valid {c.not_before[:10]} to {c.not_after[:10]}  {c.signature}")
+    return "\n".join(lines)
+
+
+# --- verbs ------------------------------------------------------------------------------------
+
+def list_sets(args, settings) -> int:
+    store = _store(settings)
+    site_key = _site_key(settings)
+    active = _active_set(store)
+    rows, broken = [], 0
+    for name, item in store.scan().items():
+        if isinstance(item, CertificateError):
+            broken += 1
+            rows.append({"name": name, "active": False, "demo": False, "verdict": "UNREADABLE",
+                         "error": str(item)})
+            continue
+        report = check_set(item, site_key, settings, active=active)
+        rows.append({"name": name, "active": bool(active and active.name == name),
+                     "demo": item.demo, "verdict": report.verdict, "errors": len(report.errors),
+                     "chain_bytes": report.chain_bytes, "largest_key_bits": report.largest_key_bits,
+                     "days_to_expiry": report.days_to_expiry, "hash": report.hash,
+                     "anchor_sha256": report.anchor_sha256})
+    if args.json:
+        print_json(rows)
+    else:
+        table = [("", "SET", "VERDICT", "CHAIN", "KEY", "EXPIRES", "ANCHOR SHA-256")]
+        for r in rows:
+            if r["verdict"] == "UNREADABLE":
+                table.append(("", r["name"], "UNREADABLE", r["error"], "", "", ""))
+                continue
+            table.append(("*" if r["active"] else "", r["name"] + (" (demo)" if r["demo"] else ""),
+                          r["verdict"], f"{r['chain_bytes']:,} B", f"{r['largest_key_bits']}",
+                          f"{r['days_to_expiry']} d", r["anchor_sha256"][:16]))
+        widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
+        for t in table:
+            print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
+        print(f"{len(rows)} set(s) in {store.root}; * = active"
+              + (f"; {broken} unreadable" if broken else ""))
+    return EXIT_FINDINGS if broken else EXIT_OK
+
+
+def show_set(args, settings) -> int:
+    store = _store(settings)
+    cert_set = store.load(args.name)
+    report = _report(store, _site_key(settings), settings, cert_set)
+    active = store.active_name()
+    if args.json:
+        print_json({**report.to_dict(), "active": active == cert_set.name, "path": cert_set.path,
+                    "meta": cert_set.meta, "legacy_names": sorted(cert_set.legacy_names)})
+    else:
+        print(format_report(report, active))
+        print(format_chain(report))
+        print(f"Folder: {cert_set.path}")
+        if cert_set.meta:
+            print("Details: " + ", ".join(f"{k}={v}" for k, v in cert_set.meta.items()))
+    return _exit(report)
+
+
+def check_sets(args, settings) -> int:
+    store = _store(settings)
+    site_key = _site_key(settings)
+    names = args.names or store.names()
+    if not names:
+        return _err(f"no certificate sets in {store.root}")
+    reports = [_report(store, site_key, settings, store.load(n)) for n in names]
+    if args.json:
+        print_json(reports[0].to_dict() if len(args.names) == 1 else [r.to_dict() for r in reports])
+    else:
+        active = store.active_name()
+        print("\n\n".join(format_report(r, active) for r in reports))
+    return _exit(*reports)
+
+
+def import_files(args, settings) -> int:
+    store = _store(settings)
+    site_key = _site_key(settings)
+    passphrases = [os.environ[v] for v in PASSPHRASE_ENV if os.environ.get(v)]
+    for attempt in range(4):
+        try:
+            cert_set = import_set(store, args.name, args.files, passphrase=passphrases,
+                                  anchor=args.anchor)
+            break
+        except PassphraseRequired as exc:
+            if not sys.stdin.isatty() or attempt == 3:
+                return _err(f"{exc}: set ENGAGE_KEY_PASSPHRASE or ENGAGE_P12_PASSWORD, or run "
+                            "on a terminal to be asked; nothing was imported")
+            if exc.tried:
+                print(f"{exc}.", file=sys.stderr)
+            answer = getpass.getpass(f"Passphrase for {exc.path.name}: ")
+            if not answer:
+                return _err("no passphrase given; nothing was imported")
+            passphrases.append(answer)
+    report = _report(store, site_key, settings, cert_set)
+    if args.json:
+        print_json({"set": cert_set.name, "path": cert_set.path, "meta": cert_set.meta,
+                    "report": report.to_dict()})
+    else:
+        print(f"Imported set {cert_set.name} into {cert_set.path}: anchor "
+              f"{short_name(cert_set.anchor)} (from {cert_set.meta.get('legacy_name')}), "
+              f"{len(cert_set.chain)} certificate(s) in the chain, key from "
+              f"{cert_set.meta.get('key_from')} (stored decrypted, mode 0600).")
+        for subject in cert_set.meta.get("dropped", []):
+            print(f"  not used: {subject} (not on the path from the server certificate to the "
+                  "anchor)")
+        print(format_report(report, store.active_name()))
+        if not report.errors:
+            print(f"Activate it with: engage-console certs activate {cert_set.name}")
+    return _exit(report)
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} Type yes to continue: ").strip().lower() == "yes"
+
+
+def activate(args, settings) -> int:
+    store = _store(settings)
+    site_key = _site_key(settings)
+    cert_set = store.load(args.name)
+    report = _report(store, site_key, settings, cert_set)
+    if report.errors:
+        if not args.force:
+            if not args.json:
+                print(format_report(report, store.active_name()))
+                print(f"Not activated: set {cert_set.name} has errors. Fix them, or use --force "
+                      "if you accept that locks may fail.")
+            else:
+                print_json({"activated": False, "set": cert_set.name, "report": report.to_dict()})
+            return EXIT_FINDINGS
+        if not args.yes and not _confirm(
+                f"Set {cert_set.name} has {len(report.errors)} error(s): "
+                + "; ".join(f.id for f in report.errors) + ". Locks may fail to connect."):
+            return _err("forced activation not confirmed (on a terminal type yes, in a script "
+                        "add --yes); nothing changed")
+    return _activated(args, settings, store, lambda c: c.activate(
+        cert_set.name, force=args.force, by=f"{current_user()} (command line)"))
+
+
+def rollback(args, settings) -> int:
+    store = _store(settings)
+    target = store.rollback_target()
+    if target is None:
+        return _err("nothing to roll back to: no earlier activation in history")
+    return _activated(args, settings, store,
+                      lambda c: c.rollback(by=f"{current_user()} (command line)"))
+
+
+def _activated(args, settings, store, change) -> int:
+    """Run ``change`` (activate or rollback) on a Certificates service and report it."""
+    previous = _active_set(store)
+    site_key = _site_key(settings)
+    certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
+    active = change(certificates)
+    anchor_changed = previous is not None and previous.anchor_sha256 != active.cert_set.anchor_sha256
+    entry = store.history()[-1] if store.history() else {}
+    if args.json:
+        print_json({"activated": True, "set": active.name,
+                    "previous": previous.name if previous else None, "hash": active.hash,
+                    "anchor_sha256": active.cert_set.anchor_sha256,
+                    "anchor_changed": anchor_changed, "forced": bool(entry.get("forced"))})
+    else:
+        print(f"Active set: {active.name}" + (f" (was {previous.name})" if previous else "")
+              + f"; locks receive hash {active.hash}")
+        if anchor_changed:
+            print("WARNING: the anchor changed: every lock keeps the old anchor until it fetches "
+                  "/current again (commissioning or a manual start from the ENGAGE app).")
+        elif previous is not None:
+            print("Same anchor as before: locks need nothing.")
+        print("A running engage-console switches to it within a second.")
+    return EXIT_OK
+
+
+def renew(args, settings) -> int:
+    store = _store(settings)
+    site_key = _site_key(settings)
+    hosts = args.hosts or settings.host_names or None
+    new = pki.renew_set(store, settings.path("ca_dir"), args.name, new_name=args.new_name,
+                        hosts=hosts, days=args.days)
+    report = _report(store, site_key, settings, new)
+    expiry = {c.role: c.not_after for c in report.chain}
+    if args.json:
+        print_json({"set": new.name, "renewed_from": args.name, "expires": expiry,
+                    "hosts": new.meta.get("hosts"), "report": report.to_dict()})
+    else:
+        print(f"Renewed set {args.name} as {new.name} (same anchor: locks need nothing).")
+        for role in ("server", "intermediate", "anchor"):
+            if role in expiry:
+                print(f"  {role:<12} valid until {expiry[role][:10]}")
+        print(format_report(report, store.active_name()))
+        if not report.errors:
+            print(f"Activate it with: engage-console certs activate {new.name}")
+    return _exit(report)
+
+
+def hash_file(args, settings) -> int:
+    site_key = _site_key(settings)
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _err(f"cannot read {path}: {exc.strerror}")
+    converted = b"-----BEGIN" in data
+    try:
+        cert = (x509.load_pem_x509_certificate(data) if converted
+                else x509.load_der_x509_certificate(data))
+    except ValueError:
+        return _err(f"{path} is not a certificate (PEM or DER)")
+    der = pki.cert_der(cert)
+    out = {"file": str(path), "subject": cert.subject.rfc4514_string(),
+           "hash": site_key.hash(der), "sha256": hashlib.sha256(der).hexdigest(),
+           "converted_from_pem": converted}
+    if args.json:
+        print_json(out)
+    else:
+        print(out["hash"])
+        print(f"  of the DER of {out['subject']} ({len(der):,} bytes"
+              + (", converted from PEM" if converted else "") + f"), SHA-256 {out['sha256']}")
+    return EXIT_OK
 
 
 def init_set(args, settings) -> int:
-    store = CertStore(settings.path("certs_dir"))
+    store = _store(settings)
     hosts = args.hosts or settings.host_names or pki.default_hosts(settings.bind)
     pki.init_set(store, settings.path("ca_dir"), args.name, hosts)
     print(f"Created set {args.name} in {store.set_path(args.name)} for {', '.join(hosts)}")

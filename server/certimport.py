@@ -34,11 +34,14 @@ _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIV
 
 
 class PassphraseRequired(CertificateError):
-    """A key or PKCS#12 file is encrypted and no passphrase (or none that fits) was given."""
+    """A key or PKCS#12 file is encrypted and no passphrase was given (``tried`` False) or
+    none of those given fits (``tried`` True)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tried: bool = False):
         self.path = path
-        super().__init__(f"{path.name} is encrypted: give its passphrase")
+        self.tried = tried
+        super().__init__(f"wrong passphrase for {path.name}" if tried
+                         else f"{path.name} is encrypted: give its passphrase")
 
 
 @dataclass
@@ -144,9 +147,9 @@ def _read_der(path: Path, data: bytes, passphrases: list[bytes], material: _Mate
         pass
     try:
         key = _load_key(path, data, passphrases, serialization.load_der_private_key)
-    except CertificateError as exc:
-        if isinstance(exc, PassphraseRequired) or "passphrase" in str(exc):
-            raise
+    except PassphraseRequired:
+        raise
+    except CertificateError:
         raise CertificateError(f"{path.name} is not a certificate, private key or PKCS#12 file "
                                "(PEM or DER)") from None
     material.add_key(key, path)
@@ -166,7 +169,7 @@ def _load_key(path: Path, data: bytes, passphrases: list[bytes], loader):
             return loader(data, passphrase)
         except (TypeError, ValueError):
             continue
-    raise CertificateError(f"wrong passphrase for {path.name}")
+    raise PassphraseRequired(path, tried=True)
 
 
 def _looks_like_pkcs12(data: bytes) -> bool:
@@ -185,9 +188,7 @@ def _read_pkcs12(path: Path, data: bytes, passphrases: list[bytes], material: _M
         except (ValueError, TypeError):
             continue
     else:
-        if not passphrases:
-            raise PassphraseRequired(path)
-        raise CertificateError(f"wrong password for {path.name} (PKCS#12)")
+        raise PassphraseRequired(path, tried=bool(passphrases))
     for c in ([cert] if cert else []) + list(extra or []):
         material.add_cert(c, path)
     if key is not None:

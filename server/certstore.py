@@ -231,7 +231,7 @@ class CertStore:
             "set": cert_set.name,
             "previous": self._safe_active_name(),
             "anchor_sha256": cert_set.anchor_sha256,
-            "by": by or _user(),
+            "by": by or current_user(),
             "forced": forced,
         }
         write_atomic(self.active_file, json.dumps(
@@ -280,7 +280,7 @@ class CertStore:
         return None
 
 
-def _user() -> str:
+def current_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -196,7 +196,7 @@ def test_wrong_pkcs12_password(store, tmp_path, chain):
     p12.write_bytes(pkcs12.serialize_key_and_certificates(
         b"server", chain.server_key, chain.server, chain.certs[1:],
         serialization.BestAvailableEncryption(b"right")))
-    _bad(store, [p12], "wrong password for partner.pfx", passphrase="wrong")
+    _bad(store, [p12], "wrong passphrase for partner.pfx", passphrase="wrong")
     with pytest.raises(PassphraseRequired) as info:
         import_set(store, "bad", [p12])
     assert info.value.path == p12
