@@ -230,6 +230,22 @@ def signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool | None:
         return None
 
 
+def issuer_path(leaf: x509.Certificate, candidates: list[x509.Certificate],
+                anchor: x509.Certificate | None = None) -> list[x509.Certificate]:
+    """``leaf``, then each issuer found among ``candidates`` by name (preferring one whose
+    signature fits, then ``anchor``), until the anchor, a self-issued certificate or no
+    issuer."""
+    path = [leaf]
+    while path[-1] != anchor and path[-1].issuer != path[-1].subject:
+        child = path[-1]
+        named = [c for c in candidates if c not in path and issues(c, child)]
+        if not named:
+            break
+        named.sort(key=lambda c: (signed_by(child, c) is False, c != anchor))
+        path.append(named[0])
+    return path
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
@@ -305,16 +321,7 @@ class _Check:
         return ends[0]
 
     def _build_path(self, pool):
-        """Leaf, then each issuer found among chain.pem and the anchor, up to the anchor."""
-        candidates = pool + [self.anchor]
-        path = [self.leaf]
-        while path[-1] != self.anchor and path[-1].issuer != path[-1].subject:
-            child = path[-1]
-            named = [c for c in candidates if c not in path and issues(c, child)]
-            if not named:
-                return path, False
-            named.sort(key=lambda c: (signed_by(child, c) is False, c != self.anchor))
-            path.append(named[0])
+        path = issuer_path(self.leaf, pool + [self.anchor], self.anchor)
         return path, path[-1] == self.anchor
 
     # --- checks -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .certcheck import issues, short_name, signed_by, spki
+from .certcheck import issuer_path, short_name, spki
 from .certstore import CertSet, CertStore, check_set_name, write_set
 from .errors import CertificateError
 from .pki import cert_der, cert_pem, key_pem
@@ -78,7 +78,7 @@ def import_set(store: CertStore, name: str, paths: Iterable, passphrase=None,
     for path in paths:
         _read_file(path, [p.encode() if isinstance(p, str) else p for p in passphrases], material)
     leaf, key, key_path = _server_pair(material)
-    path = _path_up(leaf, list(material.certs))
+    path = issuer_path(leaf, list(material.certs))
     chosen = _choose_anchor(path, material, anchor)
     chain = path[:path.index(chosen)]
     dropped = [c for c in material.certs if c not in chain and c != chosen]
@@ -217,19 +217,6 @@ def _server_pair(material: _Material):
                                + ", ".join(short_name(c) for c in leaves)
                                + "): import one server certificate and its key at a time")
     return pairs[0]
-
-
-def _path_up(leaf: x509.Certificate, certs: list[x509.Certificate]) -> list[x509.Certificate]:
-    """The server certificate and each issuer found, preferring issuers whose signature fits."""
-    path = [leaf]
-    while path[-1].issuer != path[-1].subject:
-        child = path[-1]
-        named = [c for c in certs if c not in path and issues(c, child)]
-        if not named:
-            break
-        named.sort(key=lambda c: signed_by(child, c) is False)
-        path.append(named[0])
-    return path
 
 
 def _choose_anchor(path, material: _Material, anchor: str | None) -> x509.Certificate:

@@ -160,3 +160,14 @@ def pem_key(k, passphrase: bytes | None = None, traditional: bool = False) -> by
     enc = (serialization.BestAvailableEncryption(passphrase) if passphrase
            else serialization.NoEncryption())
     return k.private_bytes(serialization.Encoding.PEM, fmt, enc)
+
+
+def loose_files(folder: Path, chain: Chain) -> Path:
+    """The ENGAGE procedure's files for ``chain`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    server, inter, root = chain.certs
+    (folder / "partner_CA.der").write_bytes(cert_der(root))
+    (folder / "partner_intermediate.der").write_bytes(cert_der(inter))
+    (folder / "partner_server.pem").write_bytes(cert_pem(server))
+    (folder / "partner_server.key").write_bytes(pem_key(chain.server_key))
+    return folder

@@ -32,15 +32,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def files(tmp_path, chain):
-    """The ENGAGE procedure's loose files."""
-    folder = tmp_path / "incoming"
-    folder.mkdir()
-    server, inter, root = chain.certs
-    (folder / "partner_CA.der").write_bytes(pki.cert_der(root))
-    (folder / "partner_intermediate.der").write_bytes(pki.cert_der(inter))
-    (folder / "partner_server.pem").write_bytes(pki.cert_pem(server))
-    (folder / "partner_server.key").write_bytes(chains.pem_key(chain.server_key))
-    return folder
+    return chains.loose_files(tmp_path / "incoming", chain)
 
 
 def assert_normalised(cert_set, chain, anchor=None, chain_certs=None):

@@ -51,13 +51,7 @@ def two_sets(cli):
 @pytest.fixture
 def loose_files(tmp_path):
     chain = chains.build()
-    folder = tmp_path / "incoming"
-    folder.mkdir()
-    (folder / "partner_CA.der").write_bytes(pki.cert_der(chain.root))
-    (folder / "partner_intermediate.der").write_bytes(pki.cert_der(chain.certs[1]))
-    (folder / "partner_server.pem").write_bytes(pki.cert_pem(chain.server))
-    (folder / "partner_server.key").write_bytes(chains.pem_key(chain.server_key))
-    return folder, chain
+    return chains.loose_files(tmp_path / "incoming", chain), chain
 
 
 def _mismatched(store, name="broken"):
