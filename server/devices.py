@@ -7,8 +7,10 @@ overwritten.
 
 Listing: an in-memory index (serial -> summary and the file's size and mtime) filled from disk
 on the first listing, updated by every write of this process, and re-synchronised when the
-folder's mtime shows another process changed it (at most once a second; only files whose size
-or mtime differ are parsed again). Listing 10,000 records is a dictionary copy.
+folder's mtime shows a file was added, replaced or removed (at most once a second), and every
+30 seconds anyway (a file edited in place leaves the folder's mtime alone). A re-synchronisation
+stats every file and parses only those whose size or mtime differ; a listing between them is a
+dictionary copy.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ CONFIG_SERIAL_FIELDS = (("lckPrmtrs", "lckSn"), ("lckPrmtrs", "mnSn"), ("lckSn",
 CONFIG_OBJECTS = ("lckPrmtrs", "dvcProfile", "battV", "fwVer", "wifiStngs", "rdrPrmtrs")
 DOTNET_EPOCH_TICKS = 621355968000000000  # 0001-01-01 to 1970-01-01 in 100 ns ticks
 RESCAN_SECONDS = 1.0
+FULL_RESCAN_SECONDS = 30.0
 MAX_NAME = 100
 
 
@@ -561,8 +564,9 @@ class Devices:
                 self._index.clear()
             return
         now = time.monotonic()
-        if self._scanned_mtime == mtime or (
-                self._scanned_mtime is not None and now - self._scanned_at < self.rescan_seconds):
+        age = now - self._scanned_at
+        if self._scanned_mtime is not None and age < FULL_RESCAN_SECONDS and (
+                self._scanned_mtime == mtime or age < self.rescan_seconds):
             return
         self._scanned_mtime, self._scanned_at = mtime, now
         with self._index_lock:

@@ -63,6 +63,20 @@ def test_corrupt_record_is_listed_as_corrupt_and_never_overwritten(devices):
     assert devices.path(SERIAL).read_text() == "[1, 2"
 
 
+def test_record_repaired_in_place_is_noticed_by_the_periodic_rescan(devices, monkeypatch):
+    devices.root.mkdir(parents=True)
+    path = devices.path(SERIAL)
+    path.write_text("{")
+    assert devices.summaries()[0].corrupt
+    devices.rescan_seconds = 3600  # the folder's mtime alone would not trigger a rescan
+    with open(path, "r+") as f:  # edited in place: the folder's mtime does not change
+        f.write(json.dumps({"serial": SERIAL, "model": "LE"}))
+    assert devices.summaries()[0].corrupt
+    monkeypatch.setattr("server.devices.FULL_RESCAN_SECONDS", 0)
+    [summary] = devices.summaries()
+    assert (summary.corrupt, summary.model) == (False, "LE")
+
+
 def test_record_that_is_json_but_not_an_object_is_corrupt(devices):
     devices.root.mkdir(parents=True)
     devices.path(SERIAL).write_text("[]")
