@@ -1,9 +1,222 @@
-"""The Textual console: filled in by the console issue."""
+"""The Textual console: one App over one Host, with a dashboard, certificates and devices.
+
+The host never knows the console exists. Changes reach the UI one way: request threads and
+the host's callbacks only record what changed (the request log subscription, a set of lock
+serials, a flag for the active set), and one timer on the UI thread drains them in batches.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Iterable
 
-def run_console(settings, listeners, start: bool = True) -> int:
-    from .headless import run_headless
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import WorkerState
 
-    return run_headless(settings, listeners)
+from server.config import Settings
+from server.events import Event
+from server.host import LISTENERS, Host
+from server.listeners import FAILED, RUNNING
+
+from .base import MIN_HEIGHT, MIN_WIDTH, ConsoleScreen
+from .certificates import CertificatesScreen
+from .confirm import ConfirmScreen
+from .dashboard import LABELS, DashboardScreen
+from .devices import DevicesScreen
+from .help import HelpScreen
+
+DRAIN_INTERVAL = 0.1      # seconds between log drains: ten batched updates a second at most
+LISTENER_POLL_TICKS = 5   # listener counters refreshed every half second even without events
+
+
+@dataclass
+class HostChange:
+    """What changed in the host since the previous tick."""
+
+    events: list[Event] = field(default_factory=list)
+    serials: frozenset[str] = frozenset()
+    active_changed: bool = False
+    listeners_changed: bool = False
+
+
+class HostInbox:
+    """Collects notifications from host threads until the UI thread takes them in one go."""
+
+    def __init__(self, host: Host):
+        self._lock = threading.Lock()
+        self._serials: set[str] = set()
+        self._active_changed = False
+        self.subscription = host.log.subscribe(maxlen=max(1000, host.settings.log_ring_size))
+
+    def device_changed(self, serial: str) -> None:
+        with self._lock:
+            self._serials.add(serial)
+
+    def active_changed(self, _active) -> None:
+        with self._lock:
+            self._active_changed = True
+
+    def take(self) -> HostChange:
+        with self._lock:
+            serials, self._serials = frozenset(self._serials), set()
+            active, self._active_changed = self._active_changed, False
+        return HostChange(self.subscription.drain(), serials, active)
+
+
+class EngageConsole(App):
+    """The operator console. ``clock`` fixes "now" for relative times (snapshot tests)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "engage-console"
+    MODES = {"dashboard": DashboardScreen, "certificates": CertificatesScreen,
+             "devices": DevicesScreen}
+    DEFAULT_MODE = "dashboard"
+    BINDINGS = [
+        Binding("1", "switch_mode('dashboard')", "Dashboard", id="app.dashboard",
+                tooltip="Listeners and the live lock log"),
+        Binding("2", "switch_mode('certificates')", "Certificates", id="app.certificates",
+                tooltip="Certificate sets: validate, activate, roll back, renew, import"),
+        Binding("3", "switch_mode('devices')", "Devices", id="app.devices",
+                tooltip="Lock records, their audits and alerts"),
+        Binding("question_mark,f1", "help", "Help", id="app.help",
+                tooltip="Every key of this screen"),
+        Binding("q", "quit", "Quit", id="app.quit",
+                tooltip="Quit (asks first while listeners run) and stop the listeners"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit_now"),
+    ]
+
+    def __init__(self, host: Host, listeners: Iterable[str] = LISTENERS, start: bool = True,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        super().__init__()
+        self.host = host
+        self.start_listeners = tuple(listeners) if start else ()
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._views: list[ConsoleScreen] = []
+        self._ticks = 0
+        self.inbox = HostInbox(host)
+        host.devices.on_change.append(self.inbox.device_changed)
+        host.certificates.on_change.append(self.inbox.active_changed)
+
+    def now(self) -> dt.datetime:
+        return self._clock()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        for notice in self.host.notices:
+            self.notify(notice, title="NOTICE", severity="warning", timeout=10)
+        self.set_interval(DRAIN_INTERVAL, self.drain)
+        if self.start_listeners:
+            self.control_listeners(self.start_listeners, start=True)
+
+    def on_unmount(self) -> None:
+        self.inbox.subscription.close()
+        for callbacks, callback in ((self.host.devices.on_change, self.inbox.device_changed),
+                                    (self.host.certificates.on_change, self.inbox.active_changed)):
+            if callback in callbacks:
+                callbacks.remove(callback)
+
+    def register_view(self, view: ConsoleScreen) -> None:
+        self._views.append(view)
+
+    def unregister_view(self, view: ConsoleScreen) -> None:
+        if view in self._views:
+            self._views.remove(view)
+
+    def drain(self) -> None:
+        """Hand every view what changed since the last tick, as one batch."""
+        change = self.inbox.take()
+        self._ticks += 1
+        change.listeners_changed = self._ticks % LISTENER_POLL_TICKS == 0
+        if not (change.events or change.serials or change.active_changed
+                or change.listeners_changed):
+            return
+        for view in list(self._views):
+            view.host_changed(change)
+
+    # --- listeners -----------------------------------------------------------------------------
+
+    @work(thread=True, group="listeners", exit_on_error=False, name="listener control")
+    def control_listeners(self, names: tuple[str, ...], start: bool) -> None:
+        """Start or stop listeners off the UI thread; each outcome is a notification."""
+        statuses = self.host.start(names) if start else self.host.stop(names)
+        self.call_from_thread(self.report_listeners, statuses)
+
+    def report_listeners(self, statuses) -> None:
+        for view in list(self._views):
+            view.host_changed(HostChange(listeners_changed=True))
+        for status in statuses.values():
+            label = LABELS.get(status.name, status.name)
+            if status.state == FAILED:
+                self.notify(f"{label} listener FAILED: {status.last_error}",
+                            severity="error", timeout=15)
+            elif status.state == RUNNING:
+                self.notify(f"{label} listener RUNNING on {status.address}:{status.port}")
+            else:
+                self.notify(f"{label} listener STOPPED")
+
+    def on_worker_state_changed(self, event) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.name or 'task'} failed: {event.worker.error}",
+                        severity="error", timeout=10)
+
+    def on_resize(self, event) -> None:
+        small = event.size.width < MIN_WIDTH or event.size.height < MIN_HEIGHT
+        self.set_class(small, "-too-small")
+
+    # --- everywhere ----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    async def action_quit(self) -> None:
+        running = [name.upper() for name, status in self.host.status().items()
+                   if status.state == RUNNING]
+        if not running:
+            self.shutdown()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        self.push_screen(
+            ConfirmScreen("Quit engage-console",
+                          f"The {' and '.join(running)} listener{'s are' if len(running) > 1 else ' is'}"
+                          " RUNNING. Quitting stops them: locks cannot call in until the host "
+                          "runs again.", confirm="Quit"),
+            lambda yes: yes and self.shutdown())
+
+    @work(thread=True, group="shutdown", exit_on_error=False, name="shutdown")
+    def shutdown(self) -> None:
+        """Stop the listeners (requests in flight finish), then leave."""
+        self.host.stop()
+        self.call_from_thread(self.exit, 0)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key binding of the screen is also a command in the palette (ctrl+p)."""
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.id or binding.id in seen or not binding.description:
+                continue
+            seen.add(binding.id)
+            key = self.get_key_display(binding)
+            yield SystemCommand(f"{binding.description} ({key})",
+                                binding.tooltip or binding.description,
+                                partial(self.run_action, binding.action, active.node))
+
+
+def run_console(settings: Settings, listeners, start: bool = True) -> int:
+    """``engage-console``: build the host, run the console, stop the listeners on the way out."""
+    host = Host.from_settings(settings)
+    try:
+        EngageConsole(host, listeners, start=start).run()
+    finally:
+        host.close()
+    return 0

@@ -1,0 +1,349 @@
+"""The certificates screen: every set with its verdict, the selected set's validation report,
+and activation, rollback, renewal and import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Static, Tree
+from textual.worker import get_current_worker
+
+from server.certcheck import Report, check_set
+from server.certstore import CertSet
+from server.errors import CertificateError, EngageError
+
+from .base import ConsoleScreen
+from .confirm import ConfirmScreen
+from .format import expiry_words, fingerprint
+from .import_form import ImportRequest, ImportScreen
+
+SET_COLUMNS = (("name", "Set"), ("active", "Active"), ("verdict", "Verdict"),
+               ("chain", "Chain bytes"), ("key", "Largest key"), ("expiry", "Expires in"))
+SEVERITY_WORDS = {"error": "ERROR", "warning": "WARNING", "info": "INFO"}
+SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "dim"}
+
+
+@dataclass
+class SetRow:
+    """One set as listed: its report, or why it cannot be read."""
+
+    name: str
+    cert_set: CertSet | None
+    report: Report | None
+    error: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.report.verdict if self.report else "ERROR"
+
+
+def report_for(host, cert_set: CertSet, now) -> Report:
+    active = host.certificates.current()
+    return check_set(cert_set, host.site_key, host.settings,
+                     active=active.cert_set if active else None, now=now)
+
+
+def scan_rows(host, now) -> list[SetRow]:
+    rows = []
+    for name, item in host.store.scan().items():
+        if isinstance(item, CertificateError):
+            rows.append(SetRow(name, None, None, str(item)))
+        else:
+            rows.append(SetRow(name, item, report_for(host, item, now)))
+    return rows
+
+
+def row_cells(row: SetRow, active_name: str | None) -> dict[str, str]:
+    report = row.report
+    demo = " (DEMO)" if row.cert_set is not None and row.cert_set.demo else ""
+    return {
+        "name": row.name + demo,
+        "active": "ACTIVE" if row.name == active_name else "",
+        "verdict": row.verdict if report else "ERROR (unreadable)",
+        "chain": f"{report.chain_bytes:,} / {report.chain_limit:,}" if report else "-",
+        "key": f"{report.largest_key_bits} bits" if report and report.largest_key_bits else "-",
+        "expiry": expiry_words(report.days_to_expiry) if report else "-",
+    }
+
+
+def report_text(row: SetRow) -> Text:
+    """Verdict, findings and hash of one set, in words (severity never by colour alone)."""
+    text = Text()
+    if row.report is None:
+        text.append(f"{row.name}: ERROR\n", style="bold red")
+        text.append(f"This set cannot be read: {row.error}\n")
+        return text
+    report = row.report
+    text.append(f"{row.name}: {report.verdict}\n", style="bold")
+    if not report.findings:
+        text.append("No findings.\n")
+    for finding in report.findings:
+        where = f" [depth {finding.depth}]" if finding.depth is not None else ""
+        text.append(f"{SEVERITY_WORDS.get(finding.severity, finding.severity.upper()):<8}",
+                    style=SEVERITY_STYLE.get(finding.severity, ""))
+        text.append(f" {finding.id}{where}: {finding.message}\n")
+    text.append(f"\nHash the locks receive (y copies): {report.hash}\n", style="bold")
+    text.append(f"Anchor SHA-256: {report.anchor_sha256}\n")
+    return text
+
+
+def chain_tree(tree: Tree, report: Report | None) -> None:
+    """The chain, anchor at the root, each certificate with subject, issuer and size."""
+    tree.clear()
+    tree.root.expand()
+    if report is None or not report.chain:
+        tree.root.set_label("Chain: no certificate details")
+        return
+    tree.root.set_label(f"Chain: {len(report.chain)} certificates, "
+                        f"{report.chain_bytes:,} of {report.chain_limit:,} bytes")
+    node = tree.root
+    for info in reversed(report.chain):
+        node = node.add(f"{info.role} (depth {info.depth}): {info.subject}", expand=True)
+        node.add_leaf(f"issuer: {info.issuer}")
+        node.add_leaf(f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}")
+
+
+class CertificatesScreen(ConsoleScreen):
+    TITLE = "Certificates"
+    BINDINGS = [
+        Binding("a", "activate", "Activate", id="certs.activate",
+                tooltip="Serve the selected set (asks first)"),
+        Binding("A", "activate(True)", "Force activate", show=False, id="certs.force_activate",
+                tooltip="Activate the selected set even though it has errors (asks first)"),
+        Binding("r", "rollback", "Roll back", id="certs.rollback",
+                tooltip="Activate the set that was active before (asks first)"),
+        Binding("n", "renew", "Renew", id="certs.renew",
+                tooltip="Issue a new server certificate for the selected set, as a new set"),
+        Binding("i", "import_set", "Import", id="certs.import",
+                tooltip="Import a set from certificate and key files"),
+        Binding("y", "copy_hash", "Copy hash", id="certs.copy_hash",
+                tooltip="Copy the selected set's hash to the clipboard (works over SSH)"),
+        Binding("escape", "app.switch_mode('dashboard')", "Back", id="certs.back",
+                tooltip="Back to the dashboard"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal():
+            table = DataTable(id="sets", cursor_type="row", zebra_stripes=True)
+            table.border_title = "Certificate sets"
+            yield table
+            with VerticalScroll(id="report") as report:
+                report.border_title = "Validation report"
+                yield Static("Select a set.", id="report-text")
+                yield Tree("Chain", id="chain")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sets", DataTable)
+        for key, label in SET_COLUMNS:
+            table.add_column(label, key=key)
+        self.rows: dict[str, SetRow] = {}
+        self._store_stamp = None
+        self.refresh_status()
+        self.set_interval(1.0, self._watch_store)
+        self.rescan()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self._watch_store()
+
+    # --- the list ----------------------------------------------------------------------------
+
+    def _watch_store(self) -> None:
+        """Rescan when a set folder appears, goes or changes (no restart needed)."""
+        stamp = self._store_stamp_now()
+        if stamp != self._store_stamp:
+            self._store_stamp = stamp
+            self.rescan()
+
+    def _store_stamp_now(self) -> tuple:
+        root = self.app.host.store.root
+        try:
+            entries = sorted((p.name, p.stat().st_mtime_ns) for p in root.iterdir())
+        except OSError:
+            entries = []
+        return tuple(entries)
+
+    def host_changed(self, change) -> None:
+        super().host_changed(change)
+        if change.active_changed:
+            self.rescan()
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False, name="set scan")
+    def rescan(self) -> None:
+        rows = scan_rows(self.app.host, self.app.now())
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_rows, rows)
+
+    def _show_rows(self, rows: list[SetRow]) -> None:
+        table = self.query_one("#sets", DataTable)
+        active = self.app.host.certificates.current()
+        active_name = active.name if active else None
+        selected = self.selected_name()
+        table.clear()
+        self.rows = {row.name: row for row in rows}
+        for row in rows:
+            table.add_row(*row_cells(row, active_name).values(), key=row.name)
+        if selected in self.rows:
+            table.move_cursor(row=table.get_row_index(selected))
+        elif active_name in self.rows:
+            table.move_cursor(row=table.get_row_index(active_name))
+        self._load_selected()
+
+    def selected_name(self) -> str | None:
+        table = self.query_one("#sets", DataTable)
+        if not table.row_count:
+            return None
+        key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        return key.value
+
+    # --- the report --------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#sets")
+    def _highlighted(self) -> None:
+        self._load_selected()
+
+    def _load_selected(self) -> None:
+        name = self.selected_name()
+        if name is not None:
+            self.load_report(name)
+
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False, name="report")
+    def load_report(self, name: str) -> None:
+        """Validate the set under the cursor; a newer cursor position wins."""
+        row = self.rows.get(name)
+        if row is not None and row.cert_set is not None:
+            row = SetRow(name, row.cert_set, report_for(self.app.host, row.cert_set,
+                                                        self.app.now()))
+        if not get_current_worker().is_cancelled and row is not None:
+            self.app.call_from_thread(self._show_report, row)
+
+    def _show_report(self, row: SetRow) -> None:
+        if row.name != self.selected_name():
+            return
+        self.rows[row.name] = row
+        self.query_one("#report-text", Static).update(report_text(row))
+        chain_tree(self.query_one("#chain", Tree), row.report)
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def _selected_row(self) -> SetRow | None:
+        name = self.selected_name()
+        if name is None:
+            self.app.notify("No certificate set is selected.", severity="warning")
+            return None
+        return self.rows.get(name)
+
+    def action_copy_hash(self) -> None:
+        row = self._selected_row()
+        if row is None or row.report is None or not row.report.hash:
+            if row is not None:
+                self.app.notify("This set has no hash: it cannot be read.", severity="warning")
+            return
+        self.app.copy_to_clipboard(row.report.hash)
+        self.app.notify(f"Copied the hash of {row.name}: {row.report.hash}")
+
+    def action_activate(self, force: bool = False) -> None:
+        row = self._selected_row()
+        if row is None:
+            return
+        if row.report is None:
+            self.app.notify(f"Set {row.name} cannot be activated: {row.error}", severity="error")
+            return
+        self._confirm_switch(row, "activate", force)
+
+    def action_rollback(self) -> None:
+        target = self.app.host.store.rollback_target()
+        if target is None:
+            self.app.notify("Nothing to roll back to: no earlier activation in the history.",
+                            severity="warning")
+            return
+        row = self.rows.get(target)
+        if row is None or row.report is None:
+            self.app.notify(f"Cannot roll back to {target}: the set is missing or unreadable.",
+                            severity="error")
+            return
+        self._confirm_switch(row, "rollback", force=True)
+
+    def _confirm_switch(self, row: SetRow, action: str, force: bool) -> None:
+        report = row.report
+        active = self.app.host.certificates.current()
+        old_anchor = active.cert_set.anchor_sha256 if active else ""
+        body = Text()
+        body.append(f"{'Roll back to' if action == 'rollback' else 'Activate'} set {row.name}"
+                    f" (verdict {report.verdict})?\n\n", style="bold")
+        body.append(f"Active now:  {active.name if active else 'none'}\n")
+        body.append(f"Anchor:      {fingerprint(old_anchor)}  ->  "
+                    f"{fingerprint(report.anchor_sha256)}\n")
+        body.append(f"Hash:        {active.hash if active else '-'}  ->  {report.hash}\n")
+        body.append(f"Chain size:  {report.chain_bytes:,} of {report.chain_limit:,} bytes\n")
+        warnings = []
+        if old_anchor and old_anchor != report.anchor_sha256:
+            warnings.append("the anchor changes: each lock must fetch the new anchor over HTTP "
+                            "before it trusts this server again")
+        if report.verdict == "ERROR":
+            warnings.append("this set has errors" + (" and will be activated anyway" if force
+                                                     else ": activation will be refused"))
+        verb = "Roll back" if action == "rollback" else "Activate"
+        screen = ConfirmScreen(f"{verb} certificate set", body, confirm=verb,
+                               warning="; ".join(warnings))
+        self.app.push_screen(screen, lambda yes: yes and self.switch_set(row.name, action, force))
+
+    @work(thread=True, group="activate", exit_on_error=False, name="activation")
+    def switch_set(self, name: str, action: str, force: bool) -> None:
+        certificates = self.app.host.certificates
+        try:
+            if action == "rollback":
+                active = certificates.rollback(by="console")
+            else:
+                active = certificates.activate(name, force=force, by="console")
+        except EngageError as exc:
+            self.app.notify(f"Not activated: {exc}", severity="error", timeout=15)
+            return
+        self.app.notify(f"Active set is now {active.name}; locks receive hash {active.hash}")
+
+    def action_renew(self) -> None:
+        row = self._selected_row()
+        if row is not None:
+            self.renew(row.name)
+
+    @work(thread=True, group="renew", exit_on_error=False, name="renewal")
+    def renew(self, name: str) -> None:
+        host = self.app.host
+        try:
+            from server.pki import renew_set
+
+            new = renew_set(host.store, host.settings.path("ca_dir"), name)
+        except ImportError:
+            self.app.notify("Renewal is not available in this version.", severity="error")
+            return
+        except EngageError as exc:
+            self.app.notify(f"Not renewed: {exc}", severity="error", timeout=15)
+            return
+        self.app.notify(f"Renewed {name} as new set {new.name}: select it and press a to "
+                        "activate it.")
+        self.app.call_from_thread(self.rescan)
+
+    def action_import_set(self) -> None:
+        self.app.push_screen(ImportScreen(),
+                             lambda request: request and self.import_files(request))
+
+    @work(thread=True, group="import", exit_on_error=False, name="import")
+    def import_files(self, request: ImportRequest) -> None:
+        try:
+            from server.certimport import import_set
+
+            new = import_set(self.app.host.store, request.name, request.paths,
+                             passphrase=request.passphrase or None)
+        except ImportError:
+            self.app.notify("Import is not available in this version.", severity="error")
+            return
+        except EngageError as exc:
+            self.app.notify(f"Not imported: {exc}", severity="error", timeout=15)
+            return
+        self.app.notify(f"Imported set {new.name}: check its report, then press a to activate.")
+        self.app.call_from_thread(self.rescan)

@@ -1,0 +1,199 @@
+"""The devices screen: the records in ``Engage_Data/``, live, with the selected record as
+highlighted JSON and its latest audits and alerts."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Group
+from rich.json import JSON
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Input, Static
+from textual.worker import get_current_worker
+
+from server.devices import DeviceSummary
+from server.errors import EngageError
+
+from .base import ConsoleScreen
+from .format import relative
+
+DEVICE_COLUMNS = (("serial", "Serial"), ("state", "Record"), ("model", "Model"),
+                  ("last_seen", "Last seen"), ("address", "Address"), ("firmware", "Firmware"),
+                  ("battery", "Battery"), ("audits", "Audits"))
+
+
+def device_cells(device: DeviceSummary, now) -> dict[str, str]:
+    return {
+        "serial": device.serial, "state": "CORRUPT" if device.corrupt else "ok",
+        "model": device.model or "-", "last_seen": relative(device.last_seen, now),
+        "address": device.address or "-", "firmware": device.firmware or "-",
+        "battery": device.battery or "-", "audits": f"{device.audit_count:,}",
+    }
+
+
+def device_matches(device: DeviceSummary, term: str) -> bool:
+    term = term.lower()
+    return any(term in value.lower() for value in (
+        device.serial, device.model, device.name, device.address, device.firmware))
+
+
+def entries_text(title: str, entries: list[dict]) -> Text:
+    text = Text(f"\n{title} ({len(entries)} latest)\n", style="bold")
+    for entry in entries:
+        text.append(json.dumps(entry, separators=(", ", ": ")) + "\n")
+    if not entries:
+        text.append("none\n", style="dim")
+    return text
+
+
+class DevicesScreen(ConsoleScreen):
+    TITLE = "Devices"
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="devices.filter",
+                tooltip="Filter locks by serial, model, name, address or firmware"),
+        Binding("escape", "back", "Back", id="devices.back",
+                tooltip="Clear the filter, or go back to the dashboard"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="filter: serial, model, name, address or firmware",
+                    id="device-filter", classes="hidden")
+        with Horizontal():
+            table = DataTable(id="devices", cursor_type="row", zebra_stripes=True)
+            table.border_title = "Locks"
+            yield table
+            with VerticalScroll(id="record") as record:
+                record.border_title = "Record"
+                yield Static("Select a lock.", id="record-text")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#devices", DataTable)
+        for key, label in DEVICE_COLUMNS:
+            table.add_column(label, key=key)
+        self.devices: dict[str, DeviceSummary] = {}
+        self.filter_text = ""
+        self._cells: dict[str, dict[str, str]] = {}
+        self._shown_serial: str | None = None
+        self.refresh_status()
+        self.reload()
+        table.focus()
+
+    def host_changed(self, change) -> None:
+        super().host_changed(change)
+        if change.serials:
+            self.reload(change.serials)
+
+    # --- the list ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="devices", exit_on_error=False, name="device list")
+    def reload(self, changed: frozenset[str] = frozenset()) -> None:
+        summaries = self.app.host.devices.summaries()
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_devices, summaries, changed)
+
+    def _show_devices(self, summaries: list[DeviceSummary], changed=frozenset()) -> None:
+        self.devices = {d.serial: d for d in summaries}
+        self._sync_rows()
+        selected = self.selected_serial()
+        if selected is not None and (selected in changed or selected != self._shown_serial):
+            self.load_record(selected)
+
+    def _sync_rows(self) -> None:
+        """Rows updated in place by serial; only changed cells are touched."""
+        table = self.query_one("#devices", DataTable)
+        now = self.app.now()
+        wanted = {serial: device_cells(d, now) for serial, d in sorted(self.devices.items())
+                  if not self.filter_text or device_matches(d, self.filter_text)}
+        for serial in [s for s in self._cells if s not in wanted]:
+            table.remove_row(serial)
+            del self._cells[serial]
+        for serial, cells in wanted.items():
+            old = self._cells.get(serial)
+            if old is None:
+                table.add_row(*cells.values(), key=serial)
+            else:
+                for column, value in cells.items():
+                    if old[column] != value:
+                        table.update_cell(serial, column, value, update_width=True)
+            self._cells[serial] = cells
+
+    def selected_serial(self) -> str | None:
+        table = self.query_one("#devices", DataTable)
+        if not table.row_count:
+            return None
+        key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        return key.value
+
+    # --- filter ----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#device-filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#device-filter", Input)
+        if box.has_class("hidden") and not self.filter_text:
+            self.app.switch_mode("dashboard")
+            return
+        box.value = ""
+        box.add_class("hidden")
+        self.filter_text = ""
+        self._sync_rows()
+        self.query_one("#devices", DataTable).focus()
+
+    @on(Input.Changed, "#device-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._sync_rows()
+
+    @on(Input.Submitted, "#device-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#devices", DataTable).focus()
+
+    # --- the record --------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#devices")
+    def _highlighted(self) -> None:
+        self._load_selected()
+
+    def _load_selected(self) -> None:
+        serial = self.selected_serial()
+        if serial is not None:
+            self.load_record(serial)
+
+    @work(thread=True, exclusive=True, group="record", exit_on_error=False, name="device record")
+    def load_record(self, serial: str) -> None:
+        devices = self.app.host.devices
+        summary = self.devices.get(serial)
+        try:
+            record = devices.record(serial)
+            error = ""
+        except EngageError as exc:
+            record, error = None, str(exc)
+        audits = devices.recent_audits(serial, 10)
+        alerts = devices.recent_alerts(serial, 10)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_record, serial, summary, record, error,
+                                      audits, alerts)
+
+    def _show_record(self, serial, summary, record, error, audits, alerts) -> None:
+        if serial != self.selected_serial():
+            return
+        parts = []
+        if record is None:
+            state = "CORRUPT record" if summary is not None and summary.corrupt else "No record"
+            detail = summary.error if summary is not None and summary.error else error
+            parts.append(Text(f"{state} for lock {serial}: {detail}\n"
+                              "The file is left untouched; fix or remove it by hand.",
+                              style="bold red"))
+        else:
+            parts.append(JSON(json.dumps(record, default=str)))
+        parts += [entries_text("Audits", audits), entries_text("Alerts", alerts)]
+        self.query_one("#record-text", Static).update(Group(*parts))
+        self.query_one("#record").border_title = f"Record {serial}"
+        self._shown_serial = serial
