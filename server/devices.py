@@ -11,6 +11,13 @@ folder's mtime shows a file was added, replaced or removed (at most once a secon
 30 seconds anyway (a file edited in place leaves the folder's mtime alone). A re-synchronisation
 stats every file and parses only those whose size or mtime differ; a listing between them is a
 dictionary copy.
+
+A record holds the lock's identity (``serial``, ``name``, ``tags``, ``listed`` on the allowlist,
+``model``, ``firmware``, ``battery``, ``network``), its call-ins (``first_seen``, ``last_seen``,
+``next_callin``, ``address``, ``listener``, ``authorization`` present/absent, ``last_config``: the
+whole last PUT Config body), audit and alert counts, and what the host sends in ``host``:
+``db`` (the database a lock that is behind receives), ``config`` (commanded settings) and
+``nxtDbVerTS`` (that database's version; a new one only from :meth:`Devices.set_db`).
 """
 
 from __future__ import annotations
