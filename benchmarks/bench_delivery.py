@@ -3,6 +3,8 @@ download, a new connection per request (TLS: full handshakes), plain and TLS, fo
 listeners (``engage-console --headless``) and for a baseline that behaves like the Allegion
 sample (``benchmarks/sample_baseline.py``), each server in its own process, both driven by the
 same load generator in the same run. Targets, ours/baseline: plain >= 1.0, TLS >= 2.0.
+Each row's note gives both p99 latencies and each server's CPU per request: on a small shared
+machine the ratio is noisy, the CPU cost much less so.
 """
 
 from __future__ import annotations
@@ -38,16 +40,49 @@ SET_NAME = "bench"
 
 @dataclass
 class Server:
-    """One server (ours, or the sample) as the benchmark sees it."""
+    """One server (ours, or the sample) as the benchmark sees it: ports, and the process
+    behind each port."""
 
     http_port: int
     tls_port: int
+    pids: dict[str, int]
     der_path: str = ""
 
     def load(self, endpoint: str, transport: str) -> Load:
         path = CURRENT_PATH if endpoint == "/current" else self.der_path
         port = self.tls_port if transport == "tls" else self.http_port
         return Load(port, (Request(path),), tls=transport == "tls")
+
+
+@dataclass
+class Measured:
+    """One server's figures for one case, summed over the slices it was measured in."""
+
+    result: Result | None = None
+    seconds: float = 0.0
+    cpu_seconds: float | None = 0.0   # server process CPU; None where /proc is missing
+
+    def add(self, part: Result, seconds: float, cpu_seconds: float | None) -> None:
+        self.result = part if self.result is None else self.result.then(part, self.seconds,
+                                                                        seconds)
+        self.seconds += seconds
+        self.cpu_seconds = None if self.cpu_seconds is None or cpu_seconds is None \
+            else self.cpu_seconds + cpu_seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.cpu_seconds is None or not self.result.exchanges:
+            return None
+        return self.cpu_seconds / self.result.exchanges * 1000
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_ports(count: int) -> list[int]:
@@ -112,10 +147,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def start_ours(stack, folder: Path, http_port: int, tls_port: int) -> Server:
-    spawn(stack, "ours", [sys.executable, "-m", "console", "--headless", "--bind", LOOPBACK,
-                          "--http-port", str(http_port), "--tls-port", str(tls_port)],
-          folder, [http_port, tls_port])
-    return Server(http_port, tls_port)
+    proc = spawn(stack, "ours", [sys.executable, "-m", "console", "--headless", "--bind", LOOPBACK,
+                                 "--http-port", str(http_port), "--tls-port", str(tls_port)],
+                 folder, [http_port, tls_port])
+    return Server(http_port, tls_port, {"http": proc.pid, "tls": proc.pid})
 
 
 def start_sample(stack, folder: Path, http_port: int, tls_port: int,
@@ -128,13 +163,13 @@ def start_sample(stack, folder: Path, http_port: int, tls_port: int,
     script = str(Path(__file__).with_name("sample_baseline.py"))
     common = ["--der", str(der_file), "--hash", active.hash,
               "--cert-url", f"http://{LOOPBACK}:{http_port}{DER_PATH}"]
-    spawn(stack, "sample-http", [sys.executable, script, "--port", str(http_port), *common],
-          folder, [http_port])
-    spawn(stack, "sample-tls", [sys.executable, script, "--port", str(tls_port), *common,
-                                "--tls", str(active.cert_set.chain_path),
-                                str(active.cert_set.key_path)],
-          folder, [tls_port])
-    return Server(http_port, tls_port)
+    plain = spawn(stack, "sample-http", [sys.executable, script, "--port", str(http_port),
+                                         *common], folder, [http_port])
+    tls = spawn(stack, "sample-tls", [sys.executable, script, "--port", str(tls_port), *common,
+                                      "--tls", str(active.cert_set.chain_path),
+                                      str(active.cert_set.key_path)],
+                folder, [tls_port])
+    return Server(http_port, tls_port, {"http": plain.pid, "tls": tls.pid})
 
 
 def check_delivery(server: Server, name: str, certificates: Certificates) -> None:
@@ -152,30 +187,39 @@ def check_delivery(server: Server, name: str, certificates: Certificates) -> Non
             raise RuntimeError(f"{name} DER download over {transport} answered {status}")
 
 
-def measure_pair(gen: LoadGenerator, ours: Load, sample: Load, seconds: float,
-                 rounds: int) -> tuple[Result, Result]:
+def measure_pair(gen: LoadGenerator, endpoint: str, transport: str, ours: Server,
+                 sample: Server, seconds: float, rounds: int) -> tuple[Measured, Measured]:
     """Alternate ours and the sample in ``rounds`` slices, so a burst of load from elsewhere
     on the machine hits both alike."""
     slice_seconds = seconds / rounds
-    results = {"ours": None, "sample": None}
+    measured = {"ours": Measured(), "sample": Measured()}
     for i in range(rounds):
         order = (("ours", ours), ("sample", sample))
-        for name, load in (order if i % 2 == 0 else order[::-1]):
-            part = gen.run(load, slice_seconds)
-            done = results[name]
-            results[name] = part if done is None else done.then(part, i * slice_seconds,
-                                                                 slice_seconds)
-    return results["ours"], results["sample"]
+        for name, server in (order if i % 2 == 0 else order[::-1]):
+            pid = server.pids[transport]
+            before = process_cpu_seconds(pid)
+            part = gen.run(server.load(endpoint, transport), slice_seconds)
+            after = process_cpu_seconds(pid)
+            measured[name].add(part, slice_seconds,
+                               None if before is None or after is None else after - before)
+    return measured["ours"], measured["sample"]
 
 
-def make_row(endpoint: str, transport: str, ours: Result, sample: Result) -> Row:
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
+
+
+def make_row(endpoint: str, transport: str, ours_m: Measured, sample_m: Measured) -> Row:
+    ours, sample = ours_m.result, sample_m.result
     target = TARGETS[transport]
     ratio = ours.rate / sample.rate if sample.rate else 0.0
     problems = [f"{who} {r.errors} errors ({'; '.join(r.error_samples[:2])})"
                 for who, r in (("ours", ours), ("sample", sample)) if r.errors]
     problems += [f"{who} resumed {r.resumed} TLS sessions"
                  for who, r in (("ours", ours), ("sample", sample)) if r.resumed]
-    note = (f"p99 ours {ours.p99_ms:.1f} ms, sample {sample.p99_ms:.1f} ms; "
+    note = (f"p99 ours {ours.p99_ms:.1f} ms, sample {sample.p99_ms:.1f} ms; server CPU per "
+            f"request ours {_ms(ours_m.cpu_ms_per_request)} ms, "
+            f"sample {_ms(sample_m.cpu_ms_per_request)} ms; "
             f"{ours.exchanges} vs {sample.exchanges} requests"
             + ("; " + "; ".join(problems) if problems else ""))
     return Row(benchmark=f"delivery {endpoint} {transport}", figure=ours.rate, unit="req/s",
@@ -198,8 +242,6 @@ def run(quick: bool) -> list[Row]:
         check_delivery(sample, "sample", certificates)
         gen = stack.enter_context(LoadGenerator(processes=2, threads=4))
         for endpoint, transport in CASES:
-            ours_result, sample_result = measure_pair(
-                gen, ours.load(endpoint, transport), sample.load(endpoint, transport),
-                seconds, rounds)
-            rows.append(make_row(endpoint, transport, ours_result, sample_result))
+            rows.append(make_row(endpoint, transport, *measure_pair(
+                gen, endpoint, transport, ours, sample, seconds, rounds)))
     return rows

@@ -95,4 +95,6 @@ def test_delivery_benchmark_prints_a_row_per_endpoint_and_transport():
     assert {transport: m[6] for (_, transport), m in rows.items()} == {"http": "1.0", "tls": "2.0"}
     notes = [line for line in lines if line.startswith("  delivery ")]
     assert len(notes) == 4
-    assert all(re.search(r"p99 ours [\d.]+ ms, sample [\d.]+ ms", note) for note in notes), notes
+    note = re.compile(r"p99 ours [\d.]+ ms, sample [\d.]+ ms; server CPU per request "
+                      r"ours ([\d.]+|\?) ms, sample ([\d.]+|\?) ms; \d+ vs \d+ requests")
+    assert all(note.search(line) for line in notes), notes
