@@ -26,7 +26,7 @@ from server.host import load_site_key
 from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
 
 PASSPHRASE_ENV = ("ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD")
-PASSPHRASE_HELP = ("encrypted keys and PKCS#12 files: the passphrase is asked for on the "
+PASSPHRASE_HELP = ("Encrypted keys and PKCS#12 files: the passphrase is asked for on the "
                    "terminal; scripts set ENGAGE_KEY_PASSPHRASE and/or ENGAGE_P12_PASSWORD (each "
                    "is tried on every encrypted file)")
 EXIT_HELP = "exit 0 ok, 1 the set has errors, 2 usage or input error"

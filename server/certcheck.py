@@ -38,6 +38,34 @@ ERROR, WARNING, INFO = "error", "warning", "info"
 CHAIN_LIMIT_BYTES = 4096
 KEY_LIMIT_BITS = 2048
 EXPIRY_WARNING_DAYS = 30
+# Every finding id, with what it is about: ids are stable, scripts and the console key on them.
+FINDING_IDS = {
+    "hash": "the HMAC hash the locks receive for the anchor",
+    "anchor.fingerprint": "SHA-256 fingerprint of the anchor",
+    "anchor.not_ca": "the anchor is not a CA certificate",
+    "anchor.changes": "activating the set changes the anchor (a fleet-wide change)",
+    "anchor.same": "same anchor as the active set (locks need nothing)",
+    "chain.size": "DER bytes of root + intermediates + server against the 4096-byte limit",
+    "chain.order": "chain.pem is not leaf first, each followed by its issuer",
+    "chain.extra": "a certificate in chain.pem is off the path to the anchor",
+    "chain.incomplete": "an issuer between the server certificate and the anchor is missing",
+    "chain.signature": "a signature link does not verify",
+    "chain.untrusted": "path validation to the anchor fails",
+    "key.size": "an RSA key over 2048 bits",
+    "key.type": "a non-RSA key (lock support unknown)",
+    "key.mismatch": "the server key does not match the server certificate",
+    "key.encrypted": "the server key file is encrypted",
+    "key.unreadable": "the server key file cannot be read",
+    "key.permissions": "the server key file is readable by other users",
+    "cert.expired": "a certificate has expired",
+    "cert.not_yet_valid": "a certificate is not valid yet",
+    "cert.expiring": "a certificate expires within 30 days",
+    "cert.sha1": "a certificate is signed with SHA-1",
+    "cert.leaf_ca": "the server certificate is marked as a CA",
+    "host.no_san": "the server certificate has no subjectAltName",
+    "host.mismatch": "a configured host name is not in the server certificate",
+    "host.unchecked": "no host_names setting, so host names were not compared",
+}
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 # Findings that already say why path validation fails; the verifier's coarse error is dropped.
 _EXPLAINS_PATH = {"chain.signature", "chain.incomplete", "chain.untrusted", "cert.expired",

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from server import pki
-from server.certcheck import ERROR, INFO, WARNING, check_set, gate
+from server.certcheck import ERROR, FINDING_IDS, INFO, WARNING, check_set, gate
 from server.config import load_settings
 from server.sitekey import SiteKey
 
@@ -37,7 +37,8 @@ def conf():
 
 
 def problems(report) -> set[tuple[str, int | None]]:
-    """Every error and warning as (id, depth)."""
+    """Every error and warning as (id, depth); every id is a catalogued one."""
+    assert report.ids() <= set(FINDING_IDS)
     return {(f.id, f.depth) for f in report.findings if f.severity != INFO}
 
 
