@@ -547,7 +547,7 @@ class _Check:
 
     def report(self) -> Report:
         chain = self.path + ([] if self.reached else [self.anchor])
-        infos = [self.info(c, i, "server" if i == 0 else "anchor" if c == self.anchor
+        infos = [self.info(c, i, "anchor" if c == self.anchor else "server" if i == 0
                            else "intermediate") for i, c in enumerate(chain)]
         infos += [self.info(c, len(chain) + i, "extra") for i, c in enumerate(self.extras)]
         certs = self.all_certs()

@@ -293,3 +293,13 @@ def test_permutations_cover_every_order_of_a_three_certificate_chain(work, key, 
         chain.presented = [chain.certs[i] for i in order]
         wrong = {("chain.order", None)} if list(order) != [0, 1, 2] else set()
         assert problems(check(work, key, conf, chain)) == wrong
+
+
+def test_chain_file_holding_only_the_anchor_says_what_belongs_there(work, key, conf):
+    chain = chains.build()
+    chain.presented = [chain.root]
+    report = check(work, key, conf, chain)
+    assert "chain.incomplete" in report.ids(ERROR)
+    assert "server certificate first" in next(f.message for f in report.findings
+                                              if f.id == "chain.incomplete")
+    assert [c.role for c in report.chain] == ["anchor"]
