@@ -171,3 +171,14 @@ def loose_files(folder: Path, chain: Chain) -> Path:
     (folder / "partner_server.pem").write_bytes(cert_pem(server))
     (folder / "partner_server.key").write_bytes(pem_key(chain.server_key))
     return folder
+
+
+def reuse_keys(monkeypatch, size: int = 8) -> None:
+    """Make pki hand out keys from a session pool (cycled, so keys within one set differ)
+    instead of generating each one: `certs init` costs three RSA generations."""
+    from server import pki
+
+    pool = itertools.cycle([key(f"pool{i}") for i in range(size)])
+    real = pki.new_key
+    monkeypatch.setattr(pki, "new_key", lambda bits=2048: next(pool) if bits == 2048
+                        else real(bits))

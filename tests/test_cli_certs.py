@@ -18,6 +18,11 @@ from . import chains
 from .helpers import lock_hash
 
 
+
+@pytest.fixture(autouse=True)
+def _pooled_keys(monkeypatch):
+    chains.reuse_keys(monkeypatch)
+
 @pytest.fixture
 def cli(settings, site_key, monkeypatch, capsys):
     """Run the command line against the test site; returns (exit code, stdout, stderr)."""

@@ -27,6 +27,11 @@ from .helpers import http_get, lock_hash
 CURRENT = "/swordfish/lock/certificates/current"
 
 
+
+@pytest.fixture(autouse=True)
+def _pooled_keys(monkeypatch):
+    chains.reuse_keys(monkeypatch)
+
 @pytest.fixture
 def other(host):
     """A second set with its own anchor, for the same host names."""
