@@ -496,35 +496,39 @@ class _Check:
                      "that name reject it; reissue it with those names (engage-console certs "
                      "renew) or correct the host_names setting", self.leaf)
 
-    def verifier_subject(self):
+    def verifier_subjects(self) -> list:
+        """Names to validate the path for: configured names the certificate covers, then its
+        own SAN entries (a lock may use any of them)."""
         san = san_of(self.leaf)
+        out = []
         for host in self.settings.host_names or []:
             if san_covers(san, host):
                 try:
-                    return x509.IPAddress(ipaddress.ip_address(host))
+                    out.append(x509.IPAddress(ipaddress.ip_address(host)))
                 except ValueError:
-                    return x509.DNSName(host)
-        names = san.get_values_for_type(x509.DNSName)
-        ips = san.get_values_for_type(x509.IPAddress)
-        if names and not names[0].startswith("*"):
-            return x509.DNSName(names[0])
-        return x509.IPAddress(ips[0]) if ips else None
+                    out.append(x509.DNSName(host))
+        out += [x509.DNSName(n) for n in san.get_values_for_type(x509.DNSName)
+                if not n.startswith("*")]
+        out += [x509.IPAddress(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        return out
 
     def check_path(self):
         if self.ids() & _EXPLAINS_PATH:
             return
-        subject = self.verifier_subject()
-        if subject is None:
-            return
         intermediates = [c for c in self.presented if c != self.leaf]
-        try:
-            verifier = (PolicyBuilder().store(Store([self.anchor])).time(self.now)
-                        .build_server_verifier(subject))
-            verifier.verify(self.leaf, intermediates)
-        except (VerificationError, ValueError, TypeError) as exc:
-            reason = str(exc).split(" (encountered processing", 1)[0]
-            self.add("chain.untrusted", ERROR, f"path validation from the server certificate to "
-                     f"the anchor failed for {subject.value}: {reason}", self.leaf)
+        for subject in self.verifier_subjects():
+            try:
+                verifier = (PolicyBuilder().store(Store([self.anchor])).time(self.now)
+                            .build_server_verifier(subject))
+            except ValueError:
+                continue  # a name the verifier cannot take (e.g. with '_'): try the next one
+            try:
+                verifier.verify(self.leaf, intermediates)
+            except (VerificationError, ValueError, TypeError) as exc:
+                reason = str(exc).split(" (encountered processing", 1)[0]
+                self.add("chain.untrusted", ERROR, f"path validation from the server certificate "
+                         f"to the anchor failed for {subject.value}: {reason}", self.leaf)
+            return
 
     def check_anchor_change(self):
         if self.active is None:

@@ -303,3 +303,10 @@ def test_chain_file_holding_only_the_anchor_says_what_belongs_there(work, key, c
     assert "server certificate first" in next(f.message for f in report.findings
                                               if f.id == "chain.incomplete")
     assert [c.role for c in report.chain] == ["anchor"]
+
+
+def test_a_san_name_the_verifier_refuses_does_not_block_validation(work, key):
+    """A machine name with '_' (a first-run demo set) is skipped for the next SAN entry."""
+    conf = load_settings(env={}, flags={})
+    report = check(work, key, conf, chains.build(hosts=["my_host.local", "127.0.0.1"]))
+    assert report.verdict == "OK", report.findings
