@@ -3,6 +3,7 @@ benchmark end to end (its table, not its machine-dependent figures)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_delivery import free_ports
+from benchmarks.bench_delivery import free_ports, spawn
 from benchmarks.loadgen import Load, LoadGenerator, Request, Result, exchange
 
 CURRENT = "/swordfish/lock/certificates/current"
@@ -76,6 +77,25 @@ def test_load_generator_needs_at_least_one_client():
 def test_load_generator_refuses_to_run_outside_its_with_block():
     with pytest.raises(RuntimeError, match="with block"):
         LoadGenerator().run(Load(1, (Request("/"),)), seconds=0.1)
+
+
+def test_a_server_process_that_exits_at_once_is_reported_with_its_stderr(tmp_path):
+    [port] = free_ports(1)
+    with contextlib.ExitStack() as stack, pytest.raises(RuntimeError) as failure:
+        spawn(stack, "broken", [sys.executable, "-c",
+                                "import sys; sys.stderr.write('no site key'); sys.exit(3)"],
+              tmp_path, [port])
+    assert "broken server did not start (exited with 3): no site key" in str(failure.value)
+
+
+def test_server_processes_are_stopped_when_the_benchmark_ends(tmp_path):
+    [port] = free_ports(1)
+    serve = ("import socket, time; s = socket.socket(); "
+             f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)")
+    with contextlib.ExitStack() as stack:
+        proc = spawn(stack, "idle", [sys.executable, "-c", serve], tmp_path, [port])
+        assert proc.poll() is None  # it is listening
+    assert proc.poll() is not None
 
 
 @pytest.mark.slow
