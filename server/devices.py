@@ -1,9 +1,11 @@
 """Device records in ``Engage_Data/`` (DESIGN.md "Device records").
 
 One JSON record per lock, ``<serial>.json``, written atomically and serialised per lock; its
-audits and alerts are appended to ``<serial>.audit.jsonl`` / ``<serial>.alerts.jsonl``. A record
-that does not parse is reported (``CorruptRecord``, ``DeviceSummary.corrupt``) and never
-overwritten.
+audits and alerts are appended to ``<serial>.audit.jsonl`` / ``<serial>.alerts.jsonl``, one line
+per event: ``{"received", "seq", "event"}`` with the event exactly as the lock sent it and
+``seq`` counting the log's events, so the last line gives the count and an audit post appends
+without rewriting the record. A record that does not parse is reported (``CorruptRecord``,
+``DeviceSummary.corrupt``) and never overwritten.
 
 Listing: an in-memory index (serial -> summary and the file's size and mtime) filled from disk
 on the first listing, updated by every write of this process, and re-synchronised when the
@@ -15,7 +17,7 @@ dictionary copy.
 A record holds the lock's identity (``serial``, ``name``, ``tags``, ``listed`` on the allowlist,
 ``model``, ``firmware``, ``battery``, ``network``), its call-ins (``first_seen``, ``last_seen``,
 ``next_callin``, ``address``, ``listener``, ``authorization`` present/absent, ``last_config``: the
-whole last PUT Config body), audit and alert counts, and what the host sends in ``host``:
+whole last PUT Config body), and what the host sends in ``host``:
 ``db`` (the database a lock that is behind receives), ``config`` (commanded settings) and
 ``nxtDbVerTS`` (that database's version; a new one only from :meth:`Devices.set_db`).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -42,6 +45,7 @@ from .errors import ConfigError, EngageError
 AUDIT, ALERT = "audit", "alert"
 _LOG_SUFFIX = {AUDIT: ".audit.jsonl", ALERT: ".alerts.jsonl"}
 _COUNT_KEY = {AUDIT: "audits", ALERT: "alerts"}
+MAX_REMEMBERED_IDS = 2048  # auditIds per log kept for skipping repeats (locks resend recent ones)
 # Safe as a file name and plausible as a serial; checked after upper-casing.
 _SAFE_SERIAL = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^(?:0|0[xX][0-9A-Fa-f]{1,16})$")
@@ -199,6 +203,11 @@ def check_events(body) -> list[dict]:
     return events
 
 
+def _seq(entry: dict, previous: int) -> int:
+    seq = entry.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else previous + 1
+
+
 def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -207,7 +216,21 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def summary_of(serial: str, record: dict) -> DeviceSummary:
+@dataclass
+class _LogState:
+    """What this process knows of one event log: recent auditIds, event count, last time."""
+
+    ids: collections.OrderedDict
+    count: int
+    last: str
+
+    def remember(self, audit_id: str) -> None:
+        self.ids[audit_id] = None
+        if len(self.ids) > MAX_REMEMBERED_IDS:
+            self.ids.popitem(last=False)
+
+
+def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary:
     lock = _dict(_dict(record.get("last_config")).get("lckPrmtrs"))
     return DeviceSummary(
         serial=serial, model=_text(record.get("model")),
@@ -215,7 +238,7 @@ def summary_of(serial: str, record: dict) -> DeviceSummary:
         last_seen=_text(record.get("last_seen")), address=_text(record.get("address")),
         firmware=_text(_dict(record.get("firmware")).get("main")),
         battery=_text(_dict(record.get("battery")).get("main")),
-        audit_count=int(_dict(record.get("audits")).get("count") or 0))
+        audit_count=audit_count)
 
 
 def _empty_usr() -> dict:
@@ -249,7 +272,7 @@ class Devices:
         self.on_change: list[Callable[[str], None]] = []
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._seen_ids: dict[tuple[str, str], set] = {}
+        self._logs: dict[tuple[str, str], _LogState] = {}
         self._index: dict[str, tuple[DeviceSummary, tuple]] = {}
         self._index_lock = threading.Lock()
         self._scanned_mtime: int | None = None
@@ -287,6 +310,9 @@ class Devices:
         record = self._read(serial)
         if record is None:
             raise UnknownLock(f"no record for lock {serial}")
+        for kind, key in _COUNT_KEY.items():
+            count, last = self._log_count(serial, kind)
+            record[key] = {"count": count, "last": last}
         return record
 
     def recent_audits(self, serial: str, n: int = 20) -> list[dict]:
@@ -381,30 +407,30 @@ class Devices:
         path = self.log_path(serial, kind)
         received = now_iso()
         with self._lock_for(serial):
-            record = self.served(serial)
+            self.served(serial)
             first = not path.exists()
-            seen = self._ids(serial, kind, path)
-            lines, duplicates, batch_ids = [], 0, set()
+            state = self._log_state(serial, kind, path)
+            lines, duplicates, batch = [], 0, {}
             for event in events:
                 audit_id = _text(event["auditId"]) if "auditId" in event else None
-                if audit_id is not None and (audit_id in seen or audit_id in batch_ids):
+                if audit_id is not None and (audit_id in state.ids or audit_id in batch):
                     duplicates += 1
                     continue
                 if audit_id is not None:
-                    batch_ids.add(audit_id)
-                lines.append(json.dumps({"received": received, **event},
-                                        separators=(",", ":"), ensure_ascii=False))
+                    batch[audit_id] = None
+                lines.append(json.dumps({"received": received, "seq": state.count + len(lines) + 1,
+                                         "event": event}, separators=(",", ":"),
+                                        ensure_ascii=False))
             if lines:
                 append_line(path, "\n".join(lines))  # one write and fsync per post
+                state.count += len(lines)
+                state.last = received
+                for audit_id in batch:
+                    state.remember(audit_id)
+                if kind == AUDIT:
+                    self._index_count(serial, state.count)
             elif first:
                 path.touch()  # the log exists from the first report on: 201 once
-            seen |= batch_ids
-            counts = record.setdefault(_COUNT_KEY[kind], {"count": 0, "last": ""})
-            counts["count"] = int(counts.get("count") or 0) + len(lines)
-            counts["last"] = received
-            if "nxtDbVerTS" in body:
-                record["lock_db_version"] = body["nxtDbVerTS"]
-            self._write(serial, record)
         self._changed(serial)
         return EventsAdded(first, len(lines), duplicates)
 
@@ -548,7 +574,8 @@ class Devices:
     def _write(self, serial: str, record: dict) -> None:
         path = self.path(serial)
         write_atomic(path, json.dumps(record, ensure_ascii=False))  # C encoder: no indent
-        self._index_put(serial, summary_of(serial, record), path)
+        self._index_put(serial, summary_of(serial, record, self._log_count(serial, AUDIT)[0]),
+                        path)
 
     def _index_put(self, serial: str, summary: DeviceSummary, path: Path) -> None:
         try:
@@ -579,21 +606,26 @@ class Devices:
         with self._index_lock:
             known = dict(self._index)
         found: dict[str, tuple[DeviceSummary, tuple]] = {}
+        records, logs = [], set()
+        audit_suffix = _LOG_SUFFIX[AUDIT]
         with os.scandir(self.root) as entries:
             for entry in entries:
                 name = entry.name
-                if not name.endswith(".json") or name.startswith("."):
-                    continue
-                serial = name[:-5]
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue
-                key = (st.st_mtime_ns, st.st_size)
-                if serial in known and known[serial][1] == key:
-                    found[serial] = known[serial]
-                    continue
-                found[serial] = (self._summary_from_disk(serial, Path(entry.path)), key)
+                if name.endswith(audit_suffix):
+                    logs.add(name[:-len(audit_suffix)])
+                elif name.endswith(".json") and not name.startswith("."):
+                    records.append(entry)
+        for entry in records:
+            serial = entry.name[:-5]
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            key = (st.st_mtime_ns, st.st_size)
+            if serial in known and known[serial][1] == key:
+                found[serial] = known[serial]
+                continue
+            found[serial] = (self._summary_from_disk(serial, Path(entry.path), serial in logs), key)
         with self._index_lock:
             # keep what this process wrote meanwhile
             for serial, entry in self._index.items():
@@ -602,26 +634,43 @@ class Devices:
                         found[serial] = entry
             self._index = found
 
-    def _summary_from_disk(self, serial: str, path: Path) -> DeviceSummary:
+    def _summary_from_disk(self, serial: str, path: Path, has_log: bool) -> DeviceSummary:
         try:
             record = json.loads(path.read_bytes())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             return DeviceSummary(serial=serial, corrupt=True, error=f"not valid JSON: {exc}")
         if not isinstance(record, dict):
             return DeviceSummary(serial=serial, corrupt=True, error="not a JSON object")
-        return summary_of(serial, record)
+        return summary_of(serial, record, self._log_count(serial, AUDIT)[0] if has_log else 0)
 
-    def _ids(self, serial: str, kind: str, path: Path) -> set:
-        """auditIds already in this lock's log, loaded once per process (lock held)."""
+    def _log_state(self, serial: str, kind: str, path: Path) -> _LogState:
+        """The log's recent auditIds and count, read once per process (lock held)."""
         key = (serial, kind)
-        seen = self._seen_ids.get(key)
-        if seen is None:
-            seen = set()
+        state = self._logs.get(key)
+        if state is None:
+            state = _LogState(collections.OrderedDict(), 0, "")
             for entry in self._read_lines(path):
-                if "auditId" in entry:
-                    seen.add(_text(entry["auditId"]))
-            self._seen_ids[key] = seen
-        return seen
+                event = _dict(entry.get("event"))
+                if "auditId" in event:
+                    state.remember(_text(event["auditId"]))
+                state.count = _seq(entry, state.count)
+                state.last = _text(entry.get("received")) or state.last
+            self._logs[key] = state
+        return state
+
+    def _log_count(self, serial: str, kind: str) -> tuple[int, str]:
+        """(events, time of the last) in a log: from memory, else from its last line."""
+        state = self._logs.get((serial, kind))
+        if state is not None:
+            return state.count, state.last
+        last = self._tail(self.log_path(serial, kind), 1)
+        return (_seq(last[0], 0), _text(last[0].get("received"))) if last else (0, "")
+
+    def _index_count(self, serial: str, count: int) -> None:
+        with self._index_lock:
+            entry = self._index.get(serial)
+            if entry is not None:
+                self._index[serial] = (dataclasses.replace(entry[0], audit_count=count), entry[1])
 
     @staticmethod
     def _read_lines(path: Path) -> list[dict]:

@@ -118,12 +118,30 @@ def test_duplicate_audit_ids_are_skipped_across_restarts(devices, settings):
     assert (again.first, again.added, again.duplicates) == (False, 0, 1)
 
 
+def test_audit_post_appends_without_rewriting_the_record_and_counts_survive_a_restart(
+        devices, settings):
+    devices.config_callin(config(SERIAL))
+    record_bytes = devices.path(SERIAL).read_bytes()
+    events = [{"event": 11111111, "time": 20250101000000 + i} for i in range(3)]
+    devices.append_events(SERIAL, "audit", {"asyncEvents": events})
+    devices.append_events(SERIAL, "alert", {"asyncEvents": events[:1]})
+    assert devices.path(SERIAL).read_bytes() == record_bytes
+    assert devices.summaries()[0].audit_count == 3
+    restarted = Devices(settings.path("data_dir"), settings)
+    assert restarted.summaries()[0].audit_count == 3
+    record = restarted.record(SERIAL)
+    assert (record["audits"]["count"], record["alerts"]["count"]) == (3, 1)
+    restarted.append_events(SERIAL, "audit", {"asyncEvents": events[:2]})
+    assert [a["seq"] for a in restarted.recent_audits(SERIAL)] == [1, 2, 3, 4, 5]
+
+
 def test_recent_audits_reads_the_end_of_a_long_log(devices):
     devices.config_callin(config(SERIAL))
     for i in range(300):
         devices.append_events(SERIAL, "audit", {"asyncEvents": [
             {"event": 11111111, "time": 20250101000000, "auditId": i, "pad": "x" * 300}]})
-    assert [a["auditId"] for a in devices.recent_audits(SERIAL, 5)] == [295, 296, 297, 298, 299]
+    assert [a["event"]["auditId"] for a in devices.recent_audits(SERIAL, 5)] == \
+        [295, 296, 297, 298, 299]
 
 
 def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypatch):

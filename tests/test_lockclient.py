@@ -79,6 +79,7 @@ def test_simulated_lock_applies_the_database_it_is_sent(site, host):
     version = host.devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}})
     assert sim.call_in().ok
     assert sim.users == [USER] and sim.db_version == version
+    assert sim.call_in().ok and sim.last_db["db"]["usrRcrd"]["add"] == []  # now current
     assert host.devices.record(SERIAL)["lock_db_version"] == version
 
 
