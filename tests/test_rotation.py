@@ -295,3 +295,15 @@ def test_process_crash_after_commit_is_served_by_the_next_start(host, other):
     active = restarted.reload()
     assert active.name == "other" and active.hash == host.site_key.hash(other.anchor_der)
     assert os.path.exists(host.store.root / ".anchors" / f"{other.anchor_sha256}.der")
+
+
+def test_imported_set_serves_its_anchor_under_the_legacy_file_name(host, site, tmp_path):
+    from server.certimport import import_set
+
+    chain = chains.build()
+    import_set(host.store, "partner", sorted(chains.loose_files(tmp_path / "in", chain).iterdir()))
+    host.certificates.activate("partner")
+    status, _, der = http_get(site.http_port, "/static/Device_Certificates/partner_CA.der")
+    assert (status, der) == (200, pki.cert_der(chain.root))
+    leaf, status = tls_leaf(site.tls_port, trusting(der))
+    assert status == 200 and leaf == pki.cert_der(chain.server)
