@@ -48,7 +48,8 @@ def register(sub, parent) -> None:
                             "cannot be read)")
     verb("show", show_set, f"one set: its chain, details and validation report ({EXIT_HELP})") \
         .add_argument("name")
-    verb("check", check_sets, f"validation report of the named sets, default all ({EXIT_HELP})") \
+    verb("check", check_sets, "validation report of the named sets, default all; --json gives "
+                              f"one report for one NAME, else a list ({EXIT_HELP})") \
         .add_argument("names", nargs="*", metavar="NAME")
     imp = verb("import", import_files,
                "normalise an integrator's files (partner_CA.der, partner_intermediate.der, "
