@@ -1,0 +1,663 @@
+"""The operator console driven through Textual's Pilot against a real host: real listeners on
+ephemeral ports, real certificate sets, real requests. Tests wait on the app, never sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import shutil
+import socket
+import ssl
+import time
+
+import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Input
+from textual.worker import WorkerCancelled
+
+from console.app import EngageConsole
+from console.confirm import ConfirmScreen
+from console.dashboard import EventScreen
+from console.help import HelpScreen
+from console.lock_log import LockLog
+from server import pki
+from server.events import Event
+from server.host import Host
+from server.lockclient import SimulatedLock
+
+from .helpers import http_get, wait_for_event
+
+SIZE = (120, 36)
+
+
+def sync(test):
+    """Run an ``async def`` test on its own event loop (no asyncio plugin is needed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def until(pilot, predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    """Let the app run (timers, workers, messages) until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # the app is shutting down
+            pass
+        await pilot.pause(0.02)
+
+
+def shown_text(widget) -> str:
+    """The plain text a Static shows, whatever rich renderable it holds."""
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+def cell(app, table_id: str, row: str, column: str) -> str:
+    return str(app.screen.query_one(table_id, DataTable).get_cell(row, column))
+
+
+def request(n: int, **fields) -> Event:
+    values = dict(listener="http", client=f"10.0.0.{n % 250}", method="GET",
+                  path=f"/swordfish/lock/certificates/current/{n}", status=200, bytes=64,
+                  duration_ms=1.5, time=f"2026-11-22T08:00:{n % 60:02d}.000+00:00")
+    values.update(fields)
+    return Event(**values)
+
+
+class Notes:
+    """Records every notification the app shows (also those sent from worker threads)."""
+
+    def __init__(self, app):
+        self.messages: list[tuple[str, str]] = []
+        original = app.notify
+
+        def notify(message, *args, **kwargs):
+            self.messages.append((str(message), kwargs.get("severity", "information")))
+            return original(message, *args, **kwargs)
+
+        app.notify = notify
+
+    def text(self) -> str:
+        return "\n".join(m for m, _ in self.messages)
+
+    def errors(self) -> list[str]:
+        return [m for m, severity in self.messages if severity == "error"]
+
+
+@pytest.fixture
+def stopped_host(settings, site_key):
+    """A host with its demo set active and both listeners stopped."""
+    h = Host.from_settings(settings, env={})
+    yield h
+    h.close()
+
+
+def log_of(app) -> LockLog:
+    return app.screen.query_one(LockLog)
+
+
+# --- start-up and listeners ---------------------------------------------------------------
+
+
+@sync
+async def test_start_up_starts_both_listeners_and_shows_them_running(stopped_host):
+    app = EngageConsole(stopped_host)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "RUNNING",
+                    what="TLS RUNNING")
+        assert cell(app, "#listeners", "http", "state") == "RUNNING"
+        port = stopped_host.listeners["http"].bound_port
+        assert cell(app, "#listeners", "http", "port") == str(port)
+        assert all(s.state == "RUNNING" for s in stopped_host.status().values())
+
+
+@sync
+async def test_no_start_opens_with_listeners_stopped(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert cell(app, "#listeners", "http", "state") == "STOPPED"
+        assert cell(app, "#listeners", "tls", "state") == "STOPPED"
+        assert not any(listener.running for listener in stopped_host.listeners.values())
+
+
+@sync
+async def test_keys_stop_and_start_each_listener_and_both(host):
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h")
+        await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "STOPPED")
+        assert host.listeners["tls"].running and not host.listeners["http"].running
+        await pilot.press("t")
+        await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "STOPPED")
+        await pilot.press("h")
+        await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "RUNNING")
+        assert http_get(host.listeners["http"].bound_port,
+                        "/swordfish/lock/certificates/current")[0] == 200
+        await pilot.press("x")
+        await until(pilot, lambda: not any(s.state == "RUNNING" for s in host.status().values()))
+        await pilot.press("s")
+        await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "RUNNING"
+                    and cell(app, "#listeners", "http", "state") == "RUNNING")
+
+
+@sync
+async def test_a_listener_that_cannot_start_shows_failed_with_the_fix(settings, site_key):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        settings.http_port = busy.getsockname()[1]
+        h = Host.from_settings(settings, env={})
+        try:
+            app = EngageConsole(h)
+            notes = Notes(app)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "FAILED")
+                assert "already in use" in cell(app, "#listeners", "http", "last_error")
+                assert "--http-port" in cell(app, "#listeners", "http", "last_error")
+                assert cell(app, "#listeners", "tls", "state") == "RUNNING"
+                assert any("HTTP listener FAILED" in m for m in notes.errors())
+        finally:
+            h.close()
+
+
+# --- the live lock log -------------------------------------------------------------------------
+
+
+@sync
+async def test_a_real_request_appears_in_the_log_and_in_the_counters(host):
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        port = host.listeners["http"].bound_port
+        assert http_get(port, "/swordfish/lock/certificates/current")[0] == 200
+        wait_for_event(host.log, lambda e: e.path == "/swordfish/lock/certificates/current")
+        await until(pilot, lambda: any(e.path == "/swordfish/lock/certificates/current"
+                                       for e in log_of(app).shown), what="request in the log")
+        await until(pilot, lambda: cell(app, "#listeners", "http", "requests") == "1")
+
+
+@sync
+async def test_a_failed_tls_handshake_stands_out_with_its_reason(host):
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        client = ssl.create_default_context()  # trusts public CAs, not our anchor
+        with socket.create_connection(("127.0.0.1", host.listeners["tls"].bound_port)) as raw:
+            with pytest.raises(ssl.SSLError):
+                client.wrap_socket(raw, server_hostname="localhost")
+        await until(pilot, lambda: any(e.kind == "handshake" for e in log_of(app).shown))
+        line = next(i for i, e in enumerate(log_of(app).shown) if e.kind == "handshake")
+        text = log_of(app).render_line(line - int(log_of(app).scroll_y)).text
+        assert "TLS FAIL" in text and "TLS handshake failed:" in text
+        assert log_of(app).shown[line].error in text
+
+
+@sync
+async def test_events_reach_the_log_in_batches_not_one_update_per_request(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        log = log_of(app)
+        batches = []
+        original = log.add_events
+        log.add_events = lambda events: (batches.append(len(events)), original(events))
+        for n in range(1000):
+            stopped_host.log.record(request(n))
+        await until(pilot, lambda: sum(batches) == 1000, what="1000 events shown")
+        assert len([b for b in batches if b]) <= 3
+        assert len(log.shown) == 1000
+
+
+@sync
+async def test_the_log_stays_bounded(settings, site_key):
+    settings.log_ring_size = 50
+    h = Host.from_settings(settings, env={})
+    try:
+        app = EngageConsole(h, start=False)
+        async with app.run_test(size=SIZE) as pilot:
+            for n in range(500):
+                h.log.record(request(n))
+            await until(pilot, lambda: log_of(app).shown and
+                        log_of(app).shown[-1].path.endswith("/499"))
+            assert len(log_of(app).shown) == 50
+            assert log_of(app).shown[0].path.endswith("/450")
+    finally:
+        h.close()
+
+
+@sync
+async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        log = log_of(app)
+        for n in range(100):
+            stopped_host.log.record(request(n))
+        await until(pilot, lambda: len(log.shown) == 100)
+        assert log.follow and log.scroll_y == log.max_scroll_y
+        await pilot.press("pageup")
+        assert not log.follow
+        top = log.scroll_y
+        for n in range(100, 110):
+            stopped_host.log.record(request(n))
+        await until(pilot, lambda: len(log.shown) == 110)
+        assert log.pending == 10 and log.scroll_y == top
+        state = str(app.screen.query_one("#log-state").render())
+        assert "PAUSED" in state and "10 new lines waiting" in state
+        await pilot.press("end")
+        assert log.follow and log.pending == 0 and log.scroll_y == log.max_scroll_y
+        assert "FOLLOWING" in str(app.screen.query_one("#log-state").render())
+
+
+@sync
+async def test_filter_by_path_address_serial_or_status(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        events = [request(1, duration_ms=1), request(2, client="192.168.7.9", duration_ms=2),
+                  request(3, serial="ABC123", duration_ms=3),
+                  request(4, status=404, path="/swordfish/lock/db/0", duration_ms=4)]
+        for event in events:
+            stopped_host.log.record(event)
+        log = log_of(app)
+        await until(pilot, lambda: len(log.shown) == 4)
+        for term, expected in (("192.168.7", 2), ("abc123", 3), ("404", 4), ("/db/", 4)):
+            await pilot.press("slash")
+            box = app.screen.query_one("#log-filter", Input)
+            assert box.has_focus
+            box.value = ""
+            await pilot.press(*term)
+            await pilot.press("enter")
+            assert [e.duration_ms for e in log.shown] == [expected], term
+            assert log.has_focus
+        await pilot.press("escape")
+        assert len(log.shown) == 4 and log.filter_text == ""
+        assert app.screen.query_one("#log-filter").has_class("hidden")
+
+
+@sync
+async def test_enter_on_a_line_shows_the_whole_event(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        stopped_host.log.record(request(1, serial="LOCK77", headers={"User-Agent": "ENGAGE"}))
+        stopped_host.log.record(request(2))
+        await until(pilot, lambda: len(log_of(app).shown) == 2)
+        await pilot.press("up", "up", "enter")
+        assert isinstance(app.screen, EventScreen)
+        assert app.screen.event.serial == "LOCK77"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, EventScreen)
+
+
+@sync
+async def test_demo_material_is_labelled(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        notices = str(app.screen.query_one("#notices").render())
+        assert "NOTICE: DEMO" in notices
+        assert "(DEMO)" in str(app.screen.query_one("#status-bar").render())
+
+
+# --- certificates ------------------------------------------------------------------------------
+
+
+async def open_certificates(pilot, select: str | None = None) -> None:
+    app = pilot.app
+    await pilot.press("2")
+    await until(pilot, lambda: app.screen.query_one("#sets", DataTable).row_count > 0
+                and "Select a set" not in str(app.screen.query_one("#report-text").render()))
+    if select is not None:
+        table = app.screen.query_one("#sets", DataTable)
+        table.move_cursor(row=table.get_row_index(select))
+        await until(pilot, lambda: str(app.screen.query_one("#report-text").render())
+                    .startswith(f"{select}:"), what=f"report of {select}")
+
+
+def add_set(host, name: str) -> None:
+    pki.init_set(host.store, host.settings.path("ca_dir"), name, ["localhost", "127.0.0.1"])
+
+
+@sync
+async def test_every_set_is_listed_with_verdict_and_report(stopped_host):
+    add_set(stopped_host, "second")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "second")
+        assert cell(app, "#sets", "demo", "active") == "ACTIVE"
+        assert cell(app, "#sets", "second", "active") == ""
+        assert cell(app, "#sets", "second", "verdict") in ("OK", "WARNING")
+        assert "/ 4,096" in cell(app, "#sets", "second", "chain")
+        report = str(app.screen.query_one("#report-text").render())
+        expected_hash = stopped_host.site_key.hash(stopped_host.store.load("second").anchor_der)
+        assert expected_hash in report
+
+
+@sync
+async def test_a_new_set_appears_without_a_restart(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        add_set(stopped_host, "dropped-in")
+        await until(pilot, lambda: app.screen.query_one("#sets", DataTable).row_count == 2,
+                    what="new set listed")
+        assert cell(app, "#sets", "dropped-in", "verdict") in ("OK", "WARNING")
+
+
+@sync
+async def test_copy_hash_uses_the_clipboard(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "demo")
+        await pilot.press("y")
+        assert app.clipboard == stopped_host.certificates.current().hash
+
+
+@sync
+async def test_activate_asks_with_old_and_new_anchor_and_cancel_keeps_the_set(stopped_host):
+    add_set(stopped_host, "second")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "second")
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.focused.id == "cancel"
+        body = str(app.screen.query_one("#dialog-body").render())
+        second = stopped_host.store.load("second")
+        assert "demo" in body and "->" in body
+        assert stopped_host.site_key.hash(second.anchor_der) in body
+        assert "anchor changes" in str(app.screen.query_one("#dialog-warning").render())
+        await pilot.press("enter")  # on "Cancel"
+        await app.workers.wait_for_complete()
+        assert stopped_host.certificates.current().name == "demo"
+
+
+@sync
+async def test_activate_with_confirm_then_roll_back(host):
+    add_set(host, "second")
+    app = EngageConsole(host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "second")
+        await pilot.press("a", "y")
+        await until(pilot, lambda: host.certificates.current().name == "second")
+        await until(pilot, lambda: cell(app, "#sets", "second", "active") == "ACTIVE")
+        assert "Active set is now second" in notes.text()
+        assert "second" in str(app.screen.query_one("#status-bar").render())
+        answer = http_get(host.listeners["http"].bound_port,
+                          "/swordfish/lock/certificates/current")[2]
+        assert host.certificates.current().hash in answer.decode()
+
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Roll back to set demo" in str(app.screen.query_one("#dialog-body").render())
+        await pilot.press("y")
+        await until(pilot, lambda: host.certificates.current().name == "demo")
+        await until(pilot, lambda: cell(app, "#sets", "demo", "active") == "ACTIVE")
+
+
+@sync
+async def test_rollback_with_no_history_is_a_notification(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        await pilot.press("r")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert "Nothing to roll back to" in notes.text()
+
+
+@sync
+async def test_a_failing_activation_is_a_notification_and_changes_nothing(stopped_host):
+    add_set(stopped_host, "second")
+    broken = stopped_host.store.set_path("broken")
+    shutil.copytree(stopped_host.store.set_path("second"), broken)
+    (broken / "server.key").write_bytes(pki.key_pem(pki.new_key()))  # key of another cert
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "broken")
+        assert cell(app, "#sets", "broken", "verdict") == "ERROR"
+        await pilot.press("a")
+        assert "activation will be refused" in str(
+            app.screen.query_one("#dialog-warning").render())
+        await pilot.press("y")
+        await until(pilot, lambda: notes.errors(), what="an error notification")
+        assert "Not activated" in notes.errors()[0]
+        assert stopped_host.certificates.current().name == "demo"
+        assert app.is_running
+
+
+@sync
+async def test_renew_creates_a_new_set_with_the_same_anchor(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "demo")
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.query_one("#sets", DataTable).row_count == 2,
+                    what="renewed set listed")
+        new = next(n for n in stopped_host.store.names() if n != "demo")
+        assert stopped_host.store.load(new).anchor_der == stopped_host.store.load("demo").anchor_der
+        assert f"new set {new}" in notes.text()
+
+
+@sync
+async def test_import_from_paths_lists_the_new_set(stopped_host, tmp_path):
+    source = stopped_host.store.set_path("demo")
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        await pilot.press("i")
+        app.screen.query_one("#import-paths", Input).value = \
+            f"{source / 'anchor.der'}, {source / 'chain.pem'}, {source / 'server.key'}"
+        app.screen.query_one("#import-name", Input).value = "imported"
+        app.screen.query_one("#import-passphrase", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "imported" in stopped_host.store.names()
+                    and app.screen.query_one("#sets", DataTable).row_count == 2,
+                    what="imported set listed")
+        assert "Imported set imported" in notes.text()
+
+
+@sync
+async def test_import_of_a_missing_file_says_so_and_imports_nothing(stopped_host, tmp_path):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        await pilot.press("i")
+        app.screen.query_one("#import-paths", Input).value = str(tmp_path / "nope.pem")
+        app.screen.query_one("#import-name", Input).value = "x"
+        await pilot.click("#import")
+        assert "no such file" in str(app.screen.query_one("#import-problem").render())
+        await pilot.press("escape")
+        assert stopped_host.store.names() == ["demo"]
+
+
+@sync
+async def test_import_of_bad_files_is_an_error_notification(stopped_host, tmp_path):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        await pilot.press("i")
+        app.screen.query_one("#import-paths", Input).value = str(junk)
+        app.screen.query_one("#import-name", Input).value = "junk"
+        await pilot.click("#import")
+        await until(pilot, lambda: notes.errors(), what="an error notification")
+        assert "Not imported" in notes.errors()[0]
+        assert stopped_host.store.names() == ["demo"]
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+
+def call_in(host, serial: str) -> None:
+    lock = SimulatedLock(serial, "localhost", host.listeners["http"].bound_port,
+                         host.listeners["tls"].bound_port, host.site_key.hmac_key())
+    result = lock.call_in()
+    assert result.ok, result
+
+
+@sync
+async def test_device_list_updates_live_and_shows_the_record(host):
+    call_in(host, "LOCK0001")
+    (host.devices.root / "BROKEN01.json").write_text("{not json")
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: app.screen.query_one("#devices", DataTable).row_count == 2)
+        assert cell(app, "#devices", "BROKEN01", "state") == "CORRUPT"
+        assert cell(app, "#devices", "LOCK0001", "state") == "ok"
+        assert cell(app, "#devices", "LOCK0001", "audits") != "0"
+        call_in(host, "LOCK0002")
+        await until(pilot, lambda: app.screen.query_one("#devices", DataTable).row_count == 3,
+                    what="the new lock listed live")
+        assert cell(app, "#devices", "LOCK0002", "last_seen").endswith("s ago")
+
+        table = app.screen.query_one("#devices", DataTable)
+        table.move_cursor(row=table.get_row_index("LOCK0001"))
+        await until(pilot, lambda: '"LOCK0001"' in shown_text(app.screen.query_one(
+            "#record-text")), what="record shown")
+        shown = shown_text(app.screen.query_one("#record-text"))
+        assert "Audits (" in shown and "Alerts (" in shown
+        table.move_cursor(row=table.get_row_index("BROKEN01"))
+        await until(pilot, lambda: "CORRUPT record" in shown_text(app.screen.query_one(
+            "#record-text")))
+
+
+@sync
+async def test_device_filter(stopped_host):
+    for serial in ("AAA111", "BBB222"):
+        stopped_host.devices.config_callin({"lckSn": serial}, address="10.1.1.1")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        table = app.screen.query_one("#devices", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        await pilot.press("slash", "b", "b", "enter")
+        assert table.row_count == 1 and cell(app, "#devices", "BBB222", "serial") == "BBB222"
+        await pilot.press("escape")
+        assert table.row_count == 2
+        await pilot.press("escape")
+        assert app.current_mode == "dashboard"
+
+
+# --- everywhere ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode,key,expected", [
+    ("dashboard", "question_mark", ["HTTP on/off", "Stop both", "Filter", "Follow newest"]),
+    ("certificates", "f1", ["Activate", "Roll back", "Renew", "Import", "Copy hash"]),
+    ("devices", "question_mark", ["Filter", "Back"]),
+])
+@sync
+async def test_help_lists_the_keys_of_the_current_screen(stopped_host, mode, key, expected):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.switch_mode(mode)
+        await pilot.press(key)
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.table
+        actions = list(table.columns[1].cells)
+        for description in expected + ["Help", "Quit", "Dashboard", "Certificates", "Devices"]:
+            assert description in actions, description
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@sync
+async def test_every_screen_action_is_in_the_command_palette(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.switch_mode("certificates")
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Activate (a)", "Roll back (r)", "Renew (n)", "Import (i)",
+                      "Copy hash (y)", "Force activate (A)", "Help (?)"):
+            assert title in titles
+
+
+@sync
+async def test_a_palette_command_runs_its_action(host):
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Stop both")
+        await until(pilot, lambda: "Stop both" in str(app.screen.query("CommandList").first()
+                                                      .get_option_at_index(0).prompt))
+        await pilot.press("enter")
+        await until(pilot, lambda: not any(s.state == "RUNNING" for s in host.status().values()))
+
+
+@sync
+async def test_quit_asks_while_listeners_run_and_stops_them(host):
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.focused.id == "cancel"
+        await pilot.press("n")
+        assert app.is_running and host.listeners["http"].running
+        await pilot.press("q", "y")
+        await until(pilot, lambda: not app.is_running, what="the app to exit")
+    assert not any(listener.running for listener in host.listeners.values())
+
+
+@sync
+async def test_quit_without_running_listeners_does_not_ask(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, what="the app to exit")
+
+
+@sync
+async def test_escape_backs_out_to_the_dashboard(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        assert app.current_mode == "certificates"
+        await pilot.press("escape")
+        assert app.current_mode == "dashboard"
+
+
+@sync
+async def test_a_too_small_terminal_gets_a_clear_message(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        message = app.screen.query_one("#too-small")
+        assert message.display and "too small" in str(message.render())
+        assert not app.screen.query_one("#body").display
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert not message.display and app.screen.query_one("#body").display
+
+
+@sync
+async def test_no_color_is_respected(stopped_host, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.no_color
+        assert cell(app, "#listeners", "http", "state") == "STOPPED"
+
+
+def test_server_never_imports_textual():
+    import subprocess
+    import sys
+
+    code = ("import sys, server.host, server.web, server.devices, server.certcheck; "
+            "print(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
