@@ -296,8 +296,9 @@ def _activated(args, settings, store, change) -> int:
     site_key = _site_key(settings)
     certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
     active = change(certificates)
-    anchor_changed = previous is not None and previous.anchor_sha256 != active.cert_set.anchor_sha256
-    entry = store.history()[-1] if store.history() else {}
+    anchor_changed = (previous is not None
+                      and previous.anchor_sha256 != active.cert_set.anchor_sha256)
+    entry = (store.history() or [{}])[-1]
     if args.json:
         print_json({"activated": True, "set": active.name,
                     "previous": previous.name if previous else None, "hash": active.hash,

@@ -35,8 +35,9 @@ def key(slot: str, bits: int = 2048):
 
 def make_cert(cn: str, public_key, issuer_cn: str, issuer_key, *, ca: bool, serial: int,
               path_length: int | None = None, days: tuple[float, float] = (-1, 365),
-              hosts=HOSTS, pad: int = 0, aki: bool = True, leaf_usage: bool = False,
-              basic_constraints: bool = True) -> x509.Certificate:
+              hosts=HOSTS, pad: int = 0, aki: bool = True,
+              leaf_usage: bool = False) -> x509.Certificate:
+    """One certificate; ``leaf_usage`` adds a server certificate's key usage, EKU and SAN."""
     b = (x509.CertificateBuilder()
          .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
          .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
@@ -44,13 +45,13 @@ def make_cert(cn: str, public_key, issuer_cn: str, issuer_key, *, ca: bool, seri
          .not_valid_before(NOW + dt.timedelta(days=days[0]))
          .not_valid_after(NOW + dt.timedelta(days=days[1]))
          .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
-    if basic_constraints:
-        b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
-                            critical=True)
+    b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
+                        critical=True)
     if ca or leaf_usage:
         b = b.add_extension(x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=leaf_usage,
-            data_encipherment=False, key_agreement=False, key_cert_sign=not leaf_usage, crl_sign=not leaf_usage,
+            data_encipherment=False, key_agreement=False, key_cert_sign=not leaf_usage,
+            crl_sign=not leaf_usage,
             encipher_only=False, decipher_only=False), critical=True)
     if leaf_usage:
         b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
