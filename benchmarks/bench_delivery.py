@@ -178,8 +178,11 @@ def check_delivery(server: Server, name: str, certificates: Certificates) -> Non
     active = certificates.current()
     for transport in ("http", "tls"):
         [(status, body)], _ = exchange(server.load("/current", transport))
-        answer = json.loads(body)
-        if status != 200 or answer.get("hash") != active.hash:
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = {}
+        if status != 200 or answer.get("hash") != active.hash or "cert_url" not in answer:
             raise RuntimeError(f"{name} /current over {transport} answered {status} {body[:200]!r}")
         server.der_path = urlsplit(answer["cert_url"]).path
         [(status, der)], _ = exchange(server.load("DER", transport))

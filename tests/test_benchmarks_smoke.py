@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_delivery import free_ports, spawn
+from benchmarks.bench_delivery import Server, check_delivery, free_ports, prepare_site, spawn
 from benchmarks.loadgen import Load, LoadGenerator, Request, Result, exchange
 
 CURRENT = "/swordfish/lock/certificates/current"
@@ -96,6 +96,15 @@ def test_server_processes_are_stopped_when_the_benchmark_ends(tmp_path):
         proc = spawn(stack, "idle", [sys.executable, "-c", serve], tmp_path, [port])
         assert proc.poll() is None  # it is listening
     assert proc.poll() is not None
+
+
+def test_a_server_answering_another_hash_is_not_compared(site, tmp_path):
+    other = tmp_path / "other-site"
+    other.mkdir()
+    _, certificates = prepare_site(other)  # another site key and set than the host serves
+    server = Server(site.http_port, site.tls_port, {})
+    with pytest.raises(RuntimeError, match="ours /current over http answered 200"):
+        check_delivery(server, "ours", certificates)
 
 
 @pytest.mark.slow
