@@ -88,7 +88,6 @@ class EngageConsole(App):
                 tooltip="Every key of this screen"),
         Binding("q", "quit", "Quit", id="app.quit",
                 tooltip="Quit (asks first while listeners run) and stop the listeners"),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit_now"),
     ]
 
     def __init__(self, host: Host, listeners: Iterable[str] = LISTENERS, start: bool = True,

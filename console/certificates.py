@@ -64,7 +64,7 @@ def row_cells(row: SetRow, active_name: str | None) -> dict[str, str]:
     return {
         "name": row.name + demo,
         "active": "ACTIVE" if row.name == active_name else "",
-        "verdict": row.verdict if report else "ERROR (unreadable)",
+        "verdict": row.verdict,
         "chain": f"{report.chain_bytes:,} / {report.chain_limit:,}" if report else "-",
         "key": f"{report.largest_key_bits} bits" if report and report.largest_key_bits else "-",
         "expiry": expiry_words(report.days_to_expiry) if report else "-",

@@ -1,0 +1,203 @@
+"""SVG snapshots of each console screen at a fixed size with deterministic data: a fixed site
+key, Ed25519 certificates from fixed seeds and dates (deterministic signatures, so fixed
+fingerprints and hashes), a fixed clock, fixed event times, listeners never bound (no random
+port), and the validation reports and device records fixed here so that only the console's
+rendering is under test. Update with ``pytest tests/test_snapshots.py --snapshot-update``."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption,
+                                                          PrivateFormat)
+from cryptography.x509.oid import NameOID
+
+from console import certificates as certificates_screen
+from console.app import EngageConsole
+from console.lock_log import LockLog
+from server.certcheck import CertInfo, Finding, Report
+from server.certstore import write_set
+from server.config import load_settings
+from server.devices import DeviceError, DeviceSummary
+from server.host import Host
+from server.sitekey import SiteKey
+
+from .test_console import request, until
+
+SIZE = (120, 34)
+NOW = dt.datetime(2026, 11, 22, 8, 0, 30, tzinfo=dt.timezone.utc)
+SITE_KEY = SiteKey.parse(base64.b64encode(bytes(range(32))).decode())
+
+
+def _key(seed: int) -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(subject: str, issuer: str, key, signer, serial: int, days: int, ca: bool):
+    return (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
+            .public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(NOW - dt.timedelta(days=30))
+            .not_valid_after(NOW + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, None))
+
+
+def fixed_set(store, name: str, seed: int, server_days: int) -> None:
+    root_key, inter_key, server_key = _key(seed), _key(seed + 1), _key(seed + 2)
+    root = _cert(f"Site Root {name}", f"Site Root {name}", root_key, root_key, seed, 3650, True)
+    inter = _cert(f"Site Intermediate {name}", f"Site Root {name}", inter_key, root_key,
+                  seed + 1, 1825, True)
+    server = _cert("localhost", f"Site Intermediate {name}", server_key, inter_key, seed + 2,
+                   server_days, False)
+    write_set(store.set_path(name), root.public_bytes(Encoding.DER),
+              server.public_bytes(Encoding.PEM) + inter.public_bytes(Encoding.PEM),
+              server_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+
+
+def fixed_report(cert_set, site_key, settings, active=None, now=None) -> Report:
+    """What the validation report says, fixed so the snapshot shows only the console."""
+    expiring = cert_set.name == "site-2027"
+    chain = [CertInfo(depth, role, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
+                      len(cert.public_bytes(Encoding.DER)), f"{cert.not_valid_after_utc:%Y-%m-%d}",
+                      "Ed25519")
+             for depth, role, cert in ((0, "server", cert_set.chain[0]),
+                                       (1, "intermediate", cert_set.chain[1]),
+                                       (2, "anchor", cert_set.anchor))]
+    findings = [Finding("chain.size", "info", "chain is 1,234 bytes of DER, under the limit")]
+    if expiring:
+        findings.insert(0, Finding("cert.expiring", "warning",
+                                   "the server certificate expires in 20 days: renew it", 0,
+                                   "CN=localhost"))
+    return Report(cert_set.name, findings, site_key.hash(cert_set.anchor_der),
+                  cert_set.anchor_sha256, 1234, 4096, 0, 20 if expiring else 700, chain)
+
+
+class FixedDevices:
+    """Device records as the console reads them, with fixed times."""
+
+    def __init__(self):
+        self.on_change = []
+
+    def summaries(self):
+        return [DeviceSummary("LOCK0001", "NDE80", "Front door", "2026-11-22T07:58:10+00:00",
+                              "10.44.68.21", "01.02.03", "3.1 V", 42),
+                DeviceSummary("LOCK0002", "LE", "Back office", "2026-11-20T08:00:00+00:00",
+                              "10.44.68.22", "01.02.00", "2.8 V", 7),
+                DeviceSummary("BROKEN01", corrupt=True, error="line 1: Expecting value")]
+
+    def record(self, serial):
+        if serial == "BROKEN01":
+            raise DeviceError("record BROKEN01.json is corrupt: line 1: Expecting value")
+        return {"serial": serial, "model": "NDE80", "name": "Front door",
+                "last_seen": "2026-11-22T07:58:10+00:00", "address": "10.44.68.21",
+                "firmware": {"main": "01.02.03"}, "audits": 42}
+
+    def recent_audits(self, serial, n=20):
+        return [{"time": "2026-11-22T07:58:10Z", "event": "access granted", "user": 17}]
+
+    def recent_alerts(self, serial, n=20):
+        return []
+
+
+@pytest.fixture
+def console_app(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(certificates_screen, "check_set", fixed_report)
+    settings = load_settings(env={}, flags={
+        "bind": "127.0.0.1", "http_port": 8080, "tls_port": 8443,
+        "certs_dir": str(tmp_path / "certs"), "data_dir": str(tmp_path / "Engage_Data"),
+        "logs_dir": str(tmp_path / "logs")})
+    host = Host(settings, SITE_KEY, ["DEMO site key in use (site.key): not for real locks"])
+    fixed_set(host.store, "site-2026", 10, 700)
+    fixed_set(host.store, "site-2027", 20, 20)
+    (host.store.root / "half-copied").mkdir()
+    host.certificates.activate("site-2026", force=True, by="test")
+    host.devices = FixedDevices()
+    app = EngageConsole(host, start=False, clock=lambda: NOW)
+    yield app
+    host.close()
+
+
+async def fill_log(pilot) -> None:
+    host = pilot.app.host
+    for n in range(40):
+        host.log.record(request(n, serial="LOCK0001" if n % 5 == 0 else "",
+                                status=404 if n % 9 == 4 else 200))
+    host.log.record(request(40, listener="tls", kind="handshake", method="", path="", status=0,
+                            error="client does not trust our chain (unknown CA)"))
+    await until(pilot, lambda: len(pilot.app.screen.query_one(LockLog).shown) == 41)
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+def test_dashboard(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=fill_log)
+
+
+def test_dashboard_paused_and_filtered(console_app, snap_compare):
+    async def run_before(pilot):
+        await fill_log(pilot)
+        await pilot.press("slash", *"lock0001", "enter", "up", "up")
+        for n in range(41, 44):
+            pilot.app.host.log.record(request(n, serial="LOCK0001"))
+        await until(pilot, lambda: pilot.app.screen.query_one(LockLog).pending == 3)
+
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_certificates(console_app, snap_compare):
+    async def run_before(pilot):
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("down", "down")
+        await settle(pilot)
+
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_activation_confirmation(console_app, snap_compare):
+    async def run_before(pilot):
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("down", "down")
+        await settle(pilot)
+        await pilot.press("a")
+
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_devices(console_app, snap_compare):
+    async def run_before(pilot):
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("down")
+        await settle(pilot)
+
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_help(console_app, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("question_mark")
+
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_terminal_too_small(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=(60, 16), run_before=settle)
