@@ -108,11 +108,9 @@ class EngageConsole(App):
     # --- life cycle ----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        for notice in self.host.notices:
-            self.notify(notice, title="NOTICE", severity="warning", timeout=10)
         self.set_interval(DRAIN_INTERVAL, self.drain)
         if self.start_listeners:
-            self.control_listeners(self.start_listeners, start=True)
+            self.control_listeners(self.start_listeners, start=True, quiet=True)
 
     def on_unmount(self) -> None:
         self.inbox.subscription.close()
@@ -142,12 +140,13 @@ class EngageConsole(App):
     # --- listeners -----------------------------------------------------------------------------
 
     @work(thread=True, group="listeners", exit_on_error=False, name="listener control")
-    def control_listeners(self, names: tuple[str, ...], start: bool) -> None:
-        """Start or stop listeners off the UI thread; each outcome is a notification."""
+    def control_listeners(self, names: tuple[str, ...], start: bool, quiet: bool = False) -> None:
+        """Start or stop listeners off the UI thread; each outcome is a notification (only
+        failures when ``quiet``: at start-up the dashboard shows the states)."""
         statuses = self.host.start(names) if start else self.host.stop(names)
-        self.call_from_thread(self.report_listeners, statuses)
+        self.call_from_thread(self.report_listeners, statuses, quiet)
 
-    def report_listeners(self, statuses) -> None:
+    def report_listeners(self, statuses, quiet: bool = False) -> None:
         for view in list(self._views):
             view.host_changed(HostChange(listeners_changed=True))
         for status in statuses.values():
@@ -155,10 +154,13 @@ class EngageConsole(App):
             if status.state == FAILED:
                 self.notify(f"{label} listener FAILED: {status.last_error}",
                             severity="error", timeout=15)
+            elif quiet:
+                continue
             elif status.state == RUNNING:
-                self.notify(f"{label} listener RUNNING on {status.address}:{status.port}")
+                self.notify(f"{label} listener RUNNING on {status.address}:{status.port}",
+                            timeout=3)
             else:
-                self.notify(f"{label} listener STOPPED")
+                self.notify(f"{label} listener STOPPED", timeout=3)
 
     def on_worker_state_changed(self, event) -> None:
         if event.state == WorkerState.ERROR:
