@@ -9,8 +9,9 @@ without rewriting the record. A record that does not parse is reported (``Corrup
 
 Listing: an in-memory index (serial -> summary and the file's size and mtime) filled from disk
 on the first listing, updated by every write of this process, and re-synchronised when the
-folder's mtime shows a file was added, replaced or removed (at most once a second), and every
-30 seconds anyway (a file edited in place leaves the folder's mtime alone). A re-synchronisation
+folder's mtime shows another process added, replaced or removed a file (at most once a second;
+this process's own writes update the index directly and do not count), and every 30 seconds
+anyway (a file edited in place leaves the folder's mtime alone). A re-synchronisation
 stats every file and parses only those whose size or mtime differ; a listing between them is a
 dictionary copy.
 
@@ -25,6 +26,7 @@ whole last PUT Config body), and what the host sends in ``host``:
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -422,7 +424,8 @@ class Devices:
                                          "event": event}, separators=(",", ":"),
                                         ensure_ascii=False))
             if lines:
-                append_line(path, "\n".join(lines))  # one write and fsync per post
+                with self._own_change(first):
+                    append_line(path, "\n".join(lines))  # one write and fsync per post
                 state.count += len(lines)
                 state.last = received
                 for audit_id in batch:
@@ -430,7 +433,8 @@ class Devices:
                 if kind == AUDIT:
                     self._index_count(serial, state.count)
             elif first:
-                path.touch()  # the log exists from the first report on: 201 once
+                with self._own_change():
+                    path.touch()  # the log exists from the first report on: 201 once
         self._changed(serial)
         return EventsAdded(first, len(lines), duplicates)
 
@@ -573,9 +577,32 @@ class Devices:
 
     def _write(self, serial: str, record: dict) -> None:
         path = self.path(serial)
-        write_atomic(path, json.dumps(record, ensure_ascii=False))  # C encoder: no indent
+        with self._own_change():
+            write_atomic(path, json.dumps(record, ensure_ascii=False))  # C encoder: no indent
         self._index_put(serial, summary_of(serial, record, self._log_count(serial, AUDIT)[0]),
                         path)
+
+    @contextlib.contextmanager
+    def _own_change(self, changes_folder: bool = True):
+        """A write of this process that changes the folder's mtime: when nothing else had
+        changed it since the last re-synchronisation, the new mtime counts as seen (the index
+        is updated directly). A change by another process inside this window waits for the
+        periodic full re-synchronisation."""
+        if not changes_folder:
+            yield
+            return
+        before = self._folder_mtime()
+        yield
+        after = self._folder_mtime()
+        with self._index_lock:
+            if before is not None and self._scanned_mtime == before:
+                self._scanned_mtime = after
+
+    def _folder_mtime(self) -> int | None:
+        try:
+            return self.root.stat().st_mtime_ns
+        except OSError:
+            return None
 
     def _index_put(self, serial: str, summary: DeviceSummary, path: Path) -> None:
         try:
@@ -602,7 +629,8 @@ class Devices:
         if self._scanned_mtime is not None and age < FULL_RESCAN_SECONDS and (
                 self._scanned_mtime == mtime or age < self.rescan_seconds):
             return
-        self._scanned_mtime, self._scanned_at = mtime, now
+        with self._index_lock:
+            self._scanned_mtime, self._scanned_at = mtime, now
         with self._index_lock:
             known = dict(self._index)
         found: dict[str, tuple[DeviceSummary, tuple]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -154,9 +155,12 @@ def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypa
     original = Devices._summary_from_disk
     monkeypatch.setattr(Devices, "_summary_from_disk",
                         lambda self, *a: reads.append(a) or original(self, *a))
+    scans = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda *a: scans.append(a) or real_scandir(*a))
     devices.config_callin(config(SERIAL))
     assert len(devices.summaries()) == 10_001
-    assert reads == []  # only the folder's stat data was read again
+    assert reads == [] and scans == []  # this process's own write: no re-synchronisation
 
 
 # --- CSV import ----------------------------------------------------------------------------------
