@@ -26,7 +26,9 @@ from server.lockclient import make_fleet, run_fleet
 
 TARGET_PER_SECOND = 150.0
 TARGET_LIST_MS = 50.0
-PROCESSES, THREADS = 2, 4   # 8 call-ins in flight
+# 8 call-ins in flight: with cheroot's keep_alive_conn_limit (10) left as is, the listeners
+# answer "Connection: close" once more than 10 connections wait in their selector.
+PROCESSES, THREADS = 2, 4
 LOCKS_PER_PROCESS = 200
 RECORDS = 10_000
 
@@ -43,7 +45,7 @@ def _clients(seed: int, http_port: int, tls_port: int, hmac_key: bytes, seconds:
             "latencies": [r.latency for r in summary.results if r.ok]}
 
 
-def measure_callins(seconds: float) -> Row:
+def measure_callins(seconds: float) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-callins-") as tmp, \
             contextlib.ExitStack() as stack:
         folder = Path(tmp)
@@ -73,9 +75,10 @@ def measure_callins(seconds: float) -> Row:
             f"p99 {p99:.1f} ms; {ok} call-ins from {PROCESSES * LOCKS_PER_PROCESS} locks "
             f"({records} records), {PROCESSES}x{THREADS} in flight"
             + (f"; failed: {json.dumps(failed)}" if failed else ""))
-    return Row(benchmark="call-ins TLS (new connection each)", figure=rate, unit="call-ins/s",
-               target=f">= {TARGET_PER_SECOND:.0f}/s", ok=rate >= TARGET_PER_SECOND and not failed,
-               note=note)
+    return [Row(benchmark="call-ins TLS (new connection each)", figure=rate, unit="call-ins/s",
+                target=f">= {TARGET_PER_SECOND:.0f}/s",
+                ok=rate >= TARGET_PER_SECOND and not failed, note=note),
+            Row(benchmark="call-in latency p99 (same run)", figure=p99, unit="ms")]
 
 
 def measure_listing() -> list[Row]:
@@ -106,7 +109,7 @@ def measure_listing() -> list[Row]:
 
 
 def run(quick: bool) -> list[Row]:
-    return [measure_callins(3.0 if quick else 15.0), *measure_listing()]
+    return [*measure_callins(3.0 if quick else 15.0), *measure_listing()]
 
 
 if __name__ == "__main__":
