@@ -24,8 +24,8 @@ def register(sub, parent) -> None:
     p.add_argument("--url", metavar="URL",
                    help="the host's plain HTTP address, e.g. http://10.44.68.128 (default: "
                         "http://127.0.0.1 with the --http-port setting); TLS uses --tls-port")
-    p.add_argument("--workers", type=int, default=16, metavar="N",
-                   help="call-ins in flight at once (16)")
+    p.add_argument("--workers", type=int, default=8, metavar="N",
+                   help="call-ins in flight at once (8)")
     p.add_argument("--seed", type=int, help="repeatable serials and events")
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(func=simulate)
