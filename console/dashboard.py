@@ -9,7 +9,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.reactive import reactive
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from server.events import Event
@@ -31,6 +33,16 @@ def listener_cells(status) -> dict[str, str]:
         "requests": f"{status.requests:,}", "errors": f"{status.errors:,}",
         "last_error": status.last_error or "-",
     }
+
+
+class LogState(Widget):
+    """One line under the log: following or paused (with waiting lines), filter, count.
+    Updated every batch, so it repaints without a layout pass."""
+
+    text: reactive[str] = reactive("", layout=False)
+
+    def render(self) -> str:
+        return self.text
 
 
 class EventScreen(ModalScreen[None]):
@@ -78,7 +90,7 @@ class DashboardScreen(ConsoleScreen):
         log = LockLog(max_lines=self.app.host.settings.log_ring_size, id="lock-log")
         log.border_title = "Lock log"
         yield log
-        yield Static("", id="log-state")
+        yield LogState(id="log-state")
 
     def on_mount(self) -> None:
         table = self.query_one("#listeners", DataTable)
@@ -95,7 +107,7 @@ class DashboardScreen(ConsoleScreen):
     def host_changed(self, change) -> None:
         super().host_changed(change)
         self.query_one(LockLog).add_events(change.events)
-        if change.events or change.listeners_changed:
+        if change.listeners_changed:
             self.refresh_listeners()
 
     def refresh_listeners(self) -> None:
@@ -166,4 +178,4 @@ class DashboardScreen(ConsoleScreen):
             state = f"PAUSED - {log.pending:,} new lines waiting (End or f to follow)"
         shown = f"{len(log.shown):,} lines" if not log.filter_text else \
             f"filter '{log.filter_text}': {len(log.shown):,} of {log.total:,} lines"
-        self.query_one("#log-state", Static).update(f"{state} | {shown} | enter: whole event")
+        self.query_one(LogState).text = f"{state} | {shown} | enter: whole event"

@@ -18,6 +18,9 @@ from textual.strip import Strip
 from server.events import Event
 
 
+STRIP_CACHE = 1000  # drawn lines kept: a few screens' worth
+
+
 def matches(event: Event, term: str) -> bool:
     """Does the event's path, client address, lock serial or status contain ``term``?"""
     term = term.lower()
@@ -95,6 +98,8 @@ class LockLog(ScrollView, can_focus=True):
         self._all: list[Event] = []
         self._shown: list[Event] = self._all
         self.filter_text = ""
+        self._strips: dict[tuple, Strip] = {}  # drawn lines by (seq, width, cursor)
+        self._base_style = None
 
     # --- data ----------------------------------------------------------------------------
 
@@ -227,13 +232,30 @@ class LockLog(ScrollView, can_focus=True):
 
     # --- drawing -----------------------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def render_lines(self, crop):
+        self._base_style = self.rich_style  # once per frame, not once per line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         index = int(self.scroll_y) + y
+        style = self._base_style or self.rich_style
         if not 0 <= index < len(self._shown):
-            return Strip.blank(width, self.rich_style)
-        text = event_text(self._shown[index])
-        if index == self.cursor:
-            text.stylize(self.get_component_rich_style("lock-log--cursor"))
-        segments = list(text.render(self.app.console, end=""))
-        return Strip(segments).crop_extend(0, width, self.rich_style)
+            return Strip.blank(width, style)
+        event = self._shown[index]
+        key = (event.seq, width, index == self.cursor)
+        strip = self._strips.get(key)
+        if strip is None:
+            text = event_text(event)
+            if index == self.cursor:
+                text.stylize(self.get_component_rich_style("lock-log--cursor"))
+            segments = list(text.render(self.app.console, end=""))
+            strip = Strip(segments).crop_extend(0, width, style)
+            if len(self._strips) > STRIP_CACHE:
+                self._strips.clear()
+            self._strips[key] = strip
+        return strip

@@ -1,0 +1,191 @@
+"""The console under traffic: key press to screen update, and memory growth.
+
+The real console app runs on Textual's headless driver over a real host in this process.
+1. Injected: a thread records 2,000 request events a second straight into the host's request
+   log (more than the listeners can produce on this machine) for 30 s (3 s in quick mode).
+2. Real: a load generator sends requests through the HTTP listener as fast as it can.
+Meanwhile a key is pressed every 100 ms (cursor up/down in the lock log, now and then End to
+follow again). Latency is from the press until the first frame the compositor produces after
+the key's action ran (targets: p99 under 150 ms); memory growth is the process's resident size
+at the end minus at the start (target under 50 MB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from textual import events
+
+from benchmarks.loadgen import Load, LoadGenerator, Request
+from benchmarks.run import Row
+from console.app import EngageConsole
+from console.lock_log import LockLog
+from server.config import load_settings
+from server.events import Event
+from server.host import Host
+from server.sitekey import SiteKey, write_key_file
+
+EVENTS_PER_SECOND = 2000
+KEY_INTERVAL = 0.1
+LATENCY_TARGET_MS = 150.0
+MEMORY_TARGET_MB = 50.0
+KEYS = ("up", "up", "down", "up", "down", "end")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(0.99 * len(ordered))) - 1] if ordered else float("nan")
+
+
+def _feed(log, stop: threading.Event, counter: list[int]) -> None:
+    """Record events at EVENTS_PER_SECOND until stopped, catching up after any stall."""
+    started = time.perf_counter()
+    sent = 0
+    while not stop.is_set():
+        due = int((time.perf_counter() - started) * EVENTS_PER_SECOND)
+        while sent < due:
+            log.record(Event(listener="tls", client=f"10.44.{sent % 200}.{sent % 250}",
+                             method="PUT", path="/swordfish/lock/Config", status=200,
+                             bytes=120, duration_ms=2.5, serial=f"LOCK{sent % 5000:05d}"))
+            sent += 1
+        counter[0] = sent
+        time.sleep(0.005)
+
+
+async def _drive(app: EngageConsole, seconds: float) -> tuple[list[float], float, int]:
+    """Press keys for ``seconds``; latencies (ms), memory growth (MB), events shown."""
+    latencies: list[float] = []
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        log = app.screen.query_one(LockLog)
+        frames: list[float] = []
+        handled: list[float] = []
+        display = app._display
+
+        def timed_display(screen, renderable):
+            display(screen, renderable)
+            if renderable is not None:
+                frames.append(time.perf_counter())
+
+        def timed(action):
+            def run(*args):
+                action(*args)
+                handled.append(time.perf_counter())
+            return run
+
+        app._display = timed_display
+        log.action_cursor = timed(log.action_cursor)
+        log.action_follow = timed(log.action_follow)
+        shown = 0
+        original_add = log.add_events
+
+        def counting_add(events):
+            nonlocal shown
+            shown += len(events)
+            original_add(events)
+
+        log.add_events = counting_add
+        rss_start = _rss_mb()
+        deadline = time.perf_counter() + seconds
+        presses = 0
+        while time.perf_counter() < deadline:
+            key = KEYS[presses % len(KEYS)]
+            presses += 1
+            handled.clear()
+            pressed = time.perf_counter()
+            app._driver.send_message(events.Key(key, None))  # as a terminal driver delivers it
+            limit = time.perf_counter() + 2.0
+            while time.perf_counter() < limit:
+                if handled and frames and frames[-1] >= handled[0]:
+                    break
+                await asyncio.sleep(0.001)
+            after = [f for f in frames if handled and f >= handled[0]]
+            latencies.append(((after[0] if after else time.perf_counter()) - pressed) * 1000)
+            frames.clear()
+            await asyncio.sleep(KEY_INTERVAL)
+        growth = _rss_mb() - rss_start
+    return latencies, growth, shown
+
+
+def _host(folder: Path) -> Host:
+    key = SiteKey.generate()
+    write_key_file(folder / "site.key", key)
+    settings = load_settings(env={}, flags={
+        "bind": "127.0.0.1", "http_port": 0, "tls_port": 0, "host_names": ["localhost"],
+        "certs_dir": str(folder / "certs"), "ca_dir": str(folder / "ca"),
+        "logs_dir": str(folder / "logs"), "data_dir": str(folder / "data"),
+        "site_key_file": str(folder / "site.key")})
+    return Host.from_settings(settings, env={})
+
+
+def _rows(label: str, latencies: list[float], growth: float, note: str) -> list[Row]:
+    p99 = _p99(latencies)
+    return [
+        Row(f"console {label}: key -> screen p99", p99, "ms", target=f"<= {LATENCY_TARGET_MS:g} ms",
+            ok=p99 <= LATENCY_TARGET_MS,
+            note=f"{len(latencies)} presses, median {sorted(latencies)[len(latencies) // 2]:.1f} "
+                 f"ms; {note}"),
+        Row(f"console {label}: memory growth", growth, "MB", target=f"<= {MEMORY_TARGET_MB:g} MB",
+            ok=growth <= MEMORY_TARGET_MB),
+    ]
+
+
+def bench_injected(seconds: float) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        host = _host(Path(tmp))
+        stop, counter = threading.Event(), [0]
+        feeder = threading.Thread(target=_feed, args=(host.log, stop, counter), daemon=True)
+        try:
+            app = EngageConsole(host, start=False)
+            feeder.start()
+            started = time.perf_counter()
+            latencies, growth, shown = asyncio.run(_drive(app, seconds))
+            elapsed = time.perf_counter() - started
+        finally:
+            stop.set()
+            feeder.join()
+            host.close()
+    return _rows("(2,000 injected events/s)", latencies, growth,
+                 f"{counter[0] / elapsed:,.0f} events/s fed, {shown:,} reached the log view")
+
+
+def bench_real(seconds: float) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        host = _host(Path(tmp))
+        try:
+            host.start(("http",))
+            port = host.listeners["http"].bound_port
+            app = EngageConsole(host, start=False)
+            outcome = {}
+            with LoadGenerator(processes=1, threads=4) as gen:
+                load = Load(port, (Request("/swordfish/lock/certificates/current"),))
+                runner = threading.Thread(
+                    target=lambda: outcome.setdefault("result", gen.run(load, seconds)),
+                    daemon=True)
+                runner.start()
+                latencies, growth, shown = asyncio.run(_drive(app, seconds))
+                runner.join()
+        finally:
+            host.close()
+    result = outcome["result"]
+    return _rows("(real requests)", latencies, growth,
+                 f"{result.rate:,.0f} requests/s through the HTTP listener, {result.errors} "
+                 f"failed, {shown:,} reached the log view")
+
+
+def run(quick: bool) -> list[Row]:
+    seconds = 3.0 if quick else 30.0
+    return bench_injected(seconds) + bench_real(seconds)
