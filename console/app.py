@@ -113,6 +113,9 @@ class EngageConsole(App):
         # it out of the collector's way keeps full collections short under heavy traffic.
         gc.freeze()
         self.set_interval(DRAIN_INTERVAL, self.drain)
+        self.host.watch_active(on_error=lambda exc: self.notify(
+            f"Another program changed the active set, but it cannot be loaded: {exc}",
+            severity="error", timeout=15))
         if self.start_listeners:
             self.control_listeners(self.start_listeners, start=True, quiet=True)
 

@@ -21,6 +21,7 @@ from .base import ConsoleScreen
 from .confirm import ConfirmScreen
 from .format import expiry_words, fingerprint
 from .import_form import ImportRequest, ImportScreen
+from .tables import cursor_key, sync_rows
 
 SET_COLUMNS = (("name", "Set"), ("active", "Active"), ("verdict", "Verdict"),
                ("chain", "Chain bytes"), ("key", "Largest key"), ("expiry", "Expires in"))
@@ -142,7 +143,8 @@ class CertificatesScreen(ConsoleScreen):
         for key, label in SET_COLUMNS:
             table.add_column(label, key=key)
         self.rows: dict[str, SetRow] = {}
-        self._store_stamp = None
+        self._cells: dict[str, dict[str, str]] = {}
+        self._store_stamp = self._store_stamp_now()
         self.refresh_status()
         self.set_interval(1.0, self._watch_store)
         self.rescan()
@@ -183,23 +185,15 @@ class CertificatesScreen(ConsoleScreen):
         table = self.query_one("#sets", DataTable)
         active = self.app.host.certificates.current()
         active_name = active.name if active else None
-        selected = self.selected_name()
-        table.clear()
+        first = not self._cells
         self.rows = {row.name: row for row in rows}
-        for row in rows:
-            table.add_row(*row_cells(row, active_name).values(), key=row.name)
-        if selected in self.rows:
-            table.move_cursor(row=table.get_row_index(selected))
-        elif active_name in self.rows:
+        sync_rows(table, {row.name: row_cells(row, active_name) for row in rows}, self._cells)
+        if first and active_name in self.rows:
             table.move_cursor(row=table.get_row_index(active_name))
         self._load_selected()
 
     def selected_name(self) -> str | None:
-        table = self.query_one("#sets", DataTable)
-        if not table.row_count:
-            return None
-        key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
-        return key.value
+        return cursor_key(self.query_one("#sets", DataTable))
 
     # --- the report --------------------------------------------------------------------------
 
@@ -313,20 +307,14 @@ class CertificatesScreen(ConsoleScreen):
 
     @work(thread=True, group="renew", exit_on_error=False, name="renewal")
     def renew(self, name: str) -> None:
-        host = self.app.host
-        try:
+        def renewed():
             from server.pki import renew_set
 
-            new = renew_set(host.store, host.settings.path("ca_dir"), name)
-        except ImportError:
-            self.app.notify("Renewal is not available in this version.", severity="error")
-            return
-        except EngageError as exc:
-            self.app.notify(f"Not renewed: {exc}", severity="error", timeout=15)
-            return
-        self.app.notify(f"Renewed {name} as new set {new.name}: select it and press a to "
-                        "activate it.")
-        self.app.call_from_thread(self.rescan)
+            host = self.app.host
+            return renew_set(host.store, host.settings.path("ca_dir"), name)
+
+        self._new_set(renewed, "Not renewed", f"Renewed {name} as new set {{}}: select it and "
+                      "press a to activate it.")
 
     def action_import_set(self) -> None:
         self.app.push_screen(ImportScreen(),
@@ -334,16 +322,24 @@ class CertificatesScreen(ConsoleScreen):
 
     @work(thread=True, group="import", exit_on_error=False, name="import")
     def import_files(self, request: ImportRequest) -> None:
-        try:
+        def imported():
             from server.certimport import import_set
 
-            new = import_set(self.app.host.store, request.name, request.paths,
-                             passphrase=request.passphrase or None)
+            return import_set(self.app.host.store, request.name, request.paths,
+                              passphrase=request.passphrase or None)
+
+        self._new_set(imported, "Not imported", "Imported set {}: check its report, then press "
+                      "a to activate it.")
+
+    def _new_set(self, make, failed: str, done: str) -> None:
+        """Run ``make`` (in a worker thread); its outcome is a notification, never a crash."""
+        try:
+            new = make()
         except ImportError:
-            self.app.notify("Import is not available in this version.", severity="error")
+            self.app.notify(f"{failed}: this version cannot do that yet.", severity="error")
             return
         except EngageError as exc:
-            self.app.notify(f"Not imported: {exc}", severity="error", timeout=15)
+            self.app.notify(f"{failed}: {exc}", severity="error", timeout=15)
             return
-        self.app.notify(f"Imported set {new.name}: check its report, then press a to activate.")
+        self.app.notify(done.format(new.name))
         self.app.call_from_thread(self.rescan)

@@ -19,6 +19,7 @@ from server.events import Event
 from .base import ConsoleScreen
 from .format import clock_time
 from .lock_log import LockLog, marker
+from .tables import sync_rows
 
 LISTENER_COLUMNS = (("name", "Listener"), ("state", "State"), ("address", "Address"),
                     ("port", "Port"), ("since", "Since"), ("requests", "Requests"),
@@ -112,17 +113,8 @@ class DashboardScreen(ConsoleScreen):
 
     def refresh_listeners(self) -> None:
         """Update the listener rows in place; only cells whose text changed are touched."""
-        table = self.query_one("#listeners", DataTable)
-        for name, status in self.app.host.status().items():
-            cells = listener_cells(status)
-            old = self._cells.get(name)
-            if old is None:
-                table.add_row(*cells.values(), key=name)
-            else:
-                for column, value in cells.items():
-                    if old[column] != value:
-                        table.update_cell(name, column, value, update_width=True)
-            self._cells[name] = cells
+        wanted = {name: listener_cells(s) for name, s in self.app.host.status().items()}
+        sync_rows(self.query_one("#listeners", DataTable), wanted, self._cells)
 
     # --- listeners ---------------------------------------------------------------------------
 

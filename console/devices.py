@@ -20,7 +20,9 @@ from server.errors import EngageError
 
 from .base import ConsoleScreen
 from .format import relative
+from .tables import cursor_key, sync_rows
 
+RELATIVE_TIMES_SECONDS = 5.0  # "last seen 12s ago" is redrawn this often without a call-in
 DEVICE_COLUMNS = (("serial", "Serial"), ("state", "Record"), ("model", "Model"),
                   ("last_seen", "Last seen"), ("address", "Address"), ("firmware", "Firmware"),
                   ("battery", "Battery"), ("audits", "Audits"))
@@ -78,25 +80,29 @@ class DevicesScreen(ConsoleScreen):
         self.filter_text = ""
         self._cells: dict[str, dict[str, str]] = {}
         self._shown_serial: str | None = None
+        self._changed: set[str] = set()  # locks that called in since the list was last shown
         self.refresh_status()
         self.reload()
+        self.set_interval(RELATIVE_TIMES_SECONDS, self._sync_rows)
         table.focus()
 
     def host_changed(self, change) -> None:
         super().host_changed(change)
         if change.serials:
-            self.reload(change.serials)
+            self._changed |= change.serials
+            self.reload()
 
     # --- the list ----------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="devices", exit_on_error=False, name="device list")
-    def reload(self, changed: frozenset[str] = frozenset()) -> None:
+    def reload(self) -> None:
         summaries = self.app.host.devices.summaries()
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_devices, summaries, changed)
+            self.app.call_from_thread(self._show_devices, summaries)
 
-    def _show_devices(self, summaries: list[DeviceSummary], changed=frozenset()) -> None:
+    def _show_devices(self, summaries: list[DeviceSummary]) -> None:
         self.devices = {d.serial: d for d in summaries}
+        changed, self._changed = self._changed, set()
         self._sync_rows()
         selected = self.selected_serial()
         if selected is not None and (selected in changed or selected != self._shown_serial):
@@ -108,25 +114,10 @@ class DevicesScreen(ConsoleScreen):
         now = self.app.now()
         wanted = {serial: device_cells(d, now) for serial, d in sorted(self.devices.items())
                   if not self.filter_text or device_matches(d, self.filter_text)}
-        for serial in [s for s in self._cells if s not in wanted]:
-            table.remove_row(serial)
-            del self._cells[serial]
-        for serial, cells in wanted.items():
-            old = self._cells.get(serial)
-            if old is None:
-                table.add_row(*cells.values(), key=serial)
-            else:
-                for column, value in cells.items():
-                    if old[column] != value:
-                        table.update_cell(serial, column, value, update_width=True)
-            self._cells[serial] = cells
+        sync_rows(table, wanted, self._cells)
 
     def selected_serial(self) -> str | None:
-        table = self.query_one("#devices", DataTable)
-        if not table.row_count:
-            return None
-        key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
-        return key.value
+        return cursor_key(self.query_one("#devices", DataTable))
 
     # --- filter ----------------------------------------------------------------------------
 

@@ -160,22 +160,20 @@ def test_dashboard_paused_and_filtered(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_certificates(console_app, snap_compare):
-    async def run_before(pilot):
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("down", "down")
-        await settle(pilot)
+async def select_expiring_set(pilot) -> None:
+    await pilot.press("2")
+    await settle(pilot)
+    await pilot.press("down", "down")
+    await settle(pilot)
 
-    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+def test_certificates(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=select_expiring_set)
 
 
 def test_activation_confirmation(console_app, snap_compare):
     async def run_before(pilot):
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("down", "down")
-        await settle(pilot)
+        await select_expiring_set(pilot)
         await pilot.press("a")
 
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)

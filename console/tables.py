@@ -1,0 +1,32 @@
+"""Tables updated in place by row key (as dolphie does), never rebuilt every tick."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+
+def sync_rows(table: DataTable, wanted: dict[str, dict[str, str]],
+              shown: dict[str, dict[str, str]], remove_missing: bool = True) -> None:
+    """Make ``table`` show ``wanted`` (row key -> column key -> text). ``shown`` is what the
+    table holds now and is updated; only rows and cells whose text changed are touched."""
+    if remove_missing:
+        for key in [k for k in shown if k not in wanted]:
+            table.remove_row(key)
+            del shown[key]
+    for key, cells in wanted.items():
+        old = shown.get(key)
+        if old is None:
+            table.add_row(*cells.values(), key=key)
+        else:
+            for column, value in cells.items():
+                if old[column] != value:
+                    table.update_cell(key, column, value, update_width=True)
+        shown[key] = cells
+
+
+def cursor_key(table: DataTable) -> str | None:
+    """The key of the row under the cursor, or None for an empty table."""
+    if not table.row_count:
+        return None
+    key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+    return key.value
