@@ -39,7 +39,7 @@ class ConsoleScreen(Screen):
         yield Static(f"The terminal is too small: make it at least {MIN_WIDTH} columns by "
                      f"{MIN_HEIGHT} lines.", id="too-small")
         yield StatusBar(id="status-bar")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p is listed in help
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -94,6 +94,7 @@ class DashboardScreen(ConsoleScreen):
         yield LogState(id="log-state")
 
     def on_mount(self) -> None:
+        self.query_one("#log-filter").border_title = "Filter: path, address, lock serial or status"
         table = self.query_one("#listeners", DataTable)
         for key, label in LISTENER_COLUMNS:
             table.add_column(label, key=key)

@@ -23,8 +23,8 @@ from .format import relative
 from .tables import cursor_key, sync_rows
 
 RELATIVE_TIMES_SECONDS = 5.0  # "last seen 12s ago" is redrawn this often without a call-in
-DEVICE_COLUMNS = (("serial", "Serial"), ("state", "Record"), ("model", "Model"),
-                  ("last_seen", "Last seen"), ("address", "Address"), ("firmware", "Firmware"),
+DEVICE_COLUMNS = (("serial", "Serial"), ("state", "State"), ("model", "Model"),
+                  ("last_seen", "Seen"), ("address", "Address"), ("firmware", "Firmware"),
                   ("battery", "Battery"), ("audits", "Audits"))
 
 

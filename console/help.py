@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 
 def key_table(screen: Screen) -> Table:
-    """One row per action (keys merged), in the order the bindings are declared."""
+    """One row per action (keys merged): the console's own actions first."""
     app = screen.app
     rows: dict[str, list] = {}
     for key, active in screen.active_bindings.items():
@@ -25,7 +25,8 @@ def key_table(screen: Screen) -> Table:
     table.add_column("Key", no_wrap=True)
     table.add_column("Action", no_wrap=True)
     table.add_column("What it does")
-    for keys, binding in rows.values():
+    # This console's own actions first, then the keys its widgets bring (scrolling, focus).
+    for keys, binding in sorted(rows.values(), key=lambda row: row[1].id is None):
         table.add_row(" ".join(dict.fromkeys(keys)), binding.description, binding.tooltip)
     table.add_row("ctrl+p", "Command palette", "Every action of this screen, by name")
     return table

@@ -7,6 +7,7 @@ in batches from the console's drain timer, never one message per request.
 
 from __future__ import annotations
 
+from rich.segment import Segment
 from rich.text import Text
 from textual.binding import Binding
 from textual.geometry import Size
@@ -66,9 +67,9 @@ class LockLog(ScrollView, can_focus=True):
         Binding("pageup", "cursor_page(-1)", "Page up", show=False, id="log.page_up"),
         Binding("pagedown", "cursor_page(1)", "Page down", show=False, id="log.page_down"),
         Binding("home", "oldest", "Oldest line", show=False, id="log.oldest"),
-        Binding("end,f", "follow", "Follow newest", id="log.follow",
+        Binding("end,f", "follow", "Follow newest", show=False, id="log.follow",
                 tooltip="Jump to the newest line and keep following"),
-        Binding("enter", "show_event", "Show event", id="log.show_event",
+        Binding("enter", "show_event", "Show event", show=False, id="log.show_event",
                 tooltip="Show the whole event under the cursor"),
     ]
     COMPONENT_CLASSES = {"lock-log--cursor"}
@@ -253,8 +254,8 @@ class LockLog(ScrollView, can_focus=True):
             text = event_text(event)
             if index == self.cursor:
                 text.stylize(self.get_component_rich_style("lock-log--cursor"))
-            segments = list(text.render(self.app.console, end=""))
-            strip = Strip(segments).crop_extend(0, width, style)
+            segments = Segment.apply_style(text.render(self.app.console, end=""), style)
+            strip = Strip(list(segments)).crop_extend(0, width, style)
             if len(self._strips) > STRIP_CACHE:
                 self._strips.clear()
             self._strips[key] = strip
