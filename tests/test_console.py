@@ -497,6 +497,37 @@ async def test_import_of_bad_files_is_an_error_notification(stopped_host, tmp_pa
         assert stopped_host.store.names() == ["demo"]
 
 
+@sync
+async def test_import_without_a_name_asks_for_one(stopped_host):
+    source = stopped_host.store.set_path("demo")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        await pilot.press("i")
+        app.screen.query_one("#import-paths", Input).value = str(source)
+        await pilot.click("#import")
+        assert "give the new set a name" in str(app.screen.query_one("#import-problem").render())
+        assert stopped_host.store.names() == ["demo"]
+
+
+@sync
+async def test_a_report_that_fails_is_a_notification_not_a_crash(stopped_host, monkeypatch):
+    from console import certificates
+
+    def broken_check(*args, **kwargs):
+        raise RuntimeError("validator exploded")
+
+    monkeypatch.setattr(certificates, "check_set", broken_check)
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: any("validator exploded" in m for m in notes.errors()))
+        assert app.is_running
+        await pilot.press("1")
+        assert app.current_mode == "dashboard"
+
+
 # --- devices -----------------------------------------------------------------------------------
 
 
