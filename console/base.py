@@ -16,6 +16,9 @@ MIN_WIDTH, MIN_HEIGHT = 80, 24
 class StatusBar(Static):
     """Active set, anchor fingerprint, the hash the locks receive, days to expiry."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(markup=False, **kwargs)
+
     def show_active(self, active, now) -> None:
         if active is None:
             self.update("Active set: NONE - the TLS listener cannot start until a set is "

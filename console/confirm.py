@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import RenderableType
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -33,12 +34,12 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
             dialog.border_title = self.title_text
-            yield Static(self.body, id="dialog-body")
+            yield Static(self.body, id="dialog-body", markup=False)
             if self.warning:
-                yield Static(f"WARNING: {self.warning}", id="dialog-warning")
+                yield Static(f"WARNING: {self.warning}", id="dialog-warning", markup=False)
             with Horizontal(id="dialog-buttons"):
-                yield Button(f"{self.cancel_label} [n]", id="cancel", variant="primary")
-                yield Button(f"{self.confirm_label} [y]", id="confirm",
+                yield Button(Text(f"{self.cancel_label} [n]"), id="cancel", variant="primary")
+                yield Button(Text(f"{self.confirm_label} [y]"), id="confirm",
                              variant="warning" if self.warning else "default")
 
     def on_mount(self) -> None:

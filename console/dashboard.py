@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from rich.json import JSON
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -42,8 +43,8 @@ class LogState(Widget):
 
     text: reactive[str] = reactive("", layout=False)
 
-    def render(self) -> str:
-        return self.text
+    def render(self) -> Text:
+        return Text(self.text)
 
 
 class EventScreen(ModalScreen[None]):
@@ -81,7 +82,7 @@ class DashboardScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         notices = self.app.host.notices
-        yield Static("\n".join(f"NOTICE: {n}" for n in notices), id="notices",
+        yield Static("\n".join(f"NOTICE: {n}" for n in notices), id="notices", markup=False,
                      classes="" if notices else "hidden")
         table = DataTable(id="listeners", cursor_type="none", show_cursor=False)
         table.can_focus = False

@@ -22,6 +22,7 @@ from .base import ConsoleScreen
 from .format import relative
 from .tables import cursor_key, sync_rows
 
+MAX_ROWS = 1000
 RELATIVE_TIMES_SECONDS = 5.0  # "last seen 12s ago" is redrawn this often without a call-in
 DEVICE_COLUMNS = (("serial", "Serial"), ("state", "State"), ("model", "Model"),
                   ("last_seen", "Seen"), ("address", "Address"), ("firmware", "Firmware"),
@@ -109,12 +110,18 @@ class DevicesScreen(ConsoleScreen):
             self.load_record(selected)
 
     def _sync_rows(self) -> None:
-        """Rows updated in place by serial; only changed cells are touched."""
+        """Rows updated in place by serial; only changed cells are touched. At most MAX_ROWS
+        rows are drawn (a table of 10,000 takes seconds to build): the filter finds the rest."""
         table = self.query_one("#devices", DataTable)
         now = self.app.now()
-        wanted = {serial: device_cells(d, now) for serial, d in sorted(self.devices.items())
-                  if not self.filter_text or device_matches(d, self.filter_text)}
+        matching = [d for _, d in sorted(self.devices.items())
+                    if not self.filter_text or device_matches(d, self.filter_text)]
+        wanted = {d.serial: device_cells(d, now) for d in matching[:MAX_ROWS]}
         sync_rows(table, wanted, self._cells)
+        shown = f"{len(wanted):,} of {len(matching):,}" if len(matching) > MAX_ROWS \
+            else f"{len(matching):,}"
+        label = f"Locks: {shown}" + (f" matching '{self.filter_text}'" if self.filter_text else "")
+        table.border_title = label + (" (/ to filter)" if len(matching) > MAX_ROWS else "")
 
     def selected_serial(self) -> str | None:
         return cursor_key(self.query_one("#devices", DataTable))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -38,9 +39,9 @@ class ImportScreen(ModalScreen[ImportRequest | None]):
             yield Input(placeholder="e.g. site-2026", id="import-name")
             yield Label("Key passphrase (if the key is encrypted)")
             yield Input(password=True, id="import-passphrase")
-            yield Static("", id="import-problem")
+            yield Static("", id="import-problem", markup=False)
             with Horizontal(id="dialog-buttons"):
-                yield Button("Cancel [esc]", id="cancel", variant="primary")
+                yield Button(Text("Cancel [esc]"), id="cancel", variant="primary")
                 yield Button("Import", id="import")
 
     def _problem(self, message: str) -> None:

@@ -1,7 +1,12 @@
-"""Tables updated in place by row key (as dolphie does), never rebuilt every tick."""
+"""Tables updated in place by row key (as dolphie does), never rebuilt every tick.
+
+Cells are plain ``Text``: what a lock or a file says is shown as written, never read as
+markup (a device name with ``[`` in it stays as it is), and no markup is parsed per cell.
+"""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 
@@ -16,11 +21,11 @@ def sync_rows(table: DataTable, wanted: dict[str, dict[str, str]],
     for key, cells in wanted.items():
         old = shown.get(key)
         if old is None:
-            table.add_row(*cells.values(), key=key)
+            table.add_row(*map(Text, cells.values()), key=key)
         else:
             for column, value in cells.items():
                 if old[column] != value:
-                    table.update_cell(key, column, value, update_width=True)
+                    table.update_cell(key, column, Text(value), update_width=True)
         shown[key] = cells
 
 

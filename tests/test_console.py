@@ -275,6 +275,10 @@ async def test_filter_by_path_address_serial_or_status(stopped_host):
             await pilot.press("enter")
             assert [e.duration_ms for e in log.shown] == [expected], term
             assert log.has_focus
+        await pilot.press("slash", "left_square_bracket", "b", "enter")  # not markup
+        await pilot.pause()
+        assert log.shown == [] and "filter '[b': 0 of 4" in str(
+            app.screen.query_one("#log-state").render())
         await pilot.press("escape")
         assert len(log.shown) == 4 and log.filter_text == ""
         assert app.screen.query_one("#log-filter").has_class("hidden")
@@ -580,6 +584,40 @@ async def test_device_filter(stopped_host):
         assert table.row_count == 2
         await pilot.press("escape")
         assert app.current_mode == "dashboard"
+
+
+@sync
+async def test_a_long_device_list_draws_the_first_rows_and_the_filter_finds_the_rest(
+        stopped_host, monkeypatch):
+    from console import devices as devices_screen
+    from server.devices import DeviceSummary
+
+    monkeypatch.setattr(devices_screen, "MAX_ROWS", 50)
+    summaries = [DeviceSummary(f"LOCK{n:04d}", "NDE80") for n in range(120)]
+    monkeypatch.setattr(stopped_host.devices, "summaries", lambda: summaries)
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        table = app.screen.query_one("#devices", DataTable)
+        await until(pilot, lambda: table.row_count == 50)
+        assert "50 of 120" in table.border_title and "/ to filter" in table.border_title
+        await pilot.press("slash", *"lock0119", "enter")
+        assert table.row_count == 1 and cell(app, "#devices", "LOCK0119", "serial") == "LOCK0119"
+        assert "1 matching 'lock0119'" in table.border_title
+
+
+@sync
+async def test_device_names_are_shown_as_written_not_as_markup(stopped_host, monkeypatch):
+    from server.devices import DeviceSummary
+
+    monkeypatch.setattr(stopped_host.devices, "summaries",
+                        lambda: [DeviceSummary("LOCK1", "[bold]NDE[/bold] [link=x]")])
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: app.screen.query_one("#devices", DataTable).row_count == 1)
+        table = app.screen.query_one("#devices", DataTable)
+        assert "[bold]NDE[/bold] [link=x]" in table.render_line(1).text
 
 
 # --- everywhere ----------------------------------------------------------------------------------
