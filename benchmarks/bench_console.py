@@ -149,7 +149,7 @@ def bench_injected(seconds: float) -> list[Row]:
         stop, counter = threading.Event(), [0]
         feeder = threading.Thread(target=_feed, args=(host.log, stop, counter), daemon=True)
         try:
-            app = EngageConsole(host, start=False)
+            app = EngageConsole(host, start=False, freeze_gc=True)  # as run_console runs it
             feeder.start()
             started = time.perf_counter()
             latencies, growth, shown = asyncio.run(_drive(app, seconds))
@@ -168,7 +168,7 @@ def bench_real(seconds: float) -> list[Row]:
         try:
             host.start(("http",))
             port = host.listeners["http"].bound_port
-            app = EngageConsole(host, start=False)
+            app = EngageConsole(host, start=False, freeze_gc=True)
             outcome = {}
             with LoadGenerator(processes=1, threads=4) as gen:
                 load = Load(port, (Request("/swordfish/lock/certificates/current"),))

@@ -172,4 +172,6 @@ class DashboardScreen(ConsoleScreen):
             state = f"PAUSED - {log.pending:,} new lines waiting (End or f to follow)"
         shown = f"{len(log.shown):,} lines" if not log.filter_text else \
             f"filter '{log.filter_text}': {len(log.shown):,} of {log.total:,} lines"
-        self.query_one(LogState).text = f"{state} | {shown} | enter: whole event"
+        dropped = self.app.inbox.subscription.dropped
+        missed = f" | {dropped:,} events missed while the console was busy" if dropped else ""
+        self.query_one(LogState).text = f"{state} | {shown} | enter: whole event{missed}"

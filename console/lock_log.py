@@ -154,11 +154,11 @@ class LockLog(ScrollView, can_focus=True):
     def _lines_changed(self, removed: int) -> None:
         self.virtual_size = Size(self.scrollable_content_region.width, len(self._shown))
         if self.follow:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
+            self._jump(self.max_scroll_y)
         elif removed:
             if self.cursor >= 0:
                 self.cursor = max(0, self.cursor - removed)
-            self.scroll_to(y=max(0, self.scroll_y - removed), animate=False, immediate=True, force=True)
+            self._jump(max(0, self.scroll_y - removed))
         self.refresh()
         self.post_message(self.Changed())
 
@@ -174,7 +174,7 @@ class LockLog(ScrollView, can_focus=True):
         if follow:
             self.cursor = -1
             self.pending = 0
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
+            self._jump(self.max_scroll_y)
         self.post_message(self.Changed())
 
     def watch_pending(self) -> None:
@@ -220,13 +220,17 @@ class LockLog(ScrollView, can_focus=True):
             self.cursor = index
             self.post_message(self.Selected(self._shown[index]))
 
+    def _jump(self, y: float) -> None:
+        """Scroll now, without animation, even before the scrollbar has appeared."""
+        self.scroll_to(y=y, animate=False, immediate=True, force=True)
+
     def _scroll_cursor_into_view(self) -> None:
         height = self.scrollable_content_region.height
         top = int(self.scroll_y)
         if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
+            self._jump(self.cursor)
         elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True, force=True)
+            self._jump(self.cursor - height + 1)
 
     def watch_cursor(self) -> None:
         self.refresh()

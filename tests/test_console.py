@@ -233,6 +233,21 @@ async def test_the_log_stays_bounded(settings, site_key):
 
 
 @sync
+async def test_events_the_console_had_no_time_for_are_counted_not_hidden(settings, site_key):
+    settings.log_ring_size = 10  # the console's queue then holds its minimum, 1,000 events
+    h = Host.from_settings(settings, env={})
+    try:
+        app = EngageConsole(h, start=False)
+        async with app.run_test(size=SIZE) as pilot:
+            for n in range(1500):  # no await: the UI gets no turn in between
+                h.log.record(request(n))
+            await until(pilot, lambda: "500 events missed" in str(
+                app.screen.query_one("#log-state").render()))
+    finally:
+        h.close()
+
+
+@sync
 async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
