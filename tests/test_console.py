@@ -608,7 +608,7 @@ async def test_a_long_device_list_draws_the_first_rows_and_the_filter_finds_the_
     from server.devices import DeviceSummary
 
     monkeypatch.setattr(devices_screen, "MAX_ROWS", 50)
-    summaries = [DeviceSummary(f"LOCK{n:04d}", "NDE80") for n in range(120)]
+    summaries = [DeviceSummary(serial=f"LOCK{n:04d}", model="NDE80") for n in range(120)]
     monkeypatch.setattr(stopped_host.devices, "summaries", lambda: summaries)
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -626,7 +626,7 @@ async def test_device_names_are_shown_as_written_not_as_markup(stopped_host, mon
     from server.devices import DeviceSummary
 
     monkeypatch.setattr(stopped_host.devices, "summaries",
-                        lambda: [DeviceSummary("LOCK1", "[bold]NDE[/bold] [link=x]")])
+                        lambda: [DeviceSummary(serial="LOCK1", model="[bold]NDE[/bold] [link=x]")])
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")

@@ -65,19 +65,22 @@ def fixed_set(store, name: str, seed: int, server_days: int) -> None:
 def fixed_report(cert_set, site_key, settings, active=None, now=None) -> Report:
     """What the validation report says, fixed so the snapshot shows only the console."""
     expiring = cert_set.name == "site-2027"
-    chain = [CertInfo(depth, role, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
-                      len(cert.public_bytes(Encoding.DER)), f"{cert.not_valid_after_utc:%Y-%m-%d}",
-                      "Ed25519")
+    chain = [CertInfo(depth=depth, role=role, subject=cert.subject.rfc4514_string(),
+                      issuer=cert.issuer.rfc4514_string(),
+                      bytes=len(cert.public_bytes(Encoding.DER)),
+                      not_after=f"{cert.not_valid_after_utc:%Y-%m-%d}", key="Ed25519")
              for depth, role, cert in ((0, "server", cert_set.chain[0]),
                                        (1, "intermediate", cert_set.chain[1]),
                                        (2, "anchor", cert_set.anchor))]
     findings = [Finding("chain.size", "info", "chain is 1,234 bytes of DER, under the limit")]
     if expiring:
         findings.insert(0, Finding("cert.expiring", "warning",
-                                   "the server certificate expires in 20 days: renew it", 0,
-                                   "CN=localhost"))
-    return Report(cert_set.name, findings, site_key.hash(cert_set.anchor_der),
-                  cert_set.anchor_sha256, 1234, 4096, 0, 20 if expiring else 700, chain)
+                                   "the server certificate expires in 20 days: renew it",
+                                   depth=0, subject="CN=localhost"))
+    return Report(set_name=cert_set.name, findings=findings,
+                  hash=site_key.hash(cert_set.anchor_der), anchor_sha256=cert_set.anchor_sha256,
+                  chain_bytes=1234, chain_limit=4096, largest_key_bits=0,
+                  days_to_expiry=20 if expiring else 700, chain=chain)
 
 
 class FixedDevices:
@@ -87,10 +90,12 @@ class FixedDevices:
         self.on_change = []
 
     def summaries(self):
-        return [DeviceSummary("LOCK0001", "NDE80", "Front door", "2026-11-22T07:58:10+00:00",
-                              "10.44.68.21", "01.02.03", "3.1 V", 42),
-                DeviceSummary("LOCK0002", "LE", "Back office", "2026-11-20T08:00:00+00:00",
-                              "10.44.68.22", "01.02.00", "2.8 V", 7),
+        return [DeviceSummary(serial="LOCK0001", model="NDE80", name="Front door",
+                              last_seen="2026-11-22T07:58:10+00:00", address="10.44.68.21",
+                              firmware="01.02.03", battery="3.1 V", audit_count=42),
+                DeviceSummary(serial="LOCK0002", model="LE", name="Back office",
+                              last_seen="2026-11-20T08:00:00+00:00", address="10.44.68.22",
+                              firmware="01.02.00", battery="2.8 V", audit_count=7),
                 DeviceSummary("BROKEN01", corrupt=True, error="line 1: Expecting value")]
 
     def record(self, serial):
