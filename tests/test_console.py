@@ -170,6 +170,21 @@ async def test_a_listener_that_cannot_start_shows_failed_with_the_fix(settings, 
             h.close()
 
 
+@sync
+async def test_with_no_active_set_tls_fails_with_the_fix_and_the_status_bar_says_so(settings,
+                                                                                  site_key):
+    h = Host(settings, site_key)  # nothing created, nothing activated
+    try:
+        app = EngageConsole(h)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "FAILED")
+            assert "certs activate" in cell(app, "#listeners", "tls", "last_error")
+            assert cell(app, "#listeners", "http", "state") == "RUNNING"
+            assert "Active set: NONE" in str(app.screen.query_one("#status-bar").render())
+    finally:
+        h.close()
+
+
 # --- the live lock log -------------------------------------------------------------------------
 
 
