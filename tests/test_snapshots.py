@@ -137,6 +137,7 @@ async def fill_log(pilot) -> None:
         host.log.record(request(n, serial="LOCK0001" if n % 5 == 0 else "",
                                 status=404 if n % 9 == 4 else 200))
     host.log.record(request(40, listener="tls", kind="handshake", method="", path="", status=0,
+                            bytes=0, duration_ms=0.0,
                             error="client does not trust our chain (unknown CA)"))
     await until(pilot, lambda: len(pilot.app.screen.query_one(LockLog).shown) == 41)
     pilot.app.clear_notifications()
@@ -204,3 +205,21 @@ def test_help(console_app, snap_compare):
 
 def test_terminal_too_small(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=(60, 16), run_before=settle)
+
+
+def test_event_detail(console_app, snap_compare):
+    async def run_before(pilot):
+        await fill_log(pilot)
+        await pilot.press("up", "enter")
+
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_import_form(console_app, snap_compare):
+    async def run_before(pilot):
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("i", *"/nowhere/partner_CA.der")
+        await pilot.click("#import")
+
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
