@@ -13,6 +13,7 @@ import time
 
 import pytest
 from rich.console import Console
+from textual import events
 from textual.widgets import DataTable, Input
 from textual.worker import WorkerCancelled
 
@@ -283,6 +284,26 @@ async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
         await pilot.press("end")
         assert log.follow and log.pending == 0 and log.scroll_y == log.max_scroll_y
         assert "FOLLOWING" in str(app.screen.query_one("#log-state").render())
+
+
+@sync
+async def test_scrolling_with_the_mouse_wheel_pauses_and_reaching_the_bottom_follows(
+        stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        log = log_of(app)
+        for n in range(100):
+            stopped_host.log.record(request(n))
+        await until(pilot, lambda: len(log.shown) == 100)
+        for _ in range(3):  # what the terminal driver delivers for the wheel
+            log.post_message(events.MouseScrollUp(log, 5, 5, 0, -1, 0, False, False, False))
+        await pilot.pause()
+        assert not log.follow and log.scroll_y < log.max_scroll_y
+        stopped_host.log.record(request(100))
+        await until(pilot, lambda: log.pending == 1)
+        log.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        assert log.follow and log.pending == 0
 
 
 @sync
