@@ -95,11 +95,25 @@ class Notes:
 
 
 @pytest.fixture
-def stopped_host(settings, site_key):
+def make_host(settings, site_key):
+    """Hosts from this test's settings (with ``changes``), closed after the test."""
+    made = []
+
+    def make(**changes) -> Host:
+        for name, value in changes.items():
+            setattr(settings, name, value)
+        made.append(Host.from_settings(settings, env={}))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+@pytest.fixture
+def stopped_host(make_host):
     """A host with its demo set active and both listeners stopped."""
-    h = Host.from_settings(settings, env={})
-    yield h
-    h.close()
+    return make_host()
 
 
 def log_of(app) -> LockLog:
@@ -152,23 +166,18 @@ async def test_keys_stop_and_start_each_listener_and_both(host):
 
 
 @sync
-async def test_a_listener_that_cannot_start_shows_failed_with_the_fix(settings, site_key):
+async def test_a_listener_that_cannot_start_shows_failed_with_the_fix(make_host):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        settings.http_port = busy.getsockname()[1]
-        h = Host.from_settings(settings, env={})
-        try:
-            app = EngageConsole(h)
-            notes = Notes(app)
-            async with app.run_test(size=SIZE) as pilot:
-                await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "FAILED")
-                assert "already in use" in cell(app, "#listeners", "http", "last_error")
-                assert "--http-port" in cell(app, "#listeners", "http", "last_error")
-                assert cell(app, "#listeners", "tls", "state") == "RUNNING"
-                assert any("HTTP listener FAILED" in m for m in notes.errors())
-        finally:
-            h.close()
+        app = EngageConsole(make_host(http_port=busy.getsockname()[1]))
+        notes = Notes(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "FAILED")
+            assert "already in use" in cell(app, "#listeners", "http", "last_error")
+            assert "--http-port" in cell(app, "#listeners", "http", "last_error")
+            assert cell(app, "#listeners", "tls", "state") == "RUNNING"
+            assert any("HTTP listener FAILED" in m for m in notes.errors())
 
 
 @sync
@@ -232,35 +241,27 @@ async def test_events_reach_the_log_in_batches_not_one_update_per_request(stoppe
 
 
 @sync
-async def test_the_log_stays_bounded(settings, site_key):
-    settings.log_ring_size = 50
-    h = Host.from_settings(settings, env={})
-    try:
-        app = EngageConsole(h, start=False)
-        async with app.run_test(size=SIZE) as pilot:
-            for n in range(500):
-                h.log.record(request(n))
-            await until(pilot, lambda: log_of(app).shown and
-                        log_of(app).shown[-1].path.endswith("/499"))
-            assert len(log_of(app).shown) == 50
-            assert log_of(app).shown[0].path.endswith("/450")
-    finally:
-        h.close()
+async def test_the_log_stays_bounded(make_host):
+    h = make_host(log_ring_size=50)
+    app = EngageConsole(h, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for n in range(500):
+            h.log.record(request(n))
+        await until(pilot, lambda: log_of(app).shown and
+                    log_of(app).shown[-1].path.endswith("/499"))
+        assert len(log_of(app).shown) == 50
+        assert log_of(app).shown[0].path.endswith("/450")
 
 
 @sync
-async def test_events_the_console_had_no_time_for_are_counted_not_hidden(settings, site_key):
-    settings.log_ring_size = 10  # the console's queue then holds its minimum, 1,000 events
-    h = Host.from_settings(settings, env={})
-    try:
-        app = EngageConsole(h, start=False)
-        async with app.run_test(size=SIZE) as pilot:
-            for n in range(1500):  # no await: the UI gets no turn in between
-                h.log.record(request(n))
-            await until(pilot, lambda: "500 events missed" in str(
-                app.screen.query_one("#log-state").render()))
-    finally:
-        h.close()
+async def test_events_the_console_had_no_time_for_are_counted_not_hidden(make_host):
+    h = make_host(log_ring_size=10)  # the console's queue then holds its minimum, 1,000 events
+    app = EngageConsole(h, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for n in range(1500):  # no await: the UI gets no turn in between
+            h.log.record(request(n))
+        await until(pilot, lambda: "500 events missed" in str(
+            app.screen.query_one("#log-state").render()))
 
 
 @sync
