@@ -254,6 +254,10 @@ class Listener:
                              server_name="engage-console", timeout=self.timeout,
                              request_queue_size=1024)
         server.expiration_interval = 0.1  # the selector notices a stop within 0.1 s
+        # cheroot answers "Connection: close" once 10 connections are open; a lock sends its
+        # whole call-in on one connection, so every connection stays open until the client
+        # closes it or it idles past ``timeout`` (which bounds how many can pile up).
+        server.keep_alive_conn_limit = None
         server.shutdown_timeout = STOP_GRACE_SECONDS
         server.error_log = lambda *a, **k: None  # failures reach the request log instead
         if self.tls_context is not None:

@@ -247,10 +247,7 @@ def test_db_with_a_malformed_version_is_400_and_writes_nothing(host, conn):
 
 # --- nothing lost, nothing mixed ---------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "listeners.py leaves cheroot's keep_alive_conn_limit at 10: with more than 10 connections "
-    "open, responses carry Connection: close and a lock's call-in breaks after GET db; fix: "
-    "server.keep_alive_conn_limit = None in Listener._make_server, then drop this marker"))
+@pytest.mark.slow
 def test_fifty_locks_at_once_leave_fifty_intact_records_and_every_audit(site, host):
     fleet = make_fleet(50, "localhost", site.http_port, site.tls_port, site.site_key.hmac_key(),
                        seed=7)

@@ -40,6 +40,23 @@ def test_call_in_reuses_one_tls_connection_for_several_requests(site):
     assert len(peers) == 1  # the same socket carried all three requests
 
 
+def test_connections_stay_open_with_many_locks_connected(site):
+    """cheroot's default closes keep-alive connections past the 10th; a fleet must not hit it."""
+    conns = [http.client.HTTPConnection("127.0.0.1", site.http_port, timeout=5)
+             for _ in range(25)]
+    try:
+        for _ in range(2):
+            for conn in conns:
+                conn.request("GET", CURRENT)
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200 and resp.getheader("Connection") != "close"
+        assert len({conn.sock.getsockname() for conn in conns}) == 25
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def test_every_response_has_content_length_spelled_exactly(site):
     for request in (f"GET {CURRENT} HTTP/1.1\r\nHost: x\r\n\r\n",
                     "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
