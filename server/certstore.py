@@ -139,6 +139,8 @@ class CertStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        # Anchors found and verified by their SHA-256. Content-addressed, so never stale.
+        self._anchors: dict[str, bytes] = {}
 
     def set_path(self, name: str) -> Path:
         return self.root / check_set_name(name)
@@ -265,18 +267,28 @@ class CertStore:
         return sha
 
     def anchor_by_sha256(self, sha: str) -> bytes | None:
-        """DER of a known anchor (archived or in any current set); never a path from a URL."""
+        """DER of a known anchor (archived or in any current set); never a path from a URL.
+
+        Found once, then served from memory: a lock fleet fetching its anchor costs no disk
+        reads, and a miss reads only the anchor files (no set is parsed)."""
         if not SHA256_HEX.match(sha):
             return None
-        archived = {p.stem: p for p in (self.root / ANCHORS).glob("*.der")} \
-            if (self.root / ANCHORS).is_dir() else {}
-        if sha in archived:
-            der = archived[sha].read_bytes()
-            if hashlib.sha256(der).hexdigest() == sha:
-                return der
-        for cert_set in self.scan().values():
-            if isinstance(cert_set, CertSet) and cert_set.anchor_sha256 == sha:
-                return cert_set.anchor_der
+        der = self._anchors.get(sha)
+        if der is None:
+            archived = (self.root / ANCHORS).glob("*.der")
+            candidates = [p for p in archived if p.stem == sha]
+            candidates += [self.root / name / ANCHOR for name in self.names()]
+            der = next((d for d in map(_read_or_none, candidates)
+                        if d is not None and hashlib.sha256(d).hexdigest() == sha), None)
+            if der is not None:
+                self._anchors[sha] = der
+        return der
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
         return None
 
 

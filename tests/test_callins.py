@@ -429,6 +429,7 @@ def test_authorization_is_recorded_as_present_or_absent_never_its_value(host, si
     assert host.devices.record(SERIAL)["authorization"] == "present"
     [event] = wait_for_event(host.log, lambda e: e.path == CONFIG)
     assert event.auth_present and event.headers["Authorization"] == "(present)"
+    wait_for_event(host.log, lambda e: e.path == AUDIT)  # every event in the file below
     host.log.flush()
     for path in list(host.devices.root.iterdir()) + list(host.log.path.parent.iterdir()):
         assert b"c2VjcmV0" not in path.read_bytes(), path

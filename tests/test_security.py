@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import http_get, raw_exchange
+from .helpers import http_get, raw_exchange, wait_for_event
 
 SECRET_MARKERS = (b"PRIVATE KEY", b"DEMO site key")
 
@@ -57,6 +57,7 @@ def test_request_log_never_holds_the_authorization_value_or_the_site_key(host, s
     secret = "Device c2VjcmV0LXRva2VuLXZhbHVl"
     http_get(site.http_port, "/swordfish/lock/certificates/current",
              headers={"Authorization": secret, "Cookie": "sid=topsecret"})
+    wait_for_event(host.log, lambda e: e.auth_present)  # recorded just after the response
     host.log.flush()
     text = (host.settings.path("logs_dir") / "requests.jsonl").read_text()
     assert '"auth_present":true' in text
