@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.errors import SiteKeyError
-from server.sitekey import SiteKey, write_key_file
+from server.sitekey import SiteKey, read_key_file, write_key_file
 
 from .cli import EXIT_OK
 
@@ -20,13 +20,24 @@ def register(sub, parent) -> None:
 
 
 def generate(args, settings) -> int:
+    """A demo key (the first run's) is replaced without ``--force``: it was never registered."""
     path = settings.path("site_key_file")
-    if path.exists() and not args.force:
+    demo = path.exists() and _is_demo(path, settings)
+    if path.exists() and not (args.force or demo):
         raise SiteKeyError(f"{path} already exists: a site key never changes once registered "
                            "with Allegion; use --force only if it was never registered")
     key = SiteKey.generate()
     write_key_file(Path(path), key)
+    if demo:
+        print(f"The DEMO site key in {path} was replaced.")
     print(f"Site key written to {path} (mode 0600).")
     print("Register this value with Allegion for the site. It is shown only this once:")
     print(f"  {key.base64()}")
     return EXIT_OK
+
+
+def _is_demo(path: Path, settings) -> bool:
+    try:
+        return read_key_file(path, settings.hmac_key_form).demo
+    except SiteKeyError:
+        return False  # unreadable: maybe a real key in a bad format, so never replaced silently

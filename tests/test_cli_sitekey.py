@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 
 from console.__main__ import main
-from server.sitekey import read_key_file
+from server.sitekey import SiteKey, read_key_file, write_key_file
 
 
 def test_generate_writes_a_0600_key_and_shows_it_once(tmp_path, monkeypatch, capsys):
@@ -24,3 +24,18 @@ def test_generate_refuses_to_replace_an_existing_key(tmp_path, monkeypatch, caps
     assert main(["sitekey", "generate"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (tmp_path / "site.key").read_text() == before
+
+
+def test_generate_replaces_the_first_runs_demo_key_without_force(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_key_file(tmp_path / "site.key", SiteKey.generate(), demo=True)
+    assert main(["sitekey", "generate"]) == 0
+    assert "DEMO site key" in capsys.readouterr().out
+    assert not read_key_file(tmp_path / "site.key").demo
+
+
+def test_generate_never_replaces_an_unreadable_key_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "site.key").write_text("not a key\n")
+    assert main(["sitekey", "generate"]) == 2
+    assert (tmp_path / "site.key").read_text() == "not a key\n"
