@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import threading
 
 import pytest
@@ -230,6 +231,16 @@ def test_a_running_host_follows_a_command_line_activation(host, cli):
     assert cli("activate", "next")[0] == 0
     assert switched.wait(5)
     assert host.certificates.current().name == "next"
+
+
+def test_init_refuses_a_name_whose_ca_keys_remain_and_writes_nothing(cli, store, settings):
+    assert cli("init", "alpha")[0] == 0
+    key_before = (settings.path("ca_dir") / "alpha" / "intermediate.key").read_bytes()
+    shutil.rmtree(store.set_path("alpha"))
+    code, _, err = cli("init", "alpha")
+    assert code == 2 and "already holds the CA keys" in err
+    assert (settings.path("ca_dir") / "alpha" / "intermediate.key").read_bytes() == key_before
+    assert store.names() == []
 
 
 # --- renew / hash / usage ---------------------------------------------------------------------
