@@ -9,11 +9,12 @@ from the server certificate to the anchor.
 
 The verifier's verdict is one coarse error (``chain.untrusted``), so it is reported only when
 no specific finding already explains a broken path (a bad signature, a missing intermediate, an
-expired certificate, a CA flag on the server certificate, no subjectAltName, SHA-1): each
-problem maps to exactly one finding. Host names are checked against the subjectAltName by us;
-the verifier is given the first configured name the certificate covers, else the first SAN
-entry, so a host-name mismatch does not hide other path problems. With no ``host_names``
-setting, the names are not compared (an info finding says so).
+expired certificate, a CA flag on the server certificate, no subjectAltName): each problem maps
+to exactly one finding. The verifier refuses SHA-1 signatures outright; that refusal alone is
+left to ``cert.sha1``, any other verifier error is still reported. Host names are checked
+against the subjectAltName by us; the verifier is given the first configured name the
+certificate covers, else the first SAN entry, so a host-name mismatch does not hide other path
+problems. With no ``host_names`` setting, the names are not compared (an info finding says so).
 
 The server key is read without OpenSSL's RSA consistency check (~35 ms for a 2048-bit key,
 too slow for a check that runs as the cursor moves); activation builds the TLS context, which
@@ -69,8 +70,7 @@ FINDING_IDS = {
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 # Findings that already say why path validation fails; the verifier's coarse error is dropped.
 _EXPLAINS_PATH = {"chain.signature", "chain.incomplete", "chain.untrusted", "cert.expired",
-                  "cert.not_yet_valid", "cert.leaf_ca", "anchor.not_ca", "cert.sha1",
-                  "host.no_san"}
+                  "cert.not_yet_valid", "cert.leaf_ca", "anchor.not_ca", "host.no_san"}
 
 
 @dataclass
@@ -526,9 +526,17 @@ class _Check:
                 verifier.verify(self.leaf, intermediates)
             except (VerificationError, ValueError, TypeError) as exc:
                 reason = str(exc).split(" (encountered processing", 1)[0]
+                if self.refused_for_sha1(reason):
+                    return
                 self.add("chain.untrusted", ERROR, f"path validation from the server certificate "
                          f"to the anchor failed for {subject.value}: {reason}", self.leaf)
             return
+
+    def refused_for_sha1(self, reason: str) -> bool:
+        """Whether the verifier only refused a SHA-1 signature, which cert.sha1 reports."""
+        text = reason.lower()
+        return ("cert.sha1" in self.ids() and "forbidden signature algorithm" in text
+                and "sha1" in text)
 
     def check_anchor_change(self):
         if self.active is None:

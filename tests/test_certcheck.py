@@ -214,6 +214,15 @@ def test_sha1_signature_is_a_warning(work, key, conf):
     assert report.verdict == "WARNING"
 
 
+@pytest.mark.parametrize("depth", [0, 1])
+def test_sha1_signature_does_not_hide_a_path_error(work, key, conf, depth):
+    chain = chains.build(aki=False)  # the server certificate lacks authorityKeyIdentifier
+    chain.certs[depth] = chains.sha1_signed(chain.certs[depth], chains.key(f"depth{depth + 1}"))
+    report = check(work, key, conf, chain)
+    assert problems(report) == {("cert.sha1", depth), ("chain.untrusted", 0)}
+    assert "2.5.29.35" in report.errors[0].message
+
+
 def test_non_rsa_key_is_a_warning(work, key, conf):
     report = check(work, key, conf, chains.build(bits=(0, 2048, 2048)))
     assert problems(report) == {("key.type", 0)}
