@@ -13,8 +13,10 @@ expired certificate, a CA flag on the server certificate, no subjectAltName): ea
 to exactly one finding. The verifier refuses SHA-1 signatures outright; that refusal alone is
 left to ``cert.sha1``, any other verifier error is still reported. Host names are checked
 against the subjectAltName by us; the verifier is given the first configured name the
-certificate covers, else the first SAN entry, so a host-name mismatch does not hide other path
-problems. With no ``host_names`` setting, the names are not compared (an info finding says so).
+certificate covers, else the first SAN entry it accepts (a wildcard as a name under it), so a
+host-name mismatch does not hide other path problems; when it accepts none, a warning says the
+path was not validated. With no ``host_names`` setting, the names are not compared (an info
+finding says so).
 
 The server key is read without OpenSSL's RSA consistency check (~35 ms for a 2048-bit key,
 too slow for a check that runs as the cursor moves); activation builds the TLS context, which
@@ -52,6 +54,7 @@ FINDING_IDS = {
     "chain.incomplete": "an issuer between the server certificate and the anchor is missing",
     "chain.signature": "a signature link does not verify",
     "chain.untrusted": "path validation to the anchor fails",
+    "chain.unchecked": "path validation could not run: the verifier accepts none of the names",
     "key.size": "an RSA key over 2048 bits",
     "key.type": "a non-RSA key (lock support unknown)",
     "key.mismatch": "the server key does not match the server certificate",
@@ -498,7 +501,7 @@ class _Check:
 
     def verifier_subjects(self) -> list:
         """Names to validate the path for: configured names the certificate covers, then its
-        own SAN entries (a lock may use any of them)."""
+        own SAN entries (a lock may use any of them; ``*.x.y`` as ``engage-check.x.y``)."""
         san = san_of(self.leaf)
         out = []
         for host in self.settings.host_names or []:
@@ -507,8 +510,11 @@ class _Check:
                     out.append(x509.IPAddress(ipaddress.ip_address(host)))
                 except ValueError:
                     out.append(x509.DNSName(host))
-        out += [x509.DNSName(n) for n in san.get_values_for_type(x509.DNSName)
-                if not n.startswith("*")]
+        for name in san.get_values_for_type(x509.DNSName):
+            if name.startswith("*."):
+                out.append(x509.DNSName("engage-check" + name[1:]))
+            elif "*" not in name:
+                out.append(x509.DNSName(name))
         out += [x509.IPAddress(ip) for ip in san.get_values_for_type(x509.IPAddress)]
         return out
 
@@ -531,6 +537,11 @@ class _Check:
                 self.add("chain.untrusted", ERROR, f"path validation from the server certificate "
                          f"to the anchor failed for {subject.value}: {reason}", self.leaf)
             return
+        names = san_text(san_of(self.leaf))
+        self.add("chain.unchecked", WARNING, "path validation to the anchor could not run: the "
+                 f"verifier accepts none of the server certificate's names ({names}; names with "
+                 "'_' are refused), so the chain is unverified: reissue it with the DNS name or IP "
+                 "address locks use (engage-console certs renew NAME --host ...)", self.leaf)
 
     def refused_for_sha1(self, reason: str) -> bool:
         """Whether the verifier only refused a SHA-1 signature, which cert.sha1 reports."""

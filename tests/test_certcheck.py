@@ -192,6 +192,21 @@ def test_wildcard_san_covers_one_label(work, key):
         {("host.mismatch", 0)}
 
 
+def test_a_wildcard_only_certificate_is_still_path_validated(work, key):
+    conf = load_settings(env={}, flags={})
+    report = check(work, key, conf, chains.build(hosts=["*.site.example"], aki=False))
+    assert problems(report) == {("chain.untrusted", 0)}
+    assert "engage-check.site.example" in report.errors[0].message
+
+
+def test_a_certificate_whose_names_the_verifier_refuses_says_it_was_not_validated(work, key):
+    conf = load_settings(env={}, flags={})
+    report = check(work, key, conf, chains.build(hosts=["my_host.local"]))
+    assert problems(report) == {("chain.unchecked", 0)}
+    assert report.verdict == "WARNING"
+    assert "my_host.local" in next(f.message for f in report.findings if f.id == "chain.unchecked")
+
+
 def test_without_host_names_the_names_are_not_compared(work, key):
     conf = load_settings(env={}, flags={})
     report = check(work, key, conf, chains.build(hosts=["elsewhere.example"]))
