@@ -338,18 +338,12 @@ class _Check:
         return None
 
     def _pick_leaf(self, pool: list[x509.Certificate]) -> x509.Certificate:
-        """The server certificate: the one matching the key, else the one issuing no other."""
+        """The server certificate by the chain's structure, never by the key (a key of another
+        certificate is a key.mismatch): the first issuing no other, preferring a non-CA."""
         if not pool:
             return self.presented[0]
-        if self.key is not None:
-            mine = spki(self.key.public_key())
-            for cert in pool:
-                if spki(cert.public_key()) == mine:
-                    return cert
-        ends = [c for c in pool if not any(issues(c, other) for other in pool)]
-        if pool[0] in ends or not ends:
-            return pool[0]
-        return ends[0]
+        ends = [c for c in pool if not any(issues(c, other) for other in pool)] or pool
+        return next((c for c in ends if not is_ca(c)), ends[0])
 
     def _build_path(self, pool):
         path = issuer_path(self.leaf, pool + [self.anchor], self.anchor)
@@ -405,10 +399,14 @@ class _Check:
     def check_key_match(self):
         if self.key is None:
             return
-        if spki(self.key.public_key()) != spki(self.leaf.public_key()):
+        mine = spki(self.key.public_key())
+        if mine != spki(self.leaf.public_key()):
+            owner = next((c for c in self.all_certs() if spki(c.public_key()) == mine), None)
             self.add("key.mismatch", ERROR, f"{self.set.key_path.name} does not match the server "
-                     f"certificate {short_name(self.leaf)}: the TLS listener cannot present it; "
-                     "use the key this certificate was issued for", self.leaf)
+                     f"certificate {short_name(self.leaf)}"
+                     + (f" (it is the key of {short_name(owner)})" if owner else "")
+                     + ": the TLS listener cannot present it; use the key this certificate was "
+                     "issued for", self.leaf)
 
     def check_order(self):
         if not [c for c in self.presented if c != self.anchor]:

@@ -3,9 +3,10 @@
 Accepted: the ENGAGE procedure's loose files (``partner_CA.der``, ``partner_intermediate.der``,
 ``partner_server.pem``, ``partner_server.key``), PEM bundles in any order, DER certificates and
 keys, PKCS#12 files and encrypted keys (with a passphrase). The server certificate is the one
-the key belongs to; the chain is built upward from it by issuer; the anchor is the top CA
-found (the root, or the intermediate when that is all the integrator has), unless chosen
-explicitly. The set is written in one step (``certstore.write_set``): any error writes nothing.
+the key belongs to; the key of a CA that issued another of the certificates is passed over
+(alone, refused); the chain is built upward from it by issuer; the anchor is the top CA found (the
+root, or the intermediate when that is all the integrator has), unless chosen explicitly. The
+set is written in one step (``certstore.write_set``): any error writes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .certcheck import issuer_path, short_name, spki
+from .certcheck import is_ca, issuer_path, issues, short_name, spki
 from .certstore import CertSet, CertStore, check_set_name, write_set
 from .errors import CertificateError
 from .pki import cert_der, cert_pem, key_pem
@@ -211,12 +212,21 @@ def _server_pair(material: _Material):
         keys = ", ".join(p.name for _, p in material.keys)
         raise CertificateError(f"the private key in {keys} matches none of the certificates "
                                f"({names}): use the key the server certificate was issued for")
-    leaves = list(dict.fromkeys(c for c, _, _ in pairs))
+    # The key of a CA that issued another certificate here is never the server's key.
+    issued = {c: [o for o in material.certs if issues(c, o)] for c, _, _ in pairs if is_ca(c)}
+    servers = [p for p in pairs if not issued.get(p[0])]
+    if not servers:
+        cert, _, path = pairs[0]
+        raise CertificateError(f"the private key in {path.name} belongs to {short_name(cert)}, a "
+                               f"CA certificate (it issued {short_name(issued[cert][0])}), not to "
+                               "the server certificate: add the server certificate's key "
+                               "(partner_server.key)")
+    leaves = list(dict.fromkeys(c for c, _, _ in servers))
     if len(leaves) > 1:
         raise CertificateError("keys for several certificates ("
                                + ", ".join(short_name(c) for c in leaves)
                                + "): import one server certificate and its key at a time")
-    return pairs[0]
+    return servers[0]
 
 
 def _choose_anchor(path, material: _Material, anchor: str | None) -> x509.Certificate:

@@ -253,6 +253,16 @@ def test_certificate_off_the_path_is_an_extra(work, key, conf):
     assert report.chain[-1].role == "extra"
 
 
+@pytest.mark.parametrize("slot, owner", [("depth1", "Inter 1"), ("depth2", "Root")])
+def test_a_key_of_a_ca_certificate_is_a_mismatch_with_the_server_certificate(work, key, conf,
+                                                                             slot, owner):
+    chain = chains.build()
+    chain.server_key = chains.key(slot)
+    report = check(work, key, conf, chain)
+    assert problems(report) == {("key.mismatch", 0)}
+    assert f"server certificate server (it is the key of {owner})" in report.errors[0].message
+
+
 def test_encrypted_unreadable_and_open_keys(work, key, conf):
     chain = chains.build()
     encrypted = chains.pem_key(chain.server_key, b"secret")

@@ -209,6 +209,18 @@ def test_key_not_matching_any_certificate(store, files):
     _bad(store, sorted(files.iterdir()), "matches none of the certificates")
 
 
+@pytest.mark.parametrize("slot, owner", [("depth1", "Inter 1"), ("depth2", "Root")])
+def test_a_key_of_a_ca_certificate_is_refused_naming_it(store, files, slot, owner):
+    (files / "partner_server.key").write_bytes(chains.pem_key(chains.key(slot)))
+    _bad(store, sorted(files.iterdir()), f"partner_server.key belongs to {owner}, a CA "
+         "certificate.*add the server certificate's key")
+
+
+def test_a_ca_key_next_to_the_server_key_is_passed_over(store, files, chain):
+    (files / "intermediate.key").write_bytes(chains.pem_key(chains.key("depth1")))
+    assert_normalised(import_set(store, "site", sorted(files.iterdir())), chain)
+
+
 def test_no_key_at_all(store, files):
     (files / "partner_server.key").unlink()
     _bad(store, sorted(files.iterdir()), "no private key among the files")
