@@ -176,6 +176,17 @@ def test_rollback_reactivates_the_previous_set_and_is_recorded(host, site, other
         host.certificates.rollback()
 
 
+def test_rollback_to_a_set_with_errors_needs_force(host, site):
+    chains.write(host.store.root, chains.sized(4200), name="oversize")
+    host.certificates.activate("oversize", force=True)
+    host.certificates.activate("demo")
+    with pytest.raises(CertificateError, match="oversize has errors.*chain.size"):
+        host.certificates.rollback()
+    assert host.certificates.current().name == host.store.active_name() == "demo"
+    assert host.certificates.rollback(force=True).name == "oversize"
+    assert host.store.history()[-1]["forced"] is True
+
+
 def test_renewed_set_keeps_the_anchor_so_locks_need_nothing(host, site):
     old_hash, old_anchor = fetch_current(site.http_port, site.site_key)
     renewed = pki.renew_set(host.store, host.settings.path("ca_dir"), "demo")
