@@ -121,8 +121,7 @@ def _read_file(path: Path, passphrases: list[bytes], material: _Material) -> Non
 
 def _read_pem(path: Path, data: bytes, passphrases: list[bytes], material: _Material) -> None:
     blocks = list(_PEM_BLOCK.finditer(data))
-    if not blocks:
-        raise CertificateError(f"{path.name} has a damaged PEM block (no matching END line)")
+    _check_outside_blocks(path, data, blocks)
     for n, block in enumerate(blocks, 1):
         label, text = block.group(1), block.group(0)
         if label in _CERT_LABELS:
@@ -138,6 +137,32 @@ def _read_pem(path: Path, data: bytes, passphrases: list[bytes], material: _Mate
         else:
             raise CertificateError(f"{path.name} holds a {label.decode()}, which is neither a "
                                    "certificate nor a private key")
+
+
+def _check_outside_blocks(path: Path, data: bytes, blocks: list) -> None:
+    """Nothing may be lost around the PEM blocks: every BEGIN and END line belongs to a
+    complete block, nothing follows the last one, and what precedes a block is text (the
+    explanatory text RFC 7468 allows, e.g. openssl's "Bag Attributes"), not binary data."""
+    begins, ends = data.count(b"-----BEGIN"), data.count(b"-----END")
+    if not blocks or begins != len(blocks) or ends != len(blocks):
+        raise CertificateError(
+            f"{path.name} has a damaged PEM block ({begins} BEGIN and {ends} END lines but "
+            f"{len(blocks)} complete block(s)): it is truncated or edited; get a fresh copy")
+    if data[blocks[-1].end():].strip():
+        raise CertificateError(f"{path.name} has data after its last PEM block: it is damaged "
+                               "or something was appended to it; get a fresh copy")
+    before = [data[start:b.start()] for start, b in zip([0] + [b.end() for b in blocks], blocks)]
+    if not all(_is_text(text) for text in before):
+        raise CertificateError(
+            f"{path.name} holds binary data outside its PEM blocks (a DER file appended to a PEM "
+            "file?): give each DER file separately, or get a fresh copy")
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        return all(c.isprintable() or c in "\t\r\n\ufeff" for c in data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
 
 
 def _read_der(path: Path, data: bytes, passphrases: list[bytes], material: _Material) -> None:
