@@ -51,6 +51,7 @@ FINDING_IDS = {
     "chain.size": "DER bytes of root + intermediates + server against the 4096-byte limit",
     "chain.order": "chain.pem is not leaf first, each followed by its issuer",
     "chain.extra": "a certificate in chain.pem is off the path to the anchor",
+    "chain.duplicate": "a certificate appears more than once in chain.pem",
     "chain.incomplete": "an issuer between the server certificate and the anchor is missing",
     "chain.signature": "a signature link does not verify",
     "chain.untrusted": "path validation to the anchor fails",
@@ -367,7 +368,10 @@ class _Check:
                  f"{fingerprint(self.set.anchor_der)}", self.anchor)
 
     def chain_bytes(self) -> int:
-        return sum(len(der(c)) for c in dict.fromkeys(self.presented + [self.anchor]))
+        """Every certificate as chain.pem presents it (repeats too: TLS sends each copy),
+        plus the anchor when it is not among them."""
+        sent = list(self.set.chain)
+        return sum(len(der(c)) for c in sent + ([] if self.anchor in sent else [self.anchor]))
 
     def check_size(self):
         total, limit = self.chain_bytes(), CHAIN_LIMIT_BYTES
@@ -421,6 +425,13 @@ class _Check:
             self.add("chain.order", ERROR, f"{self.set.chain_path.name} presents {shown}; TLS "
                      f"needs the server certificate first, each followed by its issuer: {wanted}. "
                      "Reorder the file (it is not fixed silently)")
+        for cert in self.presented:
+            copies = self.set.chain.count(cert)
+            if copies > 1:
+                self.add("chain.duplicate", WARNING, f"{short_name(cert)} is {copies} times in "
+                         f"{self.set.chain_path.name}; TLS sends every copy, adding "
+                         f"{(copies - 1) * len(der(cert)):,} bytes to the chain: remove the "
+                         "repeats", cert)
         for cert in self.extras:
             self.add("chain.extra", WARNING, f"{short_name(cert)} in {self.set.chain_path.name} "
                      f"is not on the path from the server certificate to the anchor; it adds "

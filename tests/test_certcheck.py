@@ -263,6 +263,16 @@ def test_a_key_of_a_ca_certificate_is_a_mismatch_with_the_server_certificate(wor
     assert f"server certificate server (it is the key of {owner})" in report.errors[0].message
 
 
+def test_a_repeated_certificate_counts_every_copy_and_is_reported(work, key, conf):
+    chain = chains.build()
+    once = chain.der_bytes()
+    chain.presented = [chain.certs[0], chain.certs[1], chain.certs[1]]
+    report = check(work, key, conf, chain)
+    assert report.chain_bytes == once + len(pki.cert_der(chain.certs[1])) == chain.der_bytes()
+    assert problems(report) == {("chain.duplicate", 1)}
+    assert "2 times" in report.findings[0].message
+
+
 def test_encrypted_unreadable_and_open_keys(work, key, conf):
     chain = chains.build()
     encrypted = chains.pem_key(chain.server_key, b"secret")
