@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import ssl
 import sys
@@ -156,11 +157,15 @@ def test_current_and_tls_change_together(host, site, other):
 
 
 def test_earlier_anchors_stay_downloadable_at_their_address(host, site, other):
+    """Even after their set folder is gone, and after a restart: the anchor archive serves
+    them."""
     old_hash, old_der = fetch_current(site.http_port, site.site_key)
-    old_path = f"/swordfish/lock/certificates/anchors/{hashlib.sha256(old_der).hexdigest()}.der"
+    sha = hashlib.sha256(old_der).hexdigest()
     host.certificates.activate("other")
-    status, _, der = http_get(site.http_port, old_path)
+    shutil.rmtree(host.store.set_path("demo"))
+    status, _, der = http_get(site.http_port, f"/swordfish/lock/certificates/anchors/{sha}.der")
     assert (status, der) == (200, old_der)
+    assert certstore.CertStore(host.store.root).anchor_by_sha256(sha) == old_der  # restarted
 
 
 def test_rollback_reactivates_the_previous_set_and_is_recorded(host, site, other):
