@@ -292,7 +292,7 @@ class CertificatesScreen(ConsoleScreen):
         certificates = self.app.host.certificates
         try:
             if action == "rollback":
-                active = certificates.rollback(by="console")
+                active = certificates.rollback(force=force, by="console")
             else:
                 active = certificates.activate(name, force=force, by="console")
         except EngageError as exc:

@@ -65,11 +65,10 @@ def register(sub, parent) -> None:
                "follows within a second. A set with errors is refused unless --force "
                f"({EXIT_HELP})")
     act.add_argument("name")
-    act.add_argument("--force", action="store_true",
-                     help="activate despite errors (asks for confirmation; recorded in history)")
-    act.add_argument("--yes", action="store_true",
-                     help="confirm --force without asking (for scripts)")
-    verb("rollback", rollback, "activate the set that was active before the current one")
+    _force_flags(act)
+    _force_flags(verb("rollback", rollback,
+                      "activate the set that was active before the current one; a set with "
+                      f"errors is refused unless --force ({EXIT_HELP})"))
     ren = verb("renew", renew,
                "new server certificate (new key) under the set's intermediate, as a new set with "
                "the same anchor, so locks need nothing; reports expiry dates. Needs the CA keys "
@@ -94,6 +93,13 @@ def register(sub, parent) -> None:
 
 
 # --- shared -----------------------------------------------------------------------------------
+
+def _force_flags(parser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="activate despite errors (asks for confirmation; recorded in history)")
+    parser.add_argument("--yes", action="store_true",
+                        help="confirm --force without asking (for scripts)")
+
 
 def _store(settings) -> CertStore:
     return CertStore(settings.path("certs_dir"))
@@ -259,9 +265,23 @@ def _confirm(question: str) -> bool:
 
 
 def activate(args, settings) -> int:
+    return _switch(args, settings, args.name,
+                   lambda c, by: c.activate(args.name, force=args.force, by=by))
+
+
+def rollback(args, settings) -> int:
+    target = _store(settings).rollback_target()
+    if target is None:
+        return _err("nothing to roll back to: no earlier activation in history")
+    return _switch(args, settings, target, lambda c, by: c.rollback(force=args.force, by=by))
+
+
+def _switch(args, settings, name: str, change) -> int:
+    """Check set ``name``, refuse it with errors unless --force is confirmed, then run
+    ``change(certificates, by)`` (activate or rollback) and report it."""
     store = _store(settings)
     site_key = _site_key(settings)
-    cert_set = store.load(args.name)
+    cert_set = store.load(name)
     report = _report(store, site_key, settings, cert_set)
     if report.errors:
         if not args.force:
@@ -277,25 +297,14 @@ def activate(args, settings) -> int:
                 + "; ".join(f.id for f in report.errors) + ". Locks may fail to connect."):
             return _err("forced activation not confirmed (on a terminal type yes, in a script "
                         "add --yes); nothing changed")
-    return _activated(args, settings, store, lambda c: c.activate(
-        cert_set.name, force=args.force, by=f"{current_user()} (command line)"))
-
-
-def rollback(args, settings) -> int:
-    store = _store(settings)
-    target = store.rollback_target()
-    if target is None:
-        return _err("nothing to roll back to: no earlier activation in history")
-    return _activated(args, settings, store,
-                      lambda c: c.rollback(by=f"{current_user()} (command line)"))
-
-
-def _activated(args, settings, store, change) -> int:
-    """Run ``change`` (activate or rollback) on a Certificates service and report it."""
     previous = _active_set(store)
-    site_key = _site_key(settings)
     certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
-    active = change(certificates)
+    active = change(certificates, f"{current_user()} (command line)")
+    _print_activated(args, store, previous, active)
+    return EXIT_OK
+
+
+def _print_activated(args, store, previous: CertSet | None, active) -> None:
     anchor_changed = (previous is not None
                       and previous.anchor_sha256 != active.cert_set.anchor_sha256)
     entry = (store.history() or [{}])[-1]
@@ -313,7 +322,6 @@ def _activated(args, settings, store, change) -> int:
         elif previous is not None:
             print("Same anchor as before: locks need nothing.")
         print("A running engage-console switches to it within a second.")
-    return EXIT_OK
 
 
 def renew(args, settings) -> int:

@@ -96,11 +96,13 @@ class Certificates:
                 self._notify(candidate)
             return candidate
 
-    def rollback(self, by: str | None = None) -> ActiveSet:
+    def rollback(self, force: bool = False, by: str | None = None) -> ActiveSet:
+        """Activate the set active before the current one; like any activation, a set with
+        errors needs ``force``."""
         target = self.store.rollback_target()
         if target is None:
             raise CertificateError("nothing to roll back to: no earlier activation in history")
-        return self.activate(target, force=True, by=by, action="rollback")
+        return self.activate(target, force=force, by=by, action="rollback")
 
     def reload(self) -> ActiveSet | None:
         """Serve what active.json names now (start-up, SIGHUP, another process activated)."""

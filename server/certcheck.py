@@ -9,11 +9,14 @@ from the server certificate to the anchor.
 
 The verifier's verdict is one coarse error (``chain.untrusted``), so it is reported only when
 no specific finding already explains a broken path (a bad signature, a missing intermediate, an
-expired certificate, a CA flag on the server certificate, no subjectAltName, SHA-1): each
-problem maps to exactly one finding. Host names are checked against the subjectAltName by us;
-the verifier is given the first configured name the certificate covers, else the first SAN
-entry, so a host-name mismatch does not hide other path problems. With no ``host_names``
-setting, the names are not compared (an info finding says so).
+expired certificate, a CA flag on the server certificate, no subjectAltName): each problem maps
+to exactly one finding. The verifier refuses SHA-1 signatures outright; that refusal alone is
+left to ``cert.sha1``, any other verifier error is still reported. Host names are checked
+against the subjectAltName by us; the verifier is given the first configured name the
+certificate covers, else the first SAN entry it accepts (a wildcard as a name under it), so a
+host-name mismatch does not hide other path problems; when it accepts none, a warning says the
+path was not validated. With no ``host_names`` setting, the names are not compared (an info
+finding says so).
 
 The server key is read without OpenSSL's RSA consistency check (~35 ms for a 2048-bit key,
 too slow for a check that runs as the cursor moves); activation builds the TLS context, which
@@ -48,9 +51,11 @@ FINDING_IDS = {
     "chain.size": "DER bytes of root + intermediates + server against the 4096-byte limit",
     "chain.order": "chain.pem is not leaf first, each followed by its issuer",
     "chain.extra": "a certificate in chain.pem is off the path to the anchor",
+    "chain.duplicate": "a certificate appears more than once in chain.pem",
     "chain.incomplete": "an issuer between the server certificate and the anchor is missing",
     "chain.signature": "a signature link does not verify",
     "chain.untrusted": "path validation to the anchor fails",
+    "chain.unchecked": "path validation could not run: the verifier accepts none of the names",
     "key.size": "an RSA key over 2048 bits",
     "key.type": "a non-RSA key (lock support unknown)",
     "key.mismatch": "the server key does not match the server certificate",
@@ -69,8 +74,7 @@ FINDING_IDS = {
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 # Findings that already say why path validation fails; the verifier's coarse error is dropped.
 _EXPLAINS_PATH = {"chain.signature", "chain.incomplete", "chain.untrusted", "cert.expired",
-                  "cert.not_yet_valid", "cert.leaf_ca", "anchor.not_ca", "cert.sha1",
-                  "host.no_san"}
+                  "cert.not_yet_valid", "cert.leaf_ca", "anchor.not_ca", "host.no_san"}
 
 
 @dataclass
@@ -335,18 +339,12 @@ class _Check:
         return None
 
     def _pick_leaf(self, pool: list[x509.Certificate]) -> x509.Certificate:
-        """The server certificate: the one matching the key, else the one issuing no other."""
+        """The server certificate by the chain's structure, never by the key (a key of another
+        certificate is a key.mismatch): the first issuing no other, preferring a non-CA."""
         if not pool:
             return self.presented[0]
-        if self.key is not None:
-            mine = spki(self.key.public_key())
-            for cert in pool:
-                if spki(cert.public_key()) == mine:
-                    return cert
-        ends = [c for c in pool if not any(issues(c, other) for other in pool)]
-        if pool[0] in ends or not ends:
-            return pool[0]
-        return ends[0]
+        ends = [c for c in pool if not any(issues(c, other) for other in pool)] or pool
+        return next((c for c in ends if not is_ca(c)), ends[0])
 
     def _build_path(self, pool):
         path = issuer_path(self.leaf, pool + [self.anchor], self.anchor)
@@ -370,7 +368,10 @@ class _Check:
                  f"{fingerprint(self.set.anchor_der)}", self.anchor)
 
     def chain_bytes(self) -> int:
-        return sum(len(der(c)) for c in dict.fromkeys(self.presented + [self.anchor]))
+        """Every certificate as chain.pem presents it (repeats too: TLS sends each copy),
+        plus the anchor when it is not among them."""
+        sent = list(self.set.chain)
+        return sum(len(der(c)) for c in sent + ([] if self.anchor in sent else [self.anchor]))
 
     def check_size(self):
         total, limit = self.chain_bytes(), CHAIN_LIMIT_BYTES
@@ -402,10 +403,14 @@ class _Check:
     def check_key_match(self):
         if self.key is None:
             return
-        if spki(self.key.public_key()) != spki(self.leaf.public_key()):
+        mine = spki(self.key.public_key())
+        if mine != spki(self.leaf.public_key()):
+            owner = next((c for c in self.all_certs() if spki(c.public_key()) == mine), None)
             self.add("key.mismatch", ERROR, f"{self.set.key_path.name} does not match the server "
-                     f"certificate {short_name(self.leaf)}: the TLS listener cannot present it; "
-                     "use the key this certificate was issued for", self.leaf)
+                     f"certificate {short_name(self.leaf)}"
+                     + (f" (it is the key of {short_name(owner)})" if owner else "")
+                     + ": the TLS listener cannot present it; use the key this certificate was "
+                     "issued for", self.leaf)
 
     def check_order(self):
         if not [c for c in self.presented if c != self.anchor]:
@@ -420,6 +425,13 @@ class _Check:
             self.add("chain.order", ERROR, f"{self.set.chain_path.name} presents {shown}; TLS "
                      f"needs the server certificate first, each followed by its issuer: {wanted}. "
                      "Reorder the file (it is not fixed silently)")
+        for cert in self.presented:
+            copies = self.set.chain.count(cert)
+            if copies > 1:
+                self.add("chain.duplicate", WARNING, f"{short_name(cert)} is {copies} times in "
+                         f"{self.set.chain_path.name}; TLS sends every copy, adding "
+                         f"{(copies - 1) * len(der(cert)):,} bytes to the chain: remove the "
+                         "repeats", cert)
         for cert in self.extras:
             self.add("chain.extra", WARNING, f"{short_name(cert)} in {self.set.chain_path.name} "
                      f"is not on the path from the server certificate to the anchor; it adds "
@@ -498,7 +510,7 @@ class _Check:
 
     def verifier_subjects(self) -> list:
         """Names to validate the path for: configured names the certificate covers, then its
-        own SAN entries (a lock may use any of them)."""
+        own SAN entries (a lock may use any of them; ``*.x.y`` as ``engage-check.x.y``)."""
         san = san_of(self.leaf)
         out = []
         for host in self.settings.host_names or []:
@@ -507,8 +519,11 @@ class _Check:
                     out.append(x509.IPAddress(ipaddress.ip_address(host)))
                 except ValueError:
                     out.append(x509.DNSName(host))
-        out += [x509.DNSName(n) for n in san.get_values_for_type(x509.DNSName)
-                if not n.startswith("*")]
+        for name in san.get_values_for_type(x509.DNSName):
+            if name.startswith("*."):
+                out.append(x509.DNSName("engage-check" + name[1:]))
+            elif "*" not in name:
+                out.append(x509.DNSName(name))
         out += [x509.IPAddress(ip) for ip in san.get_values_for_type(x509.IPAddress)]
         return out
 
@@ -526,9 +541,22 @@ class _Check:
                 verifier.verify(self.leaf, intermediates)
             except (VerificationError, ValueError, TypeError) as exc:
                 reason = str(exc).split(" (encountered processing", 1)[0]
+                if self.refused_for_sha1(reason):
+                    return
                 self.add("chain.untrusted", ERROR, f"path validation from the server certificate "
                          f"to the anchor failed for {subject.value}: {reason}", self.leaf)
             return
+        names = san_text(san_of(self.leaf))
+        self.add("chain.unchecked", WARNING, "path validation to the anchor could not run: the "
+                 f"verifier accepts none of the server certificate's names ({names}; names with "
+                 "'_' are refused), so the chain is unverified: reissue it with the DNS name or IP "
+                 "address locks use (engage-console certs renew NAME --host ...)", self.leaf)
+
+    def refused_for_sha1(self, reason: str) -> bool:
+        """Whether the verifier only refused a SHA-1 signature, which cert.sha1 reports."""
+        text = reason.lower()
+        return ("cert.sha1" in self.ids() and "forbidden signature algorithm" in text
+                and "sha1" in text)
 
     def check_anchor_change(self):
         if self.active is None:

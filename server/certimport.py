@@ -3,9 +3,10 @@
 Accepted: the ENGAGE procedure's loose files (``partner_CA.der``, ``partner_intermediate.der``,
 ``partner_server.pem``, ``partner_server.key``), PEM bundles in any order, DER certificates and
 keys, PKCS#12 files and encrypted keys (with a passphrase). The server certificate is the one
-the key belongs to; the chain is built upward from it by issuer; the anchor is the top CA
-found (the root, or the intermediate when that is all the integrator has), unless chosen
-explicitly. The set is written in one step (``certstore.write_set``): any error writes nothing.
+the key belongs to; the key of a CA that issued another of the certificates is passed over
+(alone, refused); the chain is built upward from it by issuer; the anchor is the top CA found (the
+root, or the intermediate when that is all the integrator has), unless chosen explicitly. The
+set is written in one step (``certstore.write_set``): any error writes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .certcheck import issuer_path, short_name, spki
+from .certcheck import is_ca, issuer_path, issues, short_name, spki
 from .certstore import CertSet, CertStore, check_set_name, write_set
 from .errors import CertificateError
 from .pki import cert_der, cert_pem, key_pem
@@ -120,8 +121,7 @@ def _read_file(path: Path, passphrases: list[bytes], material: _Material) -> Non
 
 def _read_pem(path: Path, data: bytes, passphrases: list[bytes], material: _Material) -> None:
     blocks = list(_PEM_BLOCK.finditer(data))
-    if not blocks:
-        raise CertificateError(f"{path.name} has a damaged PEM block (no matching END line)")
+    _check_outside_blocks(path, data, blocks)
     for n, block in enumerate(blocks, 1):
         label, text = block.group(1), block.group(0)
         if label in _CERT_LABELS:
@@ -137,6 +137,32 @@ def _read_pem(path: Path, data: bytes, passphrases: list[bytes], material: _Mate
         else:
             raise CertificateError(f"{path.name} holds a {label.decode()}, which is neither a "
                                    "certificate nor a private key")
+
+
+def _check_outside_blocks(path: Path, data: bytes, blocks: list) -> None:
+    """Nothing may be lost around the PEM blocks: every BEGIN and END line belongs to a
+    complete block, nothing follows the last one, and what precedes a block is text (the
+    explanatory text RFC 7468 allows, e.g. openssl's "Bag Attributes"), not binary data."""
+    begins, ends = data.count(b"-----BEGIN"), data.count(b"-----END")
+    if not blocks or begins != len(blocks) or ends != len(blocks):
+        raise CertificateError(
+            f"{path.name} has a damaged PEM block ({begins} BEGIN and {ends} END lines but "
+            f"{len(blocks)} complete block(s)): it is truncated or edited; get a fresh copy")
+    if data[blocks[-1].end():].strip():
+        raise CertificateError(f"{path.name} has data after its last PEM block: it is damaged "
+                               "or something was appended to it; get a fresh copy")
+    before = [data[start:b.start()] for start, b in zip([0] + [b.end() for b in blocks], blocks)]
+    if not all(_is_text(text) for text in before):
+        raise CertificateError(
+            f"{path.name} holds binary data outside its PEM blocks (a DER file appended to a PEM "
+            "file?): give each DER file separately, or get a fresh copy")
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        return all(c.isprintable() or c in "\t\r\n\ufeff" for c in data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
 
 
 def _read_der(path: Path, data: bytes, passphrases: list[bytes], material: _Material) -> None:
@@ -211,12 +237,21 @@ def _server_pair(material: _Material):
         keys = ", ".join(p.name for _, p in material.keys)
         raise CertificateError(f"the private key in {keys} matches none of the certificates "
                                f"({names}): use the key the server certificate was issued for")
-    leaves = list(dict.fromkeys(c for c, _, _ in pairs))
+    # The key of a CA that issued another certificate here is never the server's key.
+    issued = {c: [o for o in material.certs if issues(c, o)] for c, _, _ in pairs if is_ca(c)}
+    servers = [p for p in pairs if not issued.get(p[0])]
+    if not servers:
+        cert, _, path = pairs[0]
+        raise CertificateError(f"the private key in {path.name} belongs to {short_name(cert)}, a "
+                               f"CA certificate (it issued {short_name(issued[cert][0])}), not to "
+                               "the server certificate: add the server certificate's key "
+                               "(partner_server.key)")
+    leaves = list(dict.fromkeys(c for c, _, _ in servers))
     if len(leaves) > 1:
         raise CertificateError("keys for several certificates ("
                                + ", ".join(short_name(c) for c in leaves)
                                + "): import one server certificate and its key at a time")
-    return pairs[0]
+    return servers[0]
 
 
 def _choose_anchor(path, material: _Material, anchor: str | None) -> x509.Certificate:

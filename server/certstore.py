@@ -31,8 +31,8 @@ from .errors import CertificateError
 
 ANCHOR, CHAIN, KEY, META = "anchor.der", "chain.pem", "server.key", "set.json"
 ACTIVE, HISTORY, ANCHORS = "active.json", "history.jsonl", ".anchors"
-SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class CertSet:
 
 
 def check_set_name(name: str) -> str:
-    if not SET_NAME.match(name or ""):
+    if not SET_NAME.fullmatch(name or ""):
         raise CertificateError(
             f"set name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")
@@ -149,7 +149,7 @@ class CertStore:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and SET_NAME.match(p.name))
+                      if p.is_dir() and SET_NAME.fullmatch(p.name))
 
     def scan(self) -> dict[str, CertSet | CertificateError]:
         """Every set folder, loaded, or the error that says why it cannot be used."""
@@ -271,7 +271,7 @@ class CertStore:
 
         Found once, then served from memory: a lock fleet fetching its anchor costs no disk
         reads, and a miss reads only the anchor files (no set is parsed)."""
-        if not SHA256_HEX.match(sha):
+        if not SHA256_HEX.fullmatch(sha):
             return None
         der = self._anchors.get(sha)
         if der is None:

@@ -84,7 +84,11 @@ class Host:
         if self.store.names():
             return
         hosts = self.settings.host_names or pki.default_hosts(self.settings.bind)
-        pki.init_set(self.store, self.settings.path("ca_dir"), DEMO_SET, hosts, demo=True)
+        try:
+            pki.init_set(self.store, self.settings.path("ca_dir"), DEMO_SET, hosts, demo=True)
+        except CertificateError as exc:
+            self.notices.append(f"DEMO certificate set '{DEMO_SET}' not created: {exc}")
+            return
         try:
             self.certificates.activate(DEMO_SET, by="first run")
         except CertificateError as exc:

@@ -140,13 +140,19 @@ def default_hosts(bind: str = "0.0.0.0") -> list[str]:
 
 def init_set(store, ca_dir, name: str, hosts: list[str], demo: bool = False) -> None:
     """Create root, intermediate and server certificate as set ``name``. The CA keys go to
-    ``ca_dir/<name>/`` (mode 0600), apart from the set the host serves."""
+    ``ca_dir/<name>/`` (mode 0600), apart from the set the host serves; CA keys already
+    there (an earlier set of that name, which renewed sets may still need) are never
+    overwritten."""
     check_set_name(name)
+    ca = Path(ca_dir) / name
+    if ca.exists():
+        raise CertificateError(
+            f"{ca} already holds the CA keys of a set named {name} (sets renewed from it need "
+            f"them): choose another name, or move {ca} away if nothing needs that CA any more")
     label = "ENGAGE DEMO" if demo else "ENGAGE"
     root = issue_root(f"{label} Root {name}"[:64])
     inter = issue_intermediate(root, f"{label} Intermediate {name}"[:64])
     server = issue_server(inter, hosts)
-    ca = Path(ca_dir) / name
     write_set(store.set_path(name), cert_der(root.cert),
               cert_pem(server.cert) + cert_pem(inter.cert), key_pem(server.key),
               {"demo": demo, "hosts": hosts, "source": "certs init", "legacy_name": "partner_CA"})

@@ -19,6 +19,14 @@ _VERSIONS = {
 }
 
 
+class _KeyEncrypted(Exception):
+    """Raised by the password callback, so that OpenSSL never prompts on a terminal."""
+
+
+def _refuse_password():
+    raise _KeyEncrypted
+
+
 def build_server_context(chain_path: Path, key_path: Path, min_version: str = "1.2",
                          client_ca_file: str = "") -> ssl.SSLContext:
     """A fresh context presenting ``chain_path`` with ``key_path``; CertificateError if the
@@ -30,7 +38,12 @@ def build_server_context(chain_path: Path, key_path: Path, min_version: str = "1
     ctx.minimum_version = _VERSIONS[min_version]
     ctx.options |= ssl.OP_NO_COMPRESSION
     try:
-        ctx.load_cert_chain(str(chain_path), str(key_path))
+        ctx.load_cert_chain(str(chain_path), str(key_path), password=_refuse_password)
+    except _KeyEncrypted:
+        raise CertificateError(
+            f"{key_path} is encrypted: the TLS listener cannot ask for a passphrase; import the "
+            "set again with its passphrase (engage-console certs import NAME FILES...), which "
+            "stores the key decrypted with mode 0600") from None
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
         if "KEY_VALUES_MISMATCH" in reason.upper():

@@ -83,8 +83,10 @@ class Chain:
         return self.certs[-1]
 
     def der_bytes(self) -> int:
+        """What the locks count: every presented certificate (repeats too) and the anchor."""
         shown = self.presented if self.presented is not None else self.certs[:-1]
-        return sum(len(cert_der(c)) for c in dict.fromkeys(shown + [self.anchor or self.root]))
+        anchor = self.anchor or self.root
+        return sum(len(cert_der(c)) for c in shown + ([] if anchor in shown else [anchor]))
 
 
 def build(bits=(2048, 2048, 2048), intermediates: int = 1, pad: int = 0, **server) -> Chain:

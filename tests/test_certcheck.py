@@ -192,6 +192,21 @@ def test_wildcard_san_covers_one_label(work, key):
         {("host.mismatch", 0)}
 
 
+def test_a_wildcard_only_certificate_is_still_path_validated(work, key):
+    conf = load_settings(env={}, flags={})
+    report = check(work, key, conf, chains.build(hosts=["*.site.example"], aki=False))
+    assert problems(report) == {("chain.untrusted", 0)}
+    assert "engage-check.site.example" in report.errors[0].message
+
+
+def test_a_certificate_whose_names_the_verifier_refuses_says_it_was_not_validated(work, key):
+    conf = load_settings(env={}, flags={})
+    report = check(work, key, conf, chains.build(hosts=["my_host.local"]))
+    assert problems(report) == {("chain.unchecked", 0)}
+    assert report.verdict == "WARNING"
+    assert "my_host.local" in next(f.message for f in report.findings if f.id == "chain.unchecked")
+
+
 def test_without_host_names_the_names_are_not_compared(work, key):
     conf = load_settings(env={}, flags={})
     report = check(work, key, conf, chains.build(hosts=["elsewhere.example"]))
@@ -214,6 +229,15 @@ def test_sha1_signature_is_a_warning(work, key, conf):
     assert report.verdict == "WARNING"
 
 
+@pytest.mark.parametrize("depth", [0, 1])
+def test_sha1_signature_does_not_hide_a_path_error(work, key, conf, depth):
+    chain = chains.build(aki=False)  # the server certificate lacks authorityKeyIdentifier
+    chain.certs[depth] = chains.sha1_signed(chain.certs[depth], chains.key(f"depth{depth + 1}"))
+    report = check(work, key, conf, chain)
+    assert problems(report) == {("cert.sha1", depth), ("chain.untrusted", 0)}
+    assert "2.5.29.35" in report.errors[0].message
+
+
 def test_non_rsa_key_is_a_warning(work, key, conf):
     report = check(work, key, conf, chains.build(bits=(0, 2048, 2048)))
     assert problems(report) == {("key.type", 0)}
@@ -227,6 +251,26 @@ def test_certificate_off_the_path_is_an_extra(work, key, conf):
     report = check(work, key, conf, chain)
     assert {i for i, _ in problems(report)} == {"chain.extra"}
     assert report.chain[-1].role == "extra"
+
+
+@pytest.mark.parametrize("slot, owner", [("depth1", "Inter 1"), ("depth2", "Root")])
+def test_a_key_of_a_ca_certificate_is_a_mismatch_with_the_server_certificate(work, key, conf,
+                                                                             slot, owner):
+    chain = chains.build()
+    chain.server_key = chains.key(slot)
+    report = check(work, key, conf, chain)
+    assert problems(report) == {("key.mismatch", 0)}
+    assert f"server certificate server (it is the key of {owner})" in report.errors[0].message
+
+
+def test_a_repeated_certificate_counts_every_copy_and_is_reported(work, key, conf):
+    chain = chains.build()
+    once = chain.der_bytes()
+    chain.presented = [chain.certs[0], chain.certs[1], chain.certs[1]]
+    report = check(work, key, conf, chain)
+    assert report.chain_bytes == once + len(pki.cert_der(chain.certs[1])) == chain.der_bytes()
+    assert problems(report) == {("chain.duplicate", 1)}
+    assert "2 times" in report.findings[0].message
 
 
 def test_encrypted_unreadable_and_open_keys(work, key, conf):

@@ -170,6 +170,40 @@ def test_a_damaged_pem_block(store, tmp_path, chain):
     _bad(store, [tmp_path / "cut.pem"], "damaged PEM block")
 
 
+def test_a_truncated_block_among_complete_ones_is_not_dropped(store, tmp_path, chain):
+    server, inter, root = chain.certs
+    cut_root = pki.cert_pem(root).replace(b"-----END CERTIFICATE-----", b"")
+    (tmp_path / "bundle.pem").write_bytes(pki.cert_pem(server) + pki.cert_pem(inter)
+                                          + chains.pem_key(chain.server_key) + cut_root)
+    _bad(store, [tmp_path / "bundle.pem"], "damaged PEM block .4 BEGIN and 3 END lines")
+
+
+@pytest.mark.parametrize("junk, match", [
+    (b"trailing words", "data after its last PEM block"),
+    (b"\x00\xffgarbage", "data after its last PEM block"),
+])
+def test_data_after_the_last_block_is_refused(store, tmp_path, chain, junk, match):
+    (tmp_path / "bundle.pem").write_bytes(b"".join(pki.cert_pem(c) for c in chain.certs)
+                                          + chains.pem_key(chain.server_key) + junk)
+    _bad(store, [tmp_path / "bundle.pem"], match)
+
+
+def test_binary_data_before_a_block_is_refused(store, tmp_path, chain):
+    """For example a DER anchor appended to a PEM file, which would otherwise be lost."""
+    (tmp_path / "bundle.pem").write_bytes(pki.cert_pem(chain.server) + pki.cert_der(chain.root)
+                                          + pki.cert_pem(chain.certs[1])
+                                          + chains.pem_key(chain.server_key))
+    _bad(store, [tmp_path / "bundle.pem"], "binary data outside its PEM blocks")
+
+
+def test_explanatory_text_before_blocks_is_allowed(store, tmp_path, chain):
+    """RFC 7468 permits text before a block, as openssl pkcs12 writes it."""
+    bundle = b"".join(b"Bag Attributes\n    friendlyName: partner\nsubject=CN = x\n\n"
+                      + pki.cert_pem(c) for c in chain.certs)
+    (tmp_path / "bundle.pem").write_bytes(bundle + chains.pem_key(chain.server_key))
+    assert_normalised(import_set(store, "openssl", [tmp_path / "bundle.pem"]), chain)
+
+
 def test_damaged_certificate_inside_pem(store, tmp_path, chain):
     lines = pki.cert_pem(chain.server).splitlines()
     lines[3] = b"A" * len(lines[3])
@@ -207,6 +241,18 @@ def test_wrong_key_passphrase_and_missing_passphrase(store, files, chain):
 def test_key_not_matching_any_certificate(store, files):
     (files / "partner_server.key").write_bytes(chains.pem_key(chains.key("stranger")))
     _bad(store, sorted(files.iterdir()), "matches none of the certificates")
+
+
+@pytest.mark.parametrize("slot, owner", [("depth1", "Inter 1"), ("depth2", "Root")])
+def test_a_key_of_a_ca_certificate_is_refused_naming_it(store, files, slot, owner):
+    (files / "partner_server.key").write_bytes(chains.pem_key(chains.key(slot)))
+    _bad(store, sorted(files.iterdir()), f"partner_server.key belongs to {owner}, a CA "
+         "certificate.*add the server certificate's key")
+
+
+def test_a_ca_key_next_to_the_server_key_is_passed_over(store, files, chain):
+    (files / "intermediate.key").write_bytes(chains.pem_key(chains.key("depth1")))
+    assert_normalised(import_set(store, "site", sorted(files.iterdir())), chain)
 
 
 def test_no_key_at_all(store, files):

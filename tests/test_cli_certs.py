@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import threading
 
 import pytest
@@ -221,6 +222,24 @@ def test_rollback_and_nothing_to_roll_back(cli, two_sets, store):
     assert code == 2 and "nothing to roll back to" in err
 
 
+def test_rollback_to_a_set_with_errors_needs_force_like_activate(cli, two_sets, store):
+    chains.write(store.root, chains.sized(4200), name="oversize")
+    assert cli("activate", "oversize", "--force", "--yes")[0] == 0
+    assert cli("activate", "beta")[0] == 0
+    history = store.history()
+    code, out, _ = cli("rollback")
+    assert code == 1 and "chain.size" in out and "Not activated: set oversize" in out
+    code, out, _ = cli("rollback", "--json")
+    assert code == 1 and json.loads(out)["activated"] is False
+    code, _, err = cli("rollback", "--force")
+    assert code == 2 and "not confirmed" in err
+    assert store.active_name() == "beta" and store.history() == history
+    code, out, _ = cli("rollback", "--force", "--yes", "--json")
+    assert code == 0 and json.loads(out)["forced"] is True
+    last = store.history()[-1]
+    assert (last["action"], last["set"], last["forced"]) == ("rollback", "oversize", True)
+
+
 def test_a_running_host_follows_a_command_line_activation(host, cli):
     pki.init_set(host.store, host.settings.path("ca_dir"), "next", list(host.settings.host_names))
     switched = threading.Event()
@@ -230,6 +249,16 @@ def test_a_running_host_follows_a_command_line_activation(host, cli):
     assert cli("activate", "next")[0] == 0
     assert switched.wait(5)
     assert host.certificates.current().name == "next"
+
+
+def test_init_refuses_a_name_whose_ca_keys_remain_and_writes_nothing(cli, store, settings):
+    assert cli("init", "alpha")[0] == 0
+    key_before = (settings.path("ca_dir") / "alpha" / "intermediate.key").read_bytes()
+    shutil.rmtree(store.set_path("alpha"))
+    code, _, err = cli("init", "alpha")
+    assert code == 2 and "already holds the CA keys" in err
+    assert (settings.path("ca_dir") / "alpha" / "intermediate.key").read_bytes() == key_before
+    assert store.names() == []
 
 
 # --- renew / hash / usage ---------------------------------------------------------------------

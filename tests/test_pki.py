@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import shutil
 import stat
 
+import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from server import pki
 from server.certstore import CertStore
+from server.errors import CertificateError
+from server.host import Host
 
 from .helpers import lock_hash
 
@@ -51,3 +55,25 @@ def test_demo_set_is_labelled_and_its_hash_is_what_current_serves(site):
     assert cert_set.demo and "DEMO" in cert_set.anchor.subject.rfc4514_string()
     assert answer["hash"] == lock_hash(site.site_key._raw, cert_set.anchor_der) and der == cert_set.anchor_der
     assert any("DEMO certificate set" in n for n in site.host.notices)
+
+
+def test_init_never_overwrites_the_ca_keys_of_an_earlier_set_of_that_name(tmp_path):
+    """A deleted set folder leaves its CA behind, which sets renewed from it still need."""
+    store = CertStore(tmp_path / "certs")
+    pki.init_set(store, tmp_path / "ca", "site", ["localhost"])
+    renewed = pki.renew_set(store, tmp_path / "ca", "site", new_name="site-renewed")
+    ca_files = {p.name: p.read_bytes() for p in (tmp_path / "ca" / "site").iterdir()}
+    shutil.rmtree(store.set_path("site"))
+    with pytest.raises(CertificateError, match=r"ca/site already holds the CA keys.*move"):
+        pki.init_set(store, tmp_path / "ca", "site", ["localhost"])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ca" / "site").iterdir()} == ca_files
+    assert store.names() == ["site-renewed"]
+    assert pki.renew_set(store, tmp_path / "ca", renewed.name).anchor_der == renewed.anchor_der
+
+
+def test_first_run_keeps_a_leftover_demo_ca_and_says_why_no_demo_set(settings, site_key):
+    (settings.path("ca_dir") / "demo").mkdir(parents=True)
+    host = Host.from_settings(settings, env={})
+    assert host.store.names() == []
+    assert any("'demo' not created" in n and "already holds the CA keys" in n
+               for n in host.notices)

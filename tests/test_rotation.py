@@ -8,8 +8,14 @@ import hashlib
 import http.client
 import json
 import os
+import pty
+import select
+import shutil
+import signal
 import ssl
+import sys
 import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -151,11 +157,15 @@ def test_current_and_tls_change_together(host, site, other):
 
 
 def test_earlier_anchors_stay_downloadable_at_their_address(host, site, other):
+    """Even after their set folder is gone, and after a restart: the anchor archive serves
+    them."""
     old_hash, old_der = fetch_current(site.http_port, site.site_key)
-    old_path = f"/swordfish/lock/certificates/anchors/{hashlib.sha256(old_der).hexdigest()}.der"
+    sha = hashlib.sha256(old_der).hexdigest()
     host.certificates.activate("other")
-    status, _, der = http_get(site.http_port, old_path)
+    shutil.rmtree(host.store.set_path("demo"))
+    status, _, der = http_get(site.http_port, f"/swordfish/lock/certificates/anchors/{sha}.der")
     assert (status, der) == (200, old_der)
+    assert certstore.CertStore(host.store.root).anchor_by_sha256(sha) == old_der  # restarted
 
 
 def test_rollback_reactivates_the_previous_set_and_is_recorded(host, site, other):
@@ -169,6 +179,17 @@ def test_rollback_reactivates_the_previous_set_and_is_recorded(host, site, other
         ("rollback", "demo", "other", "bob")
     with pytest.raises(CertificateError, match="nothing to roll back to"):
         host.certificates.rollback()
+
+
+def test_rollback_to_a_set_with_errors_needs_force(host, site):
+    chains.write(host.store.root, chains.sized(4200), name="oversize")
+    host.certificates.activate("oversize", force=True)
+    host.certificates.activate("demo")
+    with pytest.raises(CertificateError, match="oversize has errors.*chain.size"):
+        host.certificates.rollback()
+    assert host.certificates.current().name == host.store.active_name() == "demo"
+    assert host.certificates.rollback(force=True).name == "oversize"
+    assert host.store.history()[-1]["forced"] is True
 
 
 def test_renewed_set_keeps_the_anchor_so_locks_need_nothing(host, site):
@@ -217,6 +238,58 @@ def test_oversize_chain_leaves_the_old_set_serving(host, site):
         host.certificates.activate("oversize")
     _unchanged(host, site, before)
     assert host.store.history() == history
+
+
+def test_set_with_an_encrypted_key_leaves_the_old_set_serving(host, site):
+    before, history = serving(site), host.store.history()
+    chain = chains.build()
+    chains.write(host.store.root, chain, name="encrypted",
+                 key_bytes=chains.pem_key(chain.server_key, b"secret"))
+    with pytest.raises(CertificateError, match="key.encrypted"):
+        host.certificates.activate("encrypted")
+    with pytest.raises(CertificateError, match=r"server\.key is encrypted.*certs import"):
+        host.certificates.activate("encrypted", force=True)
+    _unchanged(host, site, before)
+    assert host.store.history() == history
+
+
+def _output_on_a_terminal(argv: list[str], timeout: float = 20.0) -> bytes:
+    """What ``argv`` writes when run with a pseudo-terminal as its controlling terminal;
+    killed after ``timeout`` (a process waiting at a prompt never ends by itself)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the process ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return out
+
+
+def test_an_encrypted_key_never_prompts_on_the_terminal(tmp_path):
+    """OpenSSL asks for a key's passphrase on the terminal unless told otherwise: an
+    activation run from a terminal would hang there, holding the activation lock."""
+    chain = chains.build()
+    cert_set = chains.write(tmp_path, chain, key_bytes=chains.pem_key(chain.server_key, b"pw"))
+    code = ("import sys; from pathlib import Path; from server.tlscontext import "
+            "build_server_context\n"
+            "try: build_server_context(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+            "except Exception as exc: print('refused:', exc)")
+    out = _output_on_a_terminal([sys.executable, "-c", code, str(cert_set.chain_path),
+                                 str(cert_set.key_path)]).decode(errors="replace")
+    assert "pass phrase" not in out.lower()
+    assert "refused:" in out and "is encrypted" in out, out
 
 
 def test_forced_activation_is_recorded(host, site):

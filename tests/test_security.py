@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.certstore import check_set_name
+from server.errors import CertificateError
+
 from .helpers import http_get, raw_exchange, wait_for_event
 
 SECRET_MARKERS = (b"PRIVATE KEY", b"DEMO site key")
@@ -62,3 +65,12 @@ def test_request_log_never_holds_the_authorization_value_or_the_site_key(host, s
     text = (host.settings.path("logs_dir") / "requests.jsonl").read_text()
     assert '"auth_present":true' in text
     assert secret not in text and "topsecret" not in text and site_key.base64() not in text
+
+
+def test_names_and_fingerprints_with_a_trailing_newline_are_refused(host):
+    """``$`` in a regular expression also matches before a final newline."""
+    with pytest.raises(CertificateError, match="is not allowed"):
+        check_set_name("abc\n")
+    active = host.certificates.current().cert_set
+    assert host.store.anchor_by_sha256(active.anchor_sha256) == active.anchor_der
+    assert host.store.anchor_by_sha256(active.anchor_sha256 + "\n") is None
