@@ -17,7 +17,7 @@ from .certstore import CertSet, CertStore
 from .config import Settings
 from .errors import CertificateError
 from .sitekey import SiteKey
-from .tlscontext import build_server_context
+from .tlscontext import build_server_context, require_client_certificates
 
 ANCHOR_URL_PREFIX = "/swordfish/lock/certificates/anchors/"
 
@@ -27,6 +27,9 @@ class ActiveSet:
     cert_set: CertSet
     hash: str
     context: ssl.SSLContext
+    # Why the TLS listener cannot use the context (a bad client_ca_file): a host setting, so
+    # it stops TLS only; certificate delivery over plain HTTP goes on.
+    tls_error: str = ""
 
     @property
     def name(self) -> str:
@@ -62,12 +65,20 @@ class Certificates:
         if active is None:
             raise CertificateError(
                 "no active certificate set: activate one with `engage-console certs activate NAME`")
+        if active.tls_error:
+            raise CertificateError(active.tls_error)
         return active.context
 
     def prepare(self, cert_set: CertSet) -> ActiveSet:
         context = build_server_context(cert_set.chain_path, cert_set.key_path,
-                                       self.settings.tls_min_version, self.settings.client_ca_file)
-        return ActiveSet(cert_set, self.site_key.hash(cert_set.anchor_der), context)
+                                       self.settings.tls_min_version)
+        tls_error = ""
+        if self.settings.client_ca_file:
+            try:
+                require_client_certificates(context, self.settings.client_ca_file)
+            except CertificateError as exc:
+                tls_error = f"{exc} (fix or clear the client_ca_file setting)"
+        return ActiveSet(cert_set, self.site_key.hash(cert_set.anchor_der), context, tls_error)
 
     def activate(self, name: str, force: bool = False, by: str | None = None,
                  action: str = "activate") -> ActiveSet:

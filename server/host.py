@@ -108,6 +108,8 @@ class Host:
         if active is None:
             self.notices.append("no certificate set is active: the TLS listener cannot start "
                                 "until one is (engage-console certs activate NAME)")
+        elif active.tls_error:
+            self.notices.append(f"the TLS listener cannot start: {active.tls_error}")
         elif active.cert_set.demo and not any("DEMO certificate set" in n for n in self.notices):
             self.notices.append(f"DEMO certificate set '{active.name}' is active: not for real locks")
 

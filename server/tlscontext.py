@@ -27,8 +27,8 @@ def _refuse_password():
     raise _KeyEncrypted
 
 
-def build_server_context(chain_path: Path, key_path: Path, min_version: str = "1.2",
-                         client_ca_file: str = "") -> ssl.SSLContext:
+def build_server_context(chain_path: Path, key_path: Path,
+                         min_version: str = "1.2") -> ssl.SSLContext:
     """A fresh context presenting ``chain_path`` with ``key_path``; CertificateError if the
     chain and key cannot be loaded together."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -52,10 +52,13 @@ def build_server_context(chain_path: Path, key_path: Path, min_version: str = "1
             from None
     except OSError as exc:
         raise CertificateError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    if client_ca_file:
-        try:
-            ctx.load_verify_locations(cafile=client_ca_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise CertificateError(f"client CA file {client_ca_file}: {exc}") from None
-        ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def require_client_certificates(ctx: ssl.SSLContext, client_ca_file: str) -> None:
+    """Make a context (not yet live) require client certificates issued by this CA file."""
+    try:
+        ctx.load_verify_locations(cafile=client_ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise CertificateError(f"client CA file {client_ca_file}: {exc}") from None
+    ctx.verify_mode = ssl.CERT_REQUIRED

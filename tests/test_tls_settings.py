@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import ssl
 
 import pytest
@@ -13,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from server import pki
 from server.host import Host
 
-from .helpers import anchor_context, wait_for_event
+from .helpers import anchor_context, http_get, wait_for_event
 
 CURRENT = "/swordfish/lock/certificates/current"
 
@@ -72,8 +73,22 @@ def test_bad_client_ca_file_keeps_the_tls_listener_down_with_the_reason(settings
     try:
         assert any("bad-ca.pem" in n and "no certificate or crl found" in n
                    for n in host.notices), host.notices
-        status = host.start(("tls",))["tls"]
+        status = host.start()["tls"]
         assert status.state == "FAILED"
+        assert "client CA file" in status.last_error and "bad-ca.pem" in status.last_error
+    finally:
+        host.close()
+
+
+def test_bad_client_ca_file_leaves_certificate_delivery_working(settings, site_key, tmp_path):
+    """The client CA is a TLS setting: locks still fetch their anchor over plain HTTP."""
+    (tmp_path / "bad-ca.pem").write_text("not a certificate")
+    settings.client_ca_file = str(tmp_path / "bad-ca.pem")
+    host = Host.from_settings(settings, env={})
+    try:
+        host.start(("http",))
+        status, _, body = http_get(host.listeners["http"].bound_port, CURRENT)
+        assert status == 200 and json.loads(body)["hash"] == host.certificates.current().hash
     finally:
         host.close()
 
