@@ -26,6 +26,7 @@ KEY_BITS = 2048
 ROOT_DAYS = 20 * 365
 INTERMEDIATE_DAYS = 10 * 365
 SERVER_DAYS = 2 * 365
+MAX_COMMON_NAME = 64  # what X.509 allows in a common name
 
 
 @dataclass
@@ -98,15 +99,21 @@ def issue_intermediate(root: Issued, common_name: str, key=None,
     return Issued(cert, key)
 
 
+def san_entry(host: str) -> x509.GeneralName:
+    """An IP address, or a DNS name (non-ASCII names IDNA-encoded, as certificates need)."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return x509.DNSName(host.encode("idna").decode("ascii"))
+    except (UnicodeError, ValueError) as exc:
+        raise CertificateError(f"host name {host!r} cannot go in a certificate: {exc}") from None
+
+
 def san_entries(hosts: list[str]) -> list[x509.GeneralName]:
     """DNS names and IP addresses for a server certificate's subjectAltName."""
-    out: list[x509.GeneralName] = []
-    for host in dict.fromkeys(h.strip() for h in hosts if h.strip()):
-        try:
-            out.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            out.append(x509.DNSName(host))
-    return out
+    return [san_entry(h) for h in dict.fromkeys(h.strip() for h in hosts if h.strip())]
 
 
 def issue_server(issuer: Issued, hosts: list[str], key=None, days: int = SERVER_DAYS) -> Issued:
@@ -116,7 +123,8 @@ def issue_server(issuer: Issued, hosts: list[str], key=None, days: int = SERVER_
     usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
                           data_encipherment=False, key_agreement=False, key_cert_sign=False,
                           crl_sign=False, encipher_only=False, decipher_only=False)
-    cert = (_builder(hosts[0], issuer.cert.subject, key.public_key(), days)
+    common_name = hosts[0][:MAX_COMMON_NAME]  # informational: locks check the SAN entries
+    cert = (_builder(common_name, issuer.cert.subject, key.public_key(), days)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(usage, critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -131,11 +139,19 @@ def default_hosts(bind: str = "0.0.0.0") -> list[str]:
     hosts = [socket.gethostname(), "localhost", "127.0.0.1"]
     try:
         hosts.append(socket.gethostbyname(socket.gethostname()))
-    except OSError:
+    except (OSError, UnicodeError):  # a machine name DNS cannot encode raises UnicodeError
         pass
     if bind not in ("0.0.0.0", "::", ""):
         hosts.insert(0, bind)
-    return list(dict.fromkeys(hosts))
+    return [h for h in dict.fromkeys(hosts) if _usable(h)]
+
+
+def _usable(host: str) -> bool:
+    try:
+        san_entry(host)
+        return True
+    except CertificateError:
+        return False
 
 
 def init_set(store, ca_dir, name: str, hosts: list[str], demo: bool = False) -> None:

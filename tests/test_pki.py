@@ -77,3 +77,24 @@ def test_first_run_keeps_a_leftover_demo_ca_and_says_why_no_demo_set(settings, s
     assert host.store.names() == []
     assert any("'demo' not created" in n and "already holds the CA keys" in n
                for n in host.notices)
+
+
+def test_a_long_or_non_ascii_host_name_makes_a_server_certificate(tmp_path):
+    long_name = "h" * 40 + "." + "i" * 40 + ".example"  # over the 64 a common name holds
+    store = CertStore(tmp_path / "certs")
+    pki.init_set(store, tmp_path / "ca", "site", [long_name, "bücher.example", "10.0.0.1"])
+    names = store.load("site").chain[0].extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == [long_name, "xn--bcher-kva.example"]
+
+
+def test_a_host_name_no_certificate_can_hold_is_a_clear_error(tmp_path):
+    store = CertStore(tmp_path / "certs")
+    with pytest.raises(CertificateError, match="cannot go in a certificate"):
+        pki.init_set(store, tmp_path / "ca", "site", ["a" * 64 + ".example"])  # label over 63
+    assert store.names() == []
+
+
+def test_first_run_leaves_out_machine_names_no_certificate_can_hold(monkeypatch):
+    monkeypatch.setattr(pki.socket, "gethostname", lambda: "x" * 64 + ".lan")
+    assert pki.default_hosts() == ["localhost", "127.0.0.1"]
