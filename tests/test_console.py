@@ -351,6 +351,22 @@ async def test_enter_on_a_line_shows_the_whole_event(stopped_host):
 
 
 @sync
+async def test_clicking_a_line_shows_that_event_and_clicking_the_border_shows_none(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for n in range(5):
+            stopped_host.log.record(request(n))
+        log = log_of(app)
+        await until(pilot, lambda: len(log.shown) == 5)
+        await pilot.click(LockLog, offset=(10, 0))  # the top border
+        assert not isinstance(app.screen, EventScreen)
+        await pilot.click(LockLog, offset=(10, 3))  # border, then lines 0, 1, 2
+        assert isinstance(app.screen, EventScreen)
+        assert app.screen.event.path.endswith("/2")
+        assert log.cursor == 2
+
+
+@sync
 async def test_demo_material_is_labelled(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
