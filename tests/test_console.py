@@ -638,6 +638,39 @@ async def test_device_list_updates_live_and_shows_the_record(host):
 
 
 @sync
+async def test_a_huge_record_is_shown_summarised_with_where_to_find_the_rest(stopped_host):
+    devices = stopped_host.devices
+    devices.config_callin({"lckSn": "BIG00001"}, address="10.1.1.1")
+    users = [{"usrID": n, "crdNum": f"{n:012d}", "fnm": f"User {n}", "lnm": "Someone",
+              "schedules": [1, 2, 3]} for n in range(3000)]
+    devices.set_db("BIG00001", {"usrRcrd": {"add": users}})
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        record = app.screen.query_one("#record-text")
+        await until(pilot, lambda: '"BIG00001"' in shown_text(record), what="record shown")
+        shown = shown_text(record)
+        assert len(shown) < 30_000  # the record file is over 300 KB
+        assert "The whole record: Engage_Data/BIG00001.json" in shown
+        assert '"... 2,995 more of 3,000"' in shown
+        assert '"User 4"' in shown and '"User 5"' not in shown
+        assert record.virtual_size.height < 1_000
+        await pilot.press("slash")  # keys are handled at once
+        assert app.screen.query_one("#device-filter", Input).has_focus
+
+
+def test_a_record_view_past_its_limit_is_truncated_with_a_note():
+    from console.devices import RECORD_CHARS_SHOWN, record_parts
+
+    parts = record_parts({"serial": "X1", "blobs": ["x" * 1000] * 4, "big": "y" * 50_000},
+                         "Engage_Data/X1.json")
+    text = "\n".join(part.plain for part in parts)
+    assert len(text) < RECORD_CHARS_SHOWN + 200
+    assert text.startswith('{\n  "serial": "X1"')
+    assert "truncated: " in text and "more bytes - see Engage_Data/X1.json" in text
+
+
+@sync
 async def test_device_filter(stopped_host):
     for serial in ("AAA111", "BBB222"):
         stopped_host.devices.config_callin({"lckSn": serial}, address="10.1.1.1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -97,6 +98,9 @@ class FixedDevices:
                               last_seen="2026-11-20T08:00:00+00:00", address="10.44.68.22",
                               firmware="01.02.00", battery="2.8 V", audit_count=7),
                 DeviceSummary("BROKEN01", corrupt=True, error="line 1: Expecting value")]
+
+    def path(self, serial):
+        return Path("Engage_Data") / f"{serial}.json"
 
     def record(self, serial):
         if serial == "BROKEN01":
