@@ -94,19 +94,20 @@ def report_text(row: SetRow) -> Text:
 
 
 def chain_tree(tree: Tree, report: Report | None) -> None:
-    """The chain, anchor at the root, each certificate with subject, issuer and size."""
+    """The chain, anchor at the root, each certificate with subject, issuer and size. Labels
+    are ``Text``: a subject is shown as written, never read as markup."""
     tree.clear()
     tree.root.expand()
     if report is None or not report.chain:
-        tree.root.set_label("Chain: no certificate details")
+        tree.root.set_label(Text("Chain: no certificate details"))
         return
-    tree.root.set_label(f"Chain: {len(report.chain)} certificates, "
-                        f"{report.chain_bytes:,} of {report.chain_limit:,} bytes")
+    tree.root.set_label(Text(f"Chain: {len(report.chain)} certificates, "
+                             f"{report.chain_bytes:,} of {report.chain_limit:,} bytes"))
     node = tree.root
     for info in reversed(report.chain):
-        node = node.add(f"{info.role} (depth {info.depth}): {info.subject}", expand=True)
-        node.add_leaf(f"issuer: {info.issuer}")
-        node.add_leaf(f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}")
+        node = node.add(Text(f"{info.role} (depth {info.depth}): {info.subject}"), expand=True)
+        node.add_leaf(Text(f"issuer: {info.issuer}"))
+        node.add_leaf(Text(f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}"))
 
 
 class CertificatesScreen(ConsoleScreen):
@@ -136,7 +137,7 @@ class CertificatesScreen(ConsoleScreen):
             with VerticalScroll(id="report") as report:
                 report.border_title = "Validation report"
                 yield Static("Select a set.", id="report-text")
-                yield Tree("Chain", id="chain")
+                yield Tree(Text("Chain"), id="chain")
 
     def on_mount(self) -> None:
         table = self.query_one("#sets", DataTable)

@@ -411,6 +411,35 @@ async def test_every_set_is_listed_with_verdict_and_report(stopped_host):
 
 
 @sync
+async def test_certificate_names_in_the_chain_are_shown_as_written_not_as_markup(stopped_host):
+    from textual.widgets import Tree
+
+    from server.certstore import write_set
+
+    root = pki.issue_root("Lab [bold]Root[/bold] [/x]")
+    inter = pki.issue_intermediate(root, "Inter [link=x]")
+    server = pki.issue_server(inter, ["localhost"])
+    write_set(stopped_host.store.set_path("brackets"), pki.cert_der(root.cert),
+              pki.cert_pem(server.cert) + pki.cert_pem(inter.cert), pki.key_pem(server.key))
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "brackets")
+        tree = app.screen.query_one("#chain", Tree)
+        labels = []
+        nodes = [tree.root]
+        while nodes:
+            node = nodes.pop(0)
+            labels.append(node.label.plain)
+            nodes.extend(node.children)
+        assert any("CN=Lab [bold]Root[/bold] [/x]" in label and label.startswith("anchor")
+                   for label in labels), labels
+        assert "issuer: CN=Lab [bold]Root[/bold] [/x]" in labels
+        assert any("CN=Inter [link=x]" in label for label in labels), labels
+        assert not notes.errors()
+
+
+@sync
 async def test_a_new_set_appears_without_a_restart(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
