@@ -62,6 +62,11 @@ def shown_text(widget) -> str:
     return console.export_text()
 
 
+def screen_text(app) -> str:
+    """What the terminal shows now, line by line."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
 def cell(app, table_id: str, row: str, column: str) -> str:
     return str(app.screen.query_one(table_id, DataTable).get_cell(row, column))
 
@@ -178,6 +183,23 @@ async def test_a_listener_that_cannot_start_shows_failed_with_the_fix(make_host)
             assert "--http-port" in cell(app, "#listeners", "http", "last_error")
             assert cell(app, "#listeners", "tls", "state") == "RUNNING"
             assert any("HTTP listener FAILED" in m for m in notes.errors())
+
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])
+@sync
+async def test_a_failed_listener_shows_its_whole_error_with_the_fix_on_screen(make_host, size):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = EngageConsole(make_host(http_port=port))
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "FAILED")
+            app.clear_notifications()  # the notification says it too: the panel must say it
+            await pilot.pause()
+            shown = " ".join(screen_text(app).split())  # wrapped lines joined
+            assert f"HTTP FAILED: port {port} on 127.0.0.1 is already in use" in shown
+            assert "choose another port with --http-port" in shown
 
 
 @sync

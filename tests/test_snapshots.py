@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,22 @@ async def settle(pilot) -> None:
 
 
 def test_dashboard(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=fill_log)
+
+
+def test_dashboard_with_a_failed_listener(console_app, snap_compare):
+    """The whole error with its fix is on screen, not cut off in the table's last column."""
+    from server.listeners import ListenerStatus, bind_error_message
+
+    busy = OSError(errno.EADDRINUSE, "Address already in use")
+    statuses = {
+        "http": ListenerStatus("http", "FAILED", "127.0.0.1", 8080, "2026-11-22T08:00:01+00:00",
+                               last_error=bind_error_message(busy, "127.0.0.1", 8080,
+                                                             "--http-port")),
+        "tls": ListenerStatus("tls", "RUNNING", "127.0.0.1", 8443, "2026-11-22T08:00:01+00:00",
+                              requests=41, errors=1, last_error="TLS handshake from 10.0.0.40: "
+                              "client does not trust our chain (unknown CA)")}
+    console_app.host.status = lambda: statuses
     assert snap_compare(console_app, terminal_size=SIZE, run_before=fill_log)
 
 
