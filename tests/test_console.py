@@ -42,16 +42,19 @@ def sync(test):
     return wrapper
 
 
-async def until(pilot, predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    """Let the app run (timers, workers, messages) until ``predicate()`` holds."""
+async def until(pilot, predicate, timeout: float = 5.0, what: str = "condition",
+                workers: bool = True) -> None:
+    """Let the app run (timers, workers, messages) until ``predicate()`` holds; with
+    ``workers=False`` it does not wait for workers (one of them is held on purpose)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:  # the app is shutting down
-            pass
+        if workers:
+            try:
+                await pilot.app.workers.wait_for_complete()
+            except WorkerCancelled:  # the app is shutting down
+                pass
         await pilot.pause(0.02)
 
 
@@ -470,6 +473,51 @@ async def test_a_new_set_appears_without_a_restart(stopped_host):
         await until(pilot, lambda: app.screen.query_one("#sets", DataTable).row_count == 2,
                     what="new set listed")
         assert cell(app, "#sets", "dropped-in", "verdict") in ("OK", "WARNING")
+
+
+@sync
+async def test_the_latest_report_wins_and_a_slow_one_never_blocks_the_ui(stopped_host,
+                                                                         monkeypatch):
+    import threading
+
+    from console import certificates
+    from textual.widgets import Tree
+
+    add_set(stopped_host, "alpha")
+    add_set(stopped_host, "beta")
+    held, release, returned = threading.Event(), threading.Event(), threading.Event()
+    hold_alpha = False
+    original = certificates.check_set
+
+    def check_set(cert_set, *args, **kwargs):
+        if hold_alpha and cert_set.name == "alpha":
+            held.set()
+            release.wait(10)  # on the UI thread this would hold every key for 10 s
+            returned.set()
+        return original(cert_set, *args, **kwargs)
+
+    monkeypatch.setattr(certificates, "check_set", check_set)
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "demo")
+        table = app.screen.query_one("#sets", DataTable)
+        report = app.screen.query_one("#report-text")
+        hold_alpha = True
+        table.move_cursor(row=table.get_row_index("alpha"))
+        await until(pilot, held.is_set, workers=False, what="alpha's report to start")
+        table.move_cursor(row=table.get_row_index("beta"))
+        await until(pilot, lambda: str(report.render()).startswith("beta:"), workers=False,
+                    what="beta's report while alpha's is still being computed")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not returned.is_set()  # alpha's report is still being computed
+        release.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert str(report.render()).startswith("beta:")
+        assert "Root beta" in str(app.screen.query_one("#chain", Tree).root.children[0].label)
+        assert table.get_row_at(table.cursor_row)[0].plain == "beta"
 
 
 @sync
