@@ -912,14 +912,34 @@ async def test_a_too_small_terminal_gets_a_clear_message(stopped_host):
         assert not message.display and app.screen.query_one("#body").display
 
 
+def colours_on_screen(app) -> set[tuple[int, int, int]]:
+    """Every foreground and background colour the terminal is sent for the screen now."""
+    found = set()
+    for strip in app.screen._compositor.render_strips():
+        for segment in strip:
+            style = segment.style
+            for colour in (style.color, style.bgcolor) if style else ():
+                if colour is not None and not colour.is_default:
+                    found.add(tuple(colour.get_truecolor()))
+    return found
+
+
 @sync
 async def test_no_color_is_respected(stopped_host, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
+        stopped_host.log.record(request(1, status=404))  # FAIL, in red with colour
+        stopped_host.log.record(request(2, listener="tls", kind="handshake", status=0,
+                                        error="unknown CA"))
+        await until(pilot, lambda: len(log_of(app).shown) == 2)
         await pilot.pause()
         assert app.no_color
         assert cell(app, "#listeners", "http", "state") == "STOPPED"
+        colours = colours_on_screen(app)
+        assert colours and all(r == g == b for r, g, b in colours), sorted(colours)
+        shown = screen_text(app)
+        assert "FAIL" in shown and "TLS FAIL" in shown  # state in words, not colour
 
 
 def test_server_never_imports_textual():
