@@ -153,6 +153,35 @@ async def test_no_start_opens_with_listeners_stopped(stopped_host):
         assert not any(listener.running for listener in stopped_host.listeners.values())
 
 
+@pytest.mark.parametrize("flags,state", [(["--no-start"], "STOPPED"), ([], "RUNNING")])
+def test_the_command_line_opens_the_console_with_listeners_started_unless_no_start(
+        settings, site_key, monkeypatch, flags, state):
+    from console.__main__ import main
+
+    seen = {}
+
+    def run(app):  # instead of taking over the terminal: look at the console it opened
+        async def look():
+            app.freeze_gc = False  # that is for the console's own process, not for pytest
+            async with app.run_test(size=SIZE) as pilot:
+                await app.workers.wait_for_complete()  # starting them, unless --no-start
+                await pilot.pause()
+                seen.update({name: cell(app, "#listeners", name, "state")
+                             for name in ("http", "tls")})
+                seen["running"] = [n for n, lst in app.host.listeners.items() if lst.running]
+
+        asyncio.run(look())
+
+    monkeypatch.setattr(EngageConsole, "run", run)
+    folders = [f"--{flag}={settings.path(name)}" for flag, name in (
+        ("certs-dir", "certs_dir"), ("data-dir", "data_dir"), ("logs-dir", "logs_dir"),
+        ("site-key-file", "site_key_file"))]
+    assert main(["--bind", "127.0.0.1", "--http-port", "0", "--tls-port", "0", *folders,
+                 *flags]) == 0
+    assert seen["http"] == seen["tls"] == state
+    assert seen["running"] == ([] if state == "STOPPED" else ["http", "tls"])
+
+
 @sync
 async def test_keys_stop_and_start_each_listener_and_both(host):
     app = EngageConsole(host, start=False)
