@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import sys
 import threading
 from dataclasses import dataclass, field
 from functools import partial
@@ -225,10 +226,24 @@ class EngageConsole(App):
 
 
 def run_console(settings: Settings, listeners, start: bool = True) -> int:
-    """``engage-console``: build the host, run the console, stop the listeners on the way out."""
+    """``engage-console``: build the host, run the console, stop the listeners on the way out,
+    and say in the terminal how the console left them (locks cannot call in now)."""
     host = Host.from_settings(settings)
+    left = {}
     try:
         EngageConsole(host, listeners, start=start, freeze_gc=True).run()
+        left = host.status()
     finally:
         host.close()
+    for status in left.values():
+        print(f"engage-console: {exit_words(status)}", file=sys.stderr, flush=True)
     return 0
+
+
+def exit_words(status) -> str:
+    """One listener as the console left it; one still running was not stopped by the console."""
+    label = LABELS.get(status.name, status.name)
+    if status.state == RUNNING:
+        return f"{label} listener was still RUNNING when the console closed: stopped it now"
+    served = f" ({status.requests:,} requests served)" if status.requests else ""
+    return f"{label} listener {status.state}{served}"
