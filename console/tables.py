@@ -6,8 +6,10 @@ markup (a device name with ``[`` in it stays as it is), and no markup is parsed 
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 
 def sync_rows(table: DataTable, wanted: dict[str, dict[str, str]],
@@ -21,12 +23,25 @@ def sync_rows(table: DataTable, wanted: dict[str, dict[str, str]],
     for key, cells in wanted.items():
         old = shown.get(key)
         if old is None:
+            widen_columns(table, cells)
             table.add_row(*map(Text, cells.values()), key=key)
         else:
-            for column, value in cells.items():
-                if old[column] != value:
-                    table.update_cell(key, column, Text(value), update_width=True)
+            changed = {column: value for column, value in cells.items() if old[column] != value}
+            widen_columns(table, changed)
+            for column, value in changed.items():
+                table.update_cell(key, column, Text(value), update_width=True)
         shown[key] = cells
+
+
+def widen_columns(table: DataTable, cells: dict[str, str]) -> None:
+    """Widen the columns these texts do not fit, before the row is drawn. DataTable widens
+    them only once idle, and a row drawn in between stays cut at the old width until it
+    changes again (textual#3533): a 5-digit port showed as 4 digits."""
+    for column, value in cells.items():
+        info = table.columns.get(ColumnKey(column))
+        width = max(map(cell_len, value.splitlines() or [""]))
+        if info is not None and info.auto_width and width > info.content_width:
+            info.content_width = width
 
 
 def cursor_key(table: DataTable) -> str | None:

@@ -249,6 +249,31 @@ async def test_with_no_active_set_tls_fails_with_the_fix_and_the_status_bar_says
         h.close()
 
 
+@sync
+async def test_a_cell_that_grows_is_drawn_whole_at_once_and_stays_whole():
+    from textual.app import App
+
+    from console.tables import sync_rows
+
+    class OneTable(App):
+        def compose(self):
+            yield DataTable()
+
+    app = OneTable()
+    async with app.run_test(size=(60, 5)) as pilot:
+        table = app.query_one(DataTable)
+        table.add_column("Port", key="port")
+        table.add_column("Since", key="since")
+        shown = {}
+        sync_rows(table, {"http": {"port": "0", "since": "-"}}, shown)
+        await pilot.pause()
+        sync_rows(table, {"http": {"port": "48141", "since": "05:03:12 UTC"}}, shown)
+        drawn_at_once = table.render_line(1).text  # before the table has been idle
+        await pilot.pause()
+        for line in (drawn_at_once, table.render_line(1).text):
+            assert "48141" in line and "05:03:12 UTC" in line, line
+
+
 # --- the live lock log -------------------------------------------------------------------------
 
 
