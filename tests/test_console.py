@@ -22,6 +22,7 @@ from console.confirm import ConfirmScreen
 from console.dashboard import EventScreen
 from console.help import HelpScreen
 from console.lock_log import LockLog
+from console.tables import cursor_key
 from server import pki
 from server.events import Event
 from server.host import Host
@@ -574,6 +575,23 @@ async def test_the_latest_report_wins_and_a_slow_one_never_blocks_the_ui(stopped
         assert table.get_row_at(table.cursor_row)[0].plain == "beta"
 
 
+def row_keys(table) -> list[str]:
+    return [row.key.value for row in table.ordered_rows]
+
+
+@sync
+async def test_a_new_set_takes_its_place_in_name_order(stopped_host):
+    add_set(stopped_host, "zulu")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "zulu")
+        table = app.screen.query_one("#sets", DataTable)
+        add_set(stopped_host, "alpha")
+        await until(pilot, lambda: table.row_count == 3, what="the new set listed")
+        assert row_keys(table) == ["alpha", "demo", "zulu"]
+        assert cursor_key(table) == "zulu"
+
+
 @sync
 async def test_copy_hash_uses_the_clipboard(stopped_host):
     app = EngageConsole(stopped_host, start=False)
@@ -821,6 +839,24 @@ def test_a_record_view_past_its_limit_is_truncated_with_a_note():
     assert len(text) < RECORD_CHARS_SHOWN + 200
     assert text.startswith('{\n  "serial": "X1"')
     assert "truncated: " in text and "more bytes - see Engage_Data/X1.json" in text
+
+
+@sync
+async def test_locks_that_call_in_later_take_their_place_in_serial_order(stopped_host):
+    devices = stopped_host.devices
+    for serial in ("LOCK0000", "LOCK0001", "LOCK0004"):
+        devices.config_callin({"lckSn": serial}, address="10.1.1.1")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        table = app.screen.query_one("#devices", DataTable)
+        await until(pilot, lambda: table.row_count == 3)
+        table.move_cursor(row=table.get_row_index("LOCK0004"))
+        for serial in ("LOCK0002", "LOCK0003"):
+            devices.config_callin({"lckSn": serial}, address="10.1.1.2")
+        await until(pilot, lambda: table.row_count == 5, what="the new locks listed")
+        assert row_keys(table) == [f"LOCK000{n}" for n in range(5)]
+        assert cursor_key(table) == "LOCK0004"
 
 
 @sync
