@@ -252,7 +252,22 @@ class CertificatesScreen(ConsoleScreen):
         self._confirm_switch(row, "activate", force)
 
     def action_rollback(self) -> None:
-        target = self.app.host.store.rollback_target()
+        self.find_rollback()
+
+    @work(thread=True, exclusive=True, group="rollback", exit_on_error=False, name="rollback")
+    def find_rollback(self) -> None:
+        """Read the activation history off the UI thread; one that cannot be read is a
+        notification, not a crash."""
+        try:
+            target = self.app.host.store.rollback_target()
+        except (OSError, ValueError) as exc:
+            self.app.notify(f"Cannot roll back: the activation history cannot be read: {exc}",
+                            severity="error", timeout=15)
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._confirm_rollback, target)
+
+    def _confirm_rollback(self, target: str | None) -> None:
         if target is None:
             self.app.notify("Nothing to roll back to: no earlier activation in the history.",
                             severity="warning")

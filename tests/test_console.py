@@ -637,6 +637,7 @@ async def test_activate_with_confirm_then_roll_back(host):
         assert host.certificates.current().hash in answer.decode()
 
         await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
         assert isinstance(app.screen, ConfirmScreen)
         assert "Roll back to set demo" in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("y")
@@ -651,8 +652,22 @@ async def test_rollback_with_no_history_is_a_notification(stopped_host):
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot)
         await pilot.press("r")
+        await until(pilot, lambda: "Nothing to roll back to" in notes.text())
         assert not isinstance(app.screen, ConfirmScreen)
         assert "Nothing to roll back to" in notes.text()
+
+
+@sync
+async def test_rollback_with_an_unreadable_history_is_a_notification(stopped_host):
+    (stopped_host.store.root / "history.jsonl").write_bytes(b'{"set": "demo"}\n\xff\xfe\n')
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: notes.errors(), what="an error notification")
+        assert "history" in notes.errors()[0] and "cannot be read" in notes.errors()[0]
+        assert app.is_running and not isinstance(app.screen, ConfirmScreen)
 
 
 @sync
