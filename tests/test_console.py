@@ -948,6 +948,21 @@ async def test_help_lists_the_keys_of_the_current_screen(stopped_host, mode, key
         assert not isinstance(app.screen, HelpScreen)
 
 
+@pytest.mark.parametrize("mode", ["dashboard", "certificates", "devices"])
+@sync
+async def test_help_lists_each_action_once(stopped_host, mode):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.switch_mode(mode)
+        await pilot.press("question_mark")
+        keys = list(app.screen.table.columns[0].cells)
+        actions = list(app.screen.table.columns[1].cells)
+        assert len(actions) == len(set(actions)), actions
+        assert keys[actions.index("Command palette")] == "^p"
+        assert "palette" not in actions  # Textual's own word for it, listed once as ours
+        assert keys[actions.index("Quit")] == "q ^q"
+
+
 @sync
 async def test_every_screen_action_is_in_the_command_palette(stopped_host):
     app = EngageConsole(stopped_host, start=False)
