@@ -139,7 +139,11 @@ class EngageConsole(App):
             self._views.remove(view)
 
     def drain(self) -> None:
-        """Hand every view what changed since the last tick, as one batch."""
+        """Hand every view what changed since the last tick, as one batch. Not once the app is
+        shutting down: the timer still fires while the screens are taken apart, and a screen
+        whose widgets are gone would fail (NoMatches) and turn a clean quit into a crash."""
+        if not self.is_running:
+            return
         change = self.inbox.take()
         self._ticks += 1
         change.listeners_changed = self._ticks % LISTENER_POLL_TICKS == 0

@@ -1010,6 +1010,33 @@ async def test_quit_without_running_listeners_does_not_ask(stopped_host):
 
 
 @sync
+async def test_a_tick_while_the_console_shuts_down_hands_nothing_to_its_screens(stopped_host,
+                                                                               monkeypatch):
+    from console.dashboard import DashboardScreen
+
+    app = EngageConsole(stopped_host, start=False)
+    handed = []
+    original = DashboardScreen.host_changed
+
+    def host_changed(screen, change):
+        handed.append(app.is_running)
+        original(screen, change)
+
+    def tick_while_taken_apart(log):  # the drain timer can fire while screens are pruned
+        stopped_host.log.record(request(1))
+        app.drain()
+
+    monkeypatch.setattr(DashboardScreen, "host_changed", host_changed)
+    monkeypatch.setattr(LockLog, "on_unmount", tick_while_taken_apart, raising=False)
+    async with app.run_test(size=SIZE) as pilot:
+        stopped_host.log.record(request(0))
+        await until(pilot, lambda: handed, what="a tick")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, what="the app to exit")
+    assert all(handed), "a screen being taken apart was handed a change"
+
+
+@sync
 async def test_escape_backs_out_to_the_dashboard(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
