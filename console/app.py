@@ -231,17 +231,19 @@ class EngageConsole(App):
 
 def run_console(settings: Settings, listeners, start: bool = True) -> int:
     """``engage-console``: build the host, run the console, stop the listeners on the way out,
-    and say in the terminal how the console left them (locks cannot call in now)."""
+    and say in the terminal how the console left them (locks cannot call in now). Exits with
+    the app's return code: non-zero when the console crashed."""
     host = Host.from_settings(settings)
     left = {}
     try:
-        EngageConsole(host, listeners, start=start, freeze_gc=True).run()
+        app = EngageConsole(host, listeners, start=start, freeze_gc=True)
+        app.run()
         left = host.status()
     finally:
         host.close()
     for status in left.values():
         print(f"engage-console: {exit_words(status)}", file=sys.stderr, flush=True)
-    return 0
+    return app.return_code or 0
 
 
 def exit_words(status) -> str:

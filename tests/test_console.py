@@ -183,6 +183,28 @@ def test_the_command_line_opens_the_console_with_listeners_started_unless_no_sta
     assert seen["running"] == ([] if state == "STOPPED" else ["http", "tls"])
 
 
+@pytest.mark.parametrize("crash", [False, True])
+def test_the_console_exits_with_the_apps_return_code(settings, site_key, monkeypatch, crash):
+    from console.app import run_console
+    from console.dashboard import DashboardScreen
+
+    original = EngageConsole.run
+
+    def run(app):  # headless: no terminal to take over here
+        app.freeze_gc = False
+        if not crash:
+            app.call_later(app.exit)
+        return original(app, headless=True, size=SIZE)
+
+    def broken(screen):
+        raise RuntimeError("the dashboard broke")
+
+    monkeypatch.setattr(EngageConsole, "run", run)
+    if crash:
+        monkeypatch.setattr(DashboardScreen, "on_mount", broken)
+    assert run_console(settings, ("http", "tls"), start=False) == (1 if crash else 0)
+
+
 @sync
 async def test_keys_stop_and_start_each_listener_and_both(host):
     app = EngageConsole(host, start=False)
