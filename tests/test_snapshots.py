@@ -242,5 +242,7 @@ def test_import_form(console_app, snap_compare):
         await settle(pilot)
         await pilot.press("i", *"/nowhere/partner_CA.der")
         await pilot.click("#import")
+        button = pilot.app.screen.query_one("#import")
+        await until(pilot, lambda: not button.has_class("-active"), what="the press effect")
 
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
