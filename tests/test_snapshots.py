@@ -81,7 +81,7 @@ def fixed_report(cert_set, site_key, settings, active=None, now=None) -> Report:
                                    depth=0, subject="CN=localhost"))
     return Report(set_name=cert_set.name, findings=findings,
                   hash=site_key.hash(cert_set.anchor_der), anchor_sha256=cert_set.anchor_sha256,
-                  chain_bytes=1234, chain_limit=4096, largest_key_bits=0,
+                  chain_bytes=1234, chain_limit=4096, largest_key_bits=256,
                   days_to_expiry=20 if expiring else 700, chain=chain)
 
 
