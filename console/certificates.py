@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static, Tree
 from textual.worker import get_current_worker
 
@@ -130,7 +130,8 @@ class CertificatesScreen(ConsoleScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        with Horizontal():
+        # The report below the list, at full width: subjects, issuers and findings are long.
+        with Vertical():
             table = DataTable(id="sets", cursor_type="row", zebra_stripes=True)
             table.border_title = "Certificate sets"
             yield table

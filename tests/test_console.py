@@ -542,6 +542,22 @@ async def test_certificate_names_in_the_chain_are_shown_as_written_not_as_markup
 
 
 @sync
+async def test_the_chain_shows_whole_subjects_issuers_and_dates_at_120_columns(stopped_host):
+    add_set(stopped_host, "second")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "second")
+        await pilot.pause()
+        shown = screen_text(app)
+        chain = app.screen.rows["second"].report.chain
+        assert len(chain) == 3
+        for info in chain:
+            assert f"{info.role} (depth {info.depth}): {info.subject}" in shown, shown
+            assert f"issuer: {info.issuer}" in shown
+            assert f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}" in shown
+
+
+@sync
 async def test_a_new_set_appears_without_a_restart(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
