@@ -468,6 +468,23 @@ async def test_clicking_a_line_shows_that_event_and_clicking_the_border_shows_no
         assert log.cursor == 2
 
 
+@pytest.mark.parametrize("name", ["site-lobby-a-renewed-20261125",
+                                  "site-north-building-2026-renewed-20261125"])
+@sync
+async def test_the_status_bar_says_it_all_on_one_line_at_120_columns(stopped_host, name):
+    add_set(stopped_host, name)
+    active = stopped_host.certificates.activate(name, force=True, by="test")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        bar = app.screen.query_one("#status-bar")
+        assert bar.size.height == 1
+        line = screen_text(app).splitlines()[-2]  # above the footer
+        assert line.strip().startswith(f"Active: {name[:20]}")
+        assert f"| hash {active.hash} | expires in 729 d" in line or \
+            f"| hash {active.hash} | expires in 730 d" in line, line
+
+
 @sync
 async def test_demo_material_is_labelled(stopped_host):
     app = EngageConsole(stopped_host, start=False)
