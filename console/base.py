@@ -16,6 +16,7 @@ from textual.widgets import Footer, Header, Static
 from .format import days_to_expiry, expiry_words, fingerprint
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+CLOCK_SECONDS = 60.0  # days to expiry are recomputed this often while the console stays open
 NO_ACTIVE_SET = ("Active set: NONE - the TLS listener cannot start until a set is activated "
                  "(Certificates, key a)")
 
@@ -93,12 +94,17 @@ class ConsoleScreen(Screen):
 
     def on_mount(self) -> None:
         self.app.register_view(self)
+        self.set_interval(CLOCK_SECONDS, self.clock_tick)
 
     def on_unmount(self) -> None:
         self.app.unregister_view(self)
 
     def refresh_status(self) -> None:
         self.query_one(StatusBar).show_active(self.app.host.certificates.current(), self.app.now())
+
+    def clock_tick(self) -> None:
+        """Time passed: what counts days (to expiry) is recomputed."""
+        self.refresh_status()
 
     def host_changed(self, change) -> None:
         """Called by the app's drain timer with what changed since the last tick."""

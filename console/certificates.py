@@ -177,6 +177,11 @@ class CertificatesScreen(ConsoleScreen):
         if change.active_changed:
             self.rescan()
 
+    def clock_tick(self) -> None:
+        """Days to expiry (and verdicts that depend on them) follow the clock."""
+        super().clock_tick()
+        self.rescan()
+
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False, name="set scan")
     def rescan(self) -> None:
         rows = scan_rows(self.app.host, self.app.now())
@@ -188,11 +193,15 @@ class CertificatesScreen(ConsoleScreen):
         active = self.app.host.certificates.current()
         active_name = active.name if active else None
         first = not self._cells
+        before = self.rows.get(self.selected_name() or "")
         self.rows = {row.name: row for row in rows}
         sync_rows(table, {row.name: row_cells(row, active_name) for row in rows}, self._cells)
         if first and active_name in self.rows:
             table.move_cursor(row=table.get_row_index(active_name))
-        self._load_selected()
+        after = self.rows.get(self.selected_name() or "")
+        if before is None or after is None or (before.report, before.error) != (after.report,
+                                                                                after.error):
+            self._load_selected()  # the report pane stays as it is (tree, scroll) otherwise
 
     def selected_name(self) -> str | None:
         return cursor_key(self.query_one("#sets", DataTable))

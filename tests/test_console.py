@@ -648,6 +648,31 @@ async def test_a_new_set_takes_its_place_in_name_order(stopped_host):
 
 
 @sync
+async def test_days_to_expiry_follow_the_clock_while_the_console_stays_open(stopped_host,
+                                                                            monkeypatch):
+    import datetime as dt
+
+    from console import base
+
+    monkeypatch.setattr(base, "CLOCK_SECONDS", 0.05)
+    now = [dt.datetime.now(dt.timezone.utc)]
+    app = EngageConsole(stopped_host, start=False, clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "demo")
+        days = int(cell(app, "#sets", "demo", "expiry").split()[0])
+        status = app.screen.query_one("#status-bar")
+        assert f"expires in {days} d" in str(status.render())
+        now[0] += dt.timedelta(days=10)
+        await until(pilot, lambda: cell(app, "#sets", "demo", "expiry") == f"{days - 10} d"
+                    and f"expires in {days - 10} d" in str(status.render()),
+                    what="days to expiry ten days on")
+        await app.switch_mode("dashboard")
+        now[0] += dt.timedelta(days=1)
+        await until(pilot, lambda: f"expires in {days - 11} d" in str(
+            app.screen.query_one("#status-bar").render()), what="the dashboard's status bar")
+
+
+@sync
 async def test_copy_hash_uses_the_clipboard(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
