@@ -382,7 +382,10 @@ async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
             stopped_host.log.record(request(n))
         await until(pilot, lambda: len(log.shown) == 110)
         assert log.pending == 10 and log.scroll_y == top
-        state = str(app.screen.query_one("#log-state").render())
+        log_state = app.screen.query_one("#log-state")
+        await until(pilot, lambda: "110 lines" in str(log_state.render()),  # one message later
+                    what="the state line")
+        state = str(log_state.render())
         assert "PAUSED" in state and "10 new lines waiting" in state
         await pilot.press("end")
         assert log.follow and log.pending == 0 and log.scroll_y == log.max_scroll_y
