@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import sys
 import threading
 from dataclasses import dataclass, field
 from functools import partial
@@ -138,7 +139,11 @@ class EngageConsole(App):
             self._views.remove(view)
 
     def drain(self) -> None:
-        """Hand every view what changed since the last tick, as one batch."""
+        """Hand every view what changed since the last tick, as one batch. Not once the app is
+        shutting down: the timer still fires while the screens are taken apart, and a screen
+        whose widgets are gone would fail (NoMatches) and turn a clean quit into a crash."""
+        if not self.is_running:
+            return
         change = self.inbox.take()
         self._ticks += 1
         change.listeners_changed = self._ticks % LISTENER_POLL_TICKS == 0
@@ -225,10 +230,26 @@ class EngageConsole(App):
 
 
 def run_console(settings: Settings, listeners, start: bool = True) -> int:
-    """``engage-console``: build the host, run the console, stop the listeners on the way out."""
+    """``engage-console``: build the host, run the console, stop the listeners on the way out,
+    and say in the terminal how the console left them (locks cannot call in now). Exits with
+    the app's return code: non-zero when the console crashed."""
     host = Host.from_settings(settings)
+    left = {}
     try:
-        EngageConsole(host, listeners, start=start, freeze_gc=True).run()
+        app = EngageConsole(host, listeners, start=start, freeze_gc=True)
+        app.run()
+        left = host.status()
     finally:
         host.close()
-    return 0
+    for status in left.values():
+        print(f"engage-console: {exit_words(status)}", file=sys.stderr, flush=True)
+    return app.return_code or 0
+
+
+def exit_words(status) -> str:
+    """One listener as the console left it; one still running was not stopped by the console."""
+    label = LABELS.get(status.name, status.name)
+    if status.state == RUNNING:
+        return f"{label} listener was still RUNNING when the console closed: stopped it now"
+    served = f" ({status.requests:,} requests served)" if status.requests else ""
+    return f"{label} listener {status.state}{served}"

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static, Tree
 from textual.worker import get_current_worker
 
@@ -94,19 +94,20 @@ def report_text(row: SetRow) -> Text:
 
 
 def chain_tree(tree: Tree, report: Report | None) -> None:
-    """The chain, anchor at the root, each certificate with subject, issuer and size."""
+    """The chain, anchor at the root, each certificate with subject, issuer and size. Labels
+    are ``Text``: a subject is shown as written, never read as markup."""
     tree.clear()
     tree.root.expand()
     if report is None or not report.chain:
-        tree.root.set_label("Chain: no certificate details")
+        tree.root.set_label(Text("Chain: no certificate details"))
         return
-    tree.root.set_label(f"Chain: {len(report.chain)} certificates, "
-                        f"{report.chain_bytes:,} of {report.chain_limit:,} bytes")
+    tree.root.set_label(Text(f"Chain: {len(report.chain)} certificates, "
+                             f"{report.chain_bytes:,} of {report.chain_limit:,} bytes"))
     node = tree.root
     for info in reversed(report.chain):
-        node = node.add(f"{info.role} (depth {info.depth}): {info.subject}", expand=True)
-        node.add_leaf(f"issuer: {info.issuer}")
-        node.add_leaf(f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}")
+        node = node.add(Text(f"{info.role} (depth {info.depth}): {info.subject}"), expand=True)
+        node.add_leaf(Text(f"issuer: {info.issuer}"))
+        node.add_leaf(Text(f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}"))
 
 
 class CertificatesScreen(ConsoleScreen):
@@ -129,14 +130,15 @@ class CertificatesScreen(ConsoleScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        with Horizontal():
+        # The report below the list, at full width: subjects, issuers and findings are long.
+        with Vertical():
             table = DataTable(id="sets", cursor_type="row", zebra_stripes=True)
             table.border_title = "Certificate sets"
             yield table
             with VerticalScroll(id="report") as report:
                 report.border_title = "Validation report"
                 yield Static("Select a set.", id="report-text")
-                yield Tree("Chain", id="chain")
+                yield Tree(Text("Chain"), id="chain")
 
     def on_mount(self) -> None:
         table = self.query_one("#sets", DataTable)
@@ -175,6 +177,11 @@ class CertificatesScreen(ConsoleScreen):
         if change.active_changed:
             self.rescan()
 
+    def clock_tick(self) -> None:
+        """Days to expiry (and verdicts that depend on them) follow the clock."""
+        super().clock_tick()
+        self.rescan()
+
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False, name="set scan")
     def rescan(self) -> None:
         rows = scan_rows(self.app.host, self.app.now())
@@ -186,11 +193,15 @@ class CertificatesScreen(ConsoleScreen):
         active = self.app.host.certificates.current()
         active_name = active.name if active else None
         first = not self._cells
+        before = self.rows.get(self.selected_name() or "")
         self.rows = {row.name: row for row in rows}
         sync_rows(table, {row.name: row_cells(row, active_name) for row in rows}, self._cells)
         if first and active_name in self.rows:
             table.move_cursor(row=table.get_row_index(active_name))
-        self._load_selected()
+        after = self.rows.get(self.selected_name() or "")
+        if before is None or after is None or (before.report, before.error) != (after.report,
+                                                                                after.error):
+            self._load_selected()  # the report pane stays as it is (tree, scroll) otherwise
 
     def selected_name(self) -> str | None:
         return cursor_key(self.query_one("#sets", DataTable))
@@ -251,7 +262,22 @@ class CertificatesScreen(ConsoleScreen):
         self._confirm_switch(row, "activate", force)
 
     def action_rollback(self) -> None:
-        target = self.app.host.store.rollback_target()
+        self.find_rollback()
+
+    @work(thread=True, exclusive=True, group="rollback", exit_on_error=False, name="rollback")
+    def find_rollback(self) -> None:
+        """Read the activation history off the UI thread; one that cannot be read is a
+        notification, not a crash."""
+        try:
+            target = self.app.host.store.rollback_target()
+        except (OSError, ValueError) as exc:
+            self.app.notify(f"Cannot roll back: the activation history cannot be read: {exc}",
+                            severity="error", timeout=15)
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._confirm_rollback, target)
+
+    def _confirm_rollback(self, target: str | None) -> None:
         if target is None:
             self.app.notify("Nothing to roll back to: no earlier activation in the history.",
                             severity="warning")

@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from server.events import Event
+from server.listeners import FAILED
 
 from .base import ConsoleScreen
 from .format import clock_time
@@ -87,6 +88,7 @@ class DashboardScreen(ConsoleScreen):
         table = DataTable(id="listeners", cursor_type="none", show_cursor=False)
         table.can_focus = False
         yield table
+        yield Static("", id="listener-errors", markup=False, classes="hidden")
         yield Input(placeholder="filter: path, address, lock serial or status (enter keeps it, "
                     "esc clears)", id="log-filter", classes="hidden")
         log = LockLog(max_lines=self.app.host.settings.log_ring_size, id="lock-log")
@@ -100,6 +102,7 @@ class DashboardScreen(ConsoleScreen):
         for key, label in LISTENER_COLUMNS:
             table.add_column(label, key=key)
         self._cells: dict[str, dict[str, str]] = {}
+        self._errors = ""
         self.refresh_listeners()
         self.refresh_status()
         self.query_one(LockLog).focus()
@@ -114,9 +117,18 @@ class DashboardScreen(ConsoleScreen):
             self.refresh_listeners()
 
     def refresh_listeners(self) -> None:
-        """Update the listener rows in place; only cells whose text changed are touched."""
-        wanted = {name: listener_cells(s) for name, s in self.app.host.status().items()}
+        """Update the listener rows in place; only cells whose text changed are touched.
+        Under the table, each failed listener's whole error, with its fix, wrapped to fit."""
+        statuses = self.app.host.status()
+        wanted = {name: listener_cells(s) for name, s in statuses.items()}
         sync_rows(self.query_one("#listeners", DataTable), wanted, self._cells)
+        errors = "\n".join(f"{LABELS.get(s.name, s.name)} FAILED: {s.last_error}"
+                           for s in statuses.values() if s.state == FAILED and s.last_error)
+        if errors != self._errors:
+            self._errors = errors
+            box = self.query_one("#listener-errors", Static)
+            box.update(errors)
+            box.set_class(not errors, "hidden")
 
     # --- listeners ---------------------------------------------------------------------------
 

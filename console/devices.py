@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Group
-from rich.json import JSON
+from pathlib import Path
+
+from rich.console import Group, RenderableType
+from rich.highlighter import JSONHighlighter
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,6 +25,8 @@ from .format import relative
 from .tables import cursor_key, sync_rows
 
 MAX_ROWS = 1000
+LIST_ITEMS_SHOWN = 5          # a long list in a record (3,000 users) shows its first items...
+RECORD_CHARS_SHOWN = 20_000   # ...and the record view stops here: the file holds the rest
 RELATIVE_TIMES_SECONDS = 5.0  # "last seen 12s ago" is redrawn this often without a call-in
 DEVICE_COLUMNS = (("serial", "Serial"), ("state", "State"), ("model", "Model"),
                   ("last_seen", "Seen"), ("address", "Address"), ("firmware", "Firmware"),
@@ -51,6 +55,64 @@ def entries_text(title: str, entries: list[dict]) -> Text:
     if not entries:
         text.append("none\n", style="dim")
     return text
+
+
+def summarised(value, shortened: list[int]):
+    """``value`` with each list longer than LIST_ITEMS_SHOWN cut to its first items and a line
+    saying how many more there are; the length of each list cut is added to ``shortened``."""
+    if isinstance(value, dict):
+        return {key: summarised(item, shortened) for key, item in value.items()}
+    if isinstance(value, list):
+        shown = [summarised(item, shortened) for item in value[:LIST_ITEMS_SHOWN]]
+        if len(value) > LIST_ITEMS_SHOWN:
+            shortened.append(len(value))
+            shown.append(f"... {len(value) - LIST_ITEMS_SHOWN:,} more of {len(value):,}")
+        return shown
+    return value
+
+
+def record_parts(record: dict, where: str) -> list[Text]:
+    """The record as highlighted JSON, bounded, with notes (wrapped, so a narrow pane shows
+    them whole) on what was left out and where it is: a record of thousands of users would
+    freeze the screen (highlighting and layout of megabytes) and tell the operator no more."""
+    shortened: list[int] = []
+    shown = json.dumps(summarised(record, shortened), indent=2, default=str, ensure_ascii=False)
+    parts = []
+    if shortened:
+        parts.append(Text(f"Shortened: {len(shortened):,} long list(s) show their first "
+                          f"{LIST_ITEMS_SHOWN} items. The whole record: {where}", style="bold"))
+    rest = 0
+    if len(shown) > RECORD_CHARS_SHOWN:
+        cut = shown.rfind("\n", 0, RECORD_CHARS_SHOWN)
+        cut = cut if cut > 0 else RECORD_CHARS_SHOWN
+        shown, rest = shown[:cut], len(shown[cut:].encode())
+    text = JSONHighlighter()(shown)
+    text.no_wrap, text.overflow = True, None
+    parts.append(text)
+    if rest:
+        parts.append(Text(f"truncated: {rest:,} more bytes - see {where}", style="bold"))
+    return parts
+
+
+def shown_path(path: Path) -> str:
+    """A record's file as the operator would type it: relative to here when it is below."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (OSError, ValueError):
+        return str(path)
+
+
+def record_view(serial: str, summary: DeviceSummary | None, record: dict | None, error: str,
+                where: str, audits: list[dict], alerts: list[dict]) -> RenderableType:
+    """Everything the record pane shows for one lock (built off the UI thread)."""
+    if record is None:
+        state = "CORRUPT record" if summary is not None and summary.corrupt else "No record"
+        detail = summary.error if summary is not None and summary.error else error
+        parts = [Text(f"{state} for lock {serial}: {detail}\n"
+                      "The file is left untouched; fix or remove it by hand.", style="bold red")]
+    else:
+        parts = record_parts(record, where)
+    return Group(*parts, entries_text("Audits", audits), entries_text("Alerts", alerts))
 
 
 class DevicesScreen(ConsoleScreen):
@@ -175,23 +237,14 @@ class DevicesScreen(ConsoleScreen):
             record, error = None, str(exc)
         audits = devices.recent_audits(serial, 10)
         alerts = devices.recent_alerts(serial, 10)
+        view = record_view(serial, summary, record, error, shown_path(devices.path(serial)),
+                           audits, alerts)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_record, serial, summary, record, error,
-                                      audits, alerts)
+            self.app.call_from_thread(self._show_record, serial, view)
 
-    def _show_record(self, serial, summary, record, error, audits, alerts) -> None:
+    def _show_record(self, serial: str, view: RenderableType) -> None:
         if serial != self.selected_serial():
             return
-        parts = []
-        if record is None:
-            state = "CORRUPT record" if summary is not None and summary.corrupt else "No record"
-            detail = summary.error if summary is not None and summary.error else error
-            parts.append(Text(f"{state} for lock {serial}: {detail}\n"
-                              "The file is left untouched; fix or remove it by hand.",
-                              style="bold red"))
-        else:
-            parts.append(JSON(json.dumps(record, default=str)))
-        parts += [entries_text("Audits", audits), entries_text("Alerts", alerts)]
-        self.query_one("#record-text", Static).update(Group(*parts))
+        self.query_one("#record-text", Static).update(view)
         self.query_one("#record").border_title = f"Record {serial}"
         self._shown_serial = serial

@@ -10,15 +10,25 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 
+# Textual's own bindings, in this console's words.
+WORDS = {"command_palette": ("Command palette", "Every action of this screen, by name")}
+
+
 def key_table(screen: Screen) -> Table:
-    """One row per action (keys merged): the console's own actions first."""
+    """One row per action (keys merged, e.g. q and Textual's ctrl+q for quit): the console's
+    own actions first."""
     app = screen.app
+    shown = sorted(((key, active.binding) for key, active in screen.active_bindings.items()
+                    if active.binding.description and not active.binding.system),
+                   key=lambda item: item[1].id is None)
+    ours = {}  # action -> id of this console's binding for it
+    for _, binding in shown:
+        if binding.id:
+            ours.setdefault(binding.action.removeprefix("app."), binding.id)
     rows: dict[str, list] = {}
-    for key, active in screen.active_bindings.items():
-        binding = active.binding
-        if not binding.description or binding.system:
-            continue
-        name = binding.id or binding.action
+    for key, binding in shown:
+        action = binding.action.removeprefix("app.")
+        name = binding.id or ours.get(action, action)
         keys, _ = rows.setdefault(name, [[], binding])
         keys.append(app.get_key_display(binding.with_key(key)))
     table = Table(box=None, show_header=True, header_style="bold", expand=True)
@@ -26,9 +36,9 @@ def key_table(screen: Screen) -> Table:
     table.add_column("Action", no_wrap=True)
     table.add_column("What it does")
     # This console's own actions first, then the keys its widgets bring (scrolling, focus).
-    for keys, binding in sorted(rows.values(), key=lambda row: row[1].id is None):
-        table.add_row(" ".join(dict.fromkeys(keys)), binding.description, binding.tooltip)
-    table.add_row("ctrl+p", "Command palette", "Every action of this screen, by name")
+    for name, (keys, binding) in rows.items():
+        description, tooltip = WORDS.get(name, (binding.description, binding.tooltip))
+        table.add_row(" ".join(dict.fromkeys(keys)), description, tooltip)
     return table
 
 

@@ -214,7 +214,10 @@ class LockLog(ScrollView, can_focus=True):
             self.post_message(self.Selected(event))
 
     def on_click(self, event) -> None:
-        index = int(self.scroll_y) + event.y
+        offset = event.get_content_offset(self)  # None on the border
+        if offset is None:
+            return
+        index = int(self.scroll_y) + offset.y
         if 0 <= index < len(self._shown):
             self.follow = False
             self.cursor = index

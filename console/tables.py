@@ -6,27 +6,61 @@ markup (a device name with ``[`` in it stays as it is), and no markup is parsed 
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 
 def sync_rows(table: DataTable, wanted: dict[str, dict[str, str]],
               shown: dict[str, dict[str, str]], remove_missing: bool = True) -> None:
     """Make ``table`` show ``wanted`` (row key -> column key -> text). ``shown`` is what the
-    table holds now and is updated; only rows and cells whose text changed are touched."""
+    table holds now and is updated; only rows and cells whose text changed are touched.
+    Rows stay in the order of their first column (serial, set name)."""
     if remove_missing:
         for key in [k for k in shown if k not in wanted]:
             table.remove_row(key)
             del shown[key]
+    added = False
     for key, cells in wanted.items():
         old = shown.get(key)
         if old is None:
+            widen_columns(table, cells)
             table.add_row(*map(Text, cells.values()), key=key)
+            added = True
         else:
-            for column, value in cells.items():
-                if old[column] != value:
-                    table.update_cell(key, column, Text(value), update_width=True)
+            changed = {column: value for column, value in cells.items() if old[column] != value}
+            widen_columns(table, changed)
+            for column, value in changed.items():
+                table.update_cell(key, column, Text(value), update_width=True)
         shown[key] = cells
+    if added:
+        keep_in_order(table)
+
+
+def keep_in_order(table: DataTable) -> None:
+    """Move rows that arrived late (a lock calling in for the first time, a new set) to their
+    place by first column instead of the bottom; the cursor stays on its row. Only when rows
+    were added, and nothing moves when they came in order."""
+    first = next(iter(table.columns), None)
+    texts = [str(table.get_row_at(index)[0]) for index in range(table.row_count)]
+    if first is None or texts == sorted(texts):
+        return
+    selected = cursor_key(table)
+    table.sort(first, key=str)
+    if selected is not None:
+        table.move_cursor(row=table.get_row_index(selected))
+
+
+def widen_columns(table: DataTable, cells: dict[str, str]) -> None:
+    """Widen the columns these texts do not fit, before the row is drawn. DataTable widens
+    them only once idle, and a row drawn in between stays cut at the old width until it
+    changes again (textual#3533): a 5-digit port showed as 4 digits."""
+    for column, value in cells.items():
+        info = table.columns.get(ColumnKey(column))
+        width = max(map(cell_len, value.splitlines() or [""]))
+        if info is not None and info.auto_width and width > info.content_width:
+            info.content_width = width
 
 
 def cursor_key(table: DataTable) -> str | None:

@@ -22,6 +22,7 @@ from console.confirm import ConfirmScreen
 from console.dashboard import EventScreen
 from console.help import HelpScreen
 from console.lock_log import LockLog
+from console.tables import cursor_key
 from server import pki
 from server.events import Event
 from server.host import Host
@@ -42,16 +43,19 @@ def sync(test):
     return wrapper
 
 
-async def until(pilot, predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    """Let the app run (timers, workers, messages) until ``predicate()`` holds."""
+async def until(pilot, predicate, timeout: float = 5.0, what: str = "condition",
+                workers: bool = True) -> None:
+    """Let the app run (timers, workers, messages) until ``predicate()`` holds; with
+    ``workers=False`` it does not wait for workers (one of them is held on purpose)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:  # the app is shutting down
-            pass
+        if workers:
+            try:
+                await pilot.app.workers.wait_for_complete()
+            except WorkerCancelled:  # the app is shutting down
+                pass
         await pilot.pause(0.02)
 
 
@@ -60,6 +64,11 @@ def shown_text(widget) -> str:
     console = Console(width=200, record=True, file=io.StringIO())
     console.print(widget.content)
     return console.export_text()
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, line by line."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 def cell(app, table_id: str, row: str, column: str) -> str:
@@ -145,6 +154,57 @@ async def test_no_start_opens_with_listeners_stopped(stopped_host):
         assert not any(listener.running for listener in stopped_host.listeners.values())
 
 
+@pytest.mark.parametrize("flags,state", [(["--no-start"], "STOPPED"), ([], "RUNNING")])
+def test_the_command_line_opens_the_console_with_listeners_started_unless_no_start(
+        settings, site_key, monkeypatch, flags, state):
+    from console.__main__ import main
+
+    seen = {}
+
+    def run(app):  # instead of taking over the terminal: look at the console it opened
+        async def look():
+            app.freeze_gc = False  # that is for the console's own process, not for pytest
+            async with app.run_test(size=SIZE) as pilot:
+                await app.workers.wait_for_complete()  # starting them, unless --no-start
+                await pilot.pause()
+                seen.update({name: cell(app, "#listeners", name, "state")
+                             for name in ("http", "tls")})
+                seen["running"] = [n for n, lst in app.host.listeners.items() if lst.running]
+
+        asyncio.run(look())
+
+    monkeypatch.setattr(EngageConsole, "run", run)
+    folders = [f"--{flag}={settings.path(name)}" for flag, name in (
+        ("certs-dir", "certs_dir"), ("data-dir", "data_dir"), ("logs-dir", "logs_dir"),
+        ("site-key-file", "site_key_file"))]
+    assert main(["--bind", "127.0.0.1", "--http-port", "0", "--tls-port", "0", *folders,
+                 *flags]) == 0
+    assert seen["http"] == seen["tls"] == state
+    assert seen["running"] == ([] if state == "STOPPED" else ["http", "tls"])
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_the_console_exits_with_the_apps_return_code(settings, site_key, monkeypatch, crash):
+    from console.app import run_console
+    from console.dashboard import DashboardScreen
+
+    original = EngageConsole.run
+
+    def run(app):  # headless: no terminal to take over here
+        app.freeze_gc = False
+        if not crash:
+            app.call_later(app.exit)
+        return original(app, headless=True, size=SIZE)
+
+    def broken(screen):
+        raise RuntimeError("the dashboard broke")
+
+    monkeypatch.setattr(EngageConsole, "run", run)
+    if crash:
+        monkeypatch.setattr(DashboardScreen, "on_mount", broken)
+    assert run_console(settings, ("http", "tls"), start=False) == (1 if crash else 0)
+
+
 @sync
 async def test_keys_stop_and_start_each_listener_and_both(host):
     app = EngageConsole(host, start=False)
@@ -180,6 +240,23 @@ async def test_a_listener_that_cannot_start_shows_failed_with_the_fix(make_host)
             assert any("HTTP listener FAILED" in m for m in notes.errors())
 
 
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])
+@sync
+async def test_a_failed_listener_shows_its_whole_error_with_the_fix_on_screen(make_host, size):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = EngageConsole(make_host(http_port=port))
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "FAILED")
+            app.clear_notifications()  # the notification says it too: the panel must say it
+            await pilot.pause()
+            shown = " ".join(screen_text(app).split())  # wrapped lines joined
+            assert f"HTTP FAILED: port {port} on 127.0.0.1 is already in use" in shown
+            assert "choose another port with --http-port" in shown
+
+
 @sync
 async def test_with_no_active_set_tls_fails_with_the_fix_and_the_status_bar_says_so(settings,
                                                                                   site_key):
@@ -193,6 +270,31 @@ async def test_with_no_active_set_tls_fails_with_the_fix_and_the_status_bar_says
             assert "Active set: NONE" in str(app.screen.query_one("#status-bar").render())
     finally:
         h.close()
+
+
+@sync
+async def test_a_cell_that_grows_is_drawn_whole_at_once_and_stays_whole():
+    from textual.app import App
+
+    from console.tables import sync_rows
+
+    class OneTable(App):
+        def compose(self):
+            yield DataTable()
+
+    app = OneTable()
+    async with app.run_test(size=(60, 5)) as pilot:
+        table = app.query_one(DataTable)
+        table.add_column("Port", key="port")
+        table.add_column("Since", key="since")
+        shown = {}
+        sync_rows(table, {"http": {"port": "0", "since": "-"}}, shown)
+        await pilot.pause()
+        sync_rows(table, {"http": {"port": "48141", "since": "05:03:12 UTC"}}, shown)
+        drawn_at_once = table.render_line(1).text  # before the table has been idle
+        await pilot.pause()
+        for line in (drawn_at_once, table.render_line(1).text):
+            assert "48141" in line and "05:03:12 UTC" in line, line
 
 
 # --- the live lock log -------------------------------------------------------------------------
@@ -280,7 +382,10 @@ async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
             stopped_host.log.record(request(n))
         await until(pilot, lambda: len(log.shown) == 110)
         assert log.pending == 10 and log.scroll_y == top
-        state = str(app.screen.query_one("#log-state").render())
+        log_state = app.screen.query_one("#log-state")
+        await until(pilot, lambda: "110 lines" in str(log_state.render()),  # one message later
+                    what="the state line")
+        state = str(log_state.render())
         assert "PAUSED" in state and "10 new lines waiting" in state
         await pilot.press("end")
         assert log.follow and log.pending == 0 and log.scroll_y == log.max_scroll_y
@@ -351,6 +456,39 @@ async def test_enter_on_a_line_shows_the_whole_event(stopped_host):
 
 
 @sync
+async def test_clicking_a_line_shows_that_event_and_clicking_the_border_shows_none(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for n in range(5):
+            stopped_host.log.record(request(n))
+        log = log_of(app)
+        await until(pilot, lambda: len(log.shown) == 5)
+        await pilot.click(LockLog, offset=(10, 0))  # the top border
+        assert not isinstance(app.screen, EventScreen)
+        await pilot.click(LockLog, offset=(10, 3))  # border, then lines 0, 1, 2
+        assert isinstance(app.screen, EventScreen)
+        assert app.screen.event.path.endswith("/2")
+        assert log.cursor == 2
+
+
+@pytest.mark.parametrize("name", ["site-lobby-a-renewed-20261125",
+                                  "site-north-building-2026-renewed-20261125"])
+@sync
+async def test_the_status_bar_says_it_all_on_one_line_at_120_columns(stopped_host, name):
+    add_set(stopped_host, name)
+    active = stopped_host.certificates.activate(name, force=True, by="test")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        bar = app.screen.query_one("#status-bar")
+        assert bar.size.height == 1
+        line = screen_text(app).splitlines()[-2]  # above the footer
+        assert line.strip().startswith(f"Active: {name[:20]}")
+        assert f"| hash {active.hash} | expires in 729 d" in line or \
+            f"| hash {active.hash} | expires in 730 d" in line, line
+
+
+@sync
 async def test_demo_material_is_labelled(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -395,6 +533,51 @@ async def test_every_set_is_listed_with_verdict_and_report(stopped_host):
 
 
 @sync
+async def test_certificate_names_in_the_chain_are_shown_as_written_not_as_markup(stopped_host):
+    from textual.widgets import Tree
+
+    from server.certstore import write_set
+
+    root = pki.issue_root("Lab [bold]Root[/bold] [/x]")
+    inter = pki.issue_intermediate(root, "Inter [link=x]")
+    server = pki.issue_server(inter, ["localhost"])
+    write_set(stopped_host.store.set_path("brackets"), pki.cert_der(root.cert),
+              pki.cert_pem(server.cert) + pki.cert_pem(inter.cert), pki.key_pem(server.key))
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "brackets")
+        tree = app.screen.query_one("#chain", Tree)
+        labels = []
+        nodes = [tree.root]
+        while nodes:
+            node = nodes.pop(0)
+            labels.append(node.label.plain)
+            nodes.extend(node.children)
+        assert any("CN=Lab [bold]Root[/bold] [/x]" in label and label.startswith("anchor")
+                   for label in labels), labels
+        assert "issuer: CN=Lab [bold]Root[/bold] [/x]" in labels
+        assert any("CN=Inter [link=x]" in label for label in labels), labels
+        assert not notes.errors()
+
+
+@sync
+async def test_the_chain_shows_whole_subjects_issuers_and_dates_at_120_columns(stopped_host):
+    add_set(stopped_host, "second")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "second")
+        await pilot.pause()
+        shown = screen_text(app)
+        chain = app.screen.rows["second"].report.chain
+        assert len(chain) == 3
+        for info in chain:
+            assert f"{info.role} (depth {info.depth}): {info.subject}" in shown, shown
+            assert f"issuer: {info.issuer}" in shown
+            assert f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}" in shown
+
+
+@sync
 async def test_a_new_set_appears_without_a_restart(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -403,6 +586,93 @@ async def test_a_new_set_appears_without_a_restart(stopped_host):
         await until(pilot, lambda: app.screen.query_one("#sets", DataTable).row_count == 2,
                     what="new set listed")
         assert cell(app, "#sets", "dropped-in", "verdict") in ("OK", "WARNING")
+
+
+@sync
+async def test_the_latest_report_wins_and_a_slow_one_never_blocks_the_ui(stopped_host,
+                                                                         monkeypatch):
+    import threading
+
+    from console import certificates
+    from textual.widgets import Tree
+
+    add_set(stopped_host, "alpha")
+    add_set(stopped_host, "beta")
+    held, release, returned = threading.Event(), threading.Event(), threading.Event()
+    hold_alpha = False
+    original = certificates.check_set
+
+    def check_set(cert_set, *args, **kwargs):
+        if hold_alpha and cert_set.name == "alpha":
+            held.set()
+            release.wait(10)  # on the UI thread this would hold every key for 10 s
+            returned.set()
+        return original(cert_set, *args, **kwargs)
+
+    monkeypatch.setattr(certificates, "check_set", check_set)
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "demo")
+        table = app.screen.query_one("#sets", DataTable)
+        report = app.screen.query_one("#report-text")
+        hold_alpha = True
+        table.move_cursor(row=table.get_row_index("alpha"))
+        await until(pilot, held.is_set, workers=False, what="alpha's report to start")
+        table.move_cursor(row=table.get_row_index("beta"))
+        await until(pilot, lambda: str(report.render()).startswith("beta:"), workers=False,
+                    what="beta's report while alpha's is still being computed")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not returned.is_set()  # alpha's report is still being computed
+        release.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert str(report.render()).startswith("beta:")
+        assert "Root beta" in str(app.screen.query_one("#chain", Tree).root.children[0].label)
+        assert table.get_row_at(table.cursor_row)[0].plain == "beta"
+
+
+def row_keys(table) -> list[str]:
+    return [row.key.value for row in table.ordered_rows]
+
+
+@sync
+async def test_a_new_set_takes_its_place_in_name_order(stopped_host):
+    add_set(stopped_host, "zulu")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "zulu")
+        table = app.screen.query_one("#sets", DataTable)
+        add_set(stopped_host, "alpha")
+        await until(pilot, lambda: table.row_count == 3, what="the new set listed")
+        assert row_keys(table) == ["alpha", "demo", "zulu"]
+        assert cursor_key(table) == "zulu"
+
+
+@sync
+async def test_days_to_expiry_follow_the_clock_while_the_console_stays_open(stopped_host,
+                                                                            monkeypatch):
+    import datetime as dt
+
+    from console import base
+
+    monkeypatch.setattr(base, "CLOCK_SECONDS", 0.05)
+    now = [dt.datetime.now(dt.timezone.utc)]
+    app = EngageConsole(stopped_host, start=False, clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot, "demo")
+        days = int(cell(app, "#sets", "demo", "expiry").split()[0])
+        status = app.screen.query_one("#status-bar")
+        assert f"expires in {days} d" in str(status.render())
+        now[0] += dt.timedelta(days=10)
+        await until(pilot, lambda: cell(app, "#sets", "demo", "expiry") == f"{days - 10} d"
+                    and f"expires in {days - 10} d" in str(status.render()),
+                    what="days to expiry ten days on")
+        await app.switch_mode("dashboard")
+        now[0] += dt.timedelta(days=1)
+        await until(pilot, lambda: f"expires in {days - 11} d" in str(
+            app.screen.query_one("#status-bar").render()), what="the dashboard's status bar")
 
 
 @sync
@@ -450,6 +720,7 @@ async def test_activate_with_confirm_then_roll_back(host):
         assert host.certificates.current().hash in answer.decode()
 
         await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
         assert isinstance(app.screen, ConfirmScreen)
         assert "Roll back to set demo" in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("y")
@@ -464,8 +735,22 @@ async def test_rollback_with_no_history_is_a_notification(stopped_host):
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot)
         await pilot.press("r")
+        await until(pilot, lambda: "Nothing to roll back to" in notes.text())
         assert not isinstance(app.screen, ConfirmScreen)
         assert "Nothing to roll back to" in notes.text()
+
+
+@sync
+async def test_rollback_with_an_unreadable_history_is_a_notification(stopped_host):
+    (stopped_host.store.root / "history.jsonl").write_bytes(b'{"set": "demo"}\n\xff\xfe\n')
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_certificates(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: notes.errors(), what="an error notification")
+        assert "history" in notes.errors()[0] and "cannot be read" in notes.errors()[0]
+        assert app.is_running and not isinstance(app.screen, ConfirmScreen)
 
 
 @sync
@@ -622,6 +907,57 @@ async def test_device_list_updates_live_and_shows_the_record(host):
 
 
 @sync
+async def test_a_huge_record_is_shown_summarised_with_where_to_find_the_rest(stopped_host):
+    devices = stopped_host.devices
+    devices.config_callin({"lckSn": "BIG00001"}, address="10.1.1.1")
+    users = [{"usrID": n, "crdNum": f"{n:012d}", "fnm": f"User {n}", "lnm": "Someone",
+              "schedules": [1, 2, 3]} for n in range(3000)]
+    devices.set_db("BIG00001", {"usrRcrd": {"add": users}})
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        record = app.screen.query_one("#record-text")
+        await until(pilot, lambda: '"BIG00001"' in shown_text(record), what="record shown")
+        shown = shown_text(record)
+        assert len(shown) < 30_000  # the record file is over 300 KB
+        assert "The whole record: Engage_Data/BIG00001.json" in shown
+        assert '"... 2,995 more of 3,000"' in shown
+        assert '"User 4"' in shown and '"User 5"' not in shown
+        assert record.virtual_size.height < 1_000
+        await pilot.press("slash")  # keys are handled at once
+        assert app.screen.query_one("#device-filter", Input).has_focus
+
+
+def test_a_record_view_past_its_limit_is_truncated_with_a_note():
+    from console.devices import RECORD_CHARS_SHOWN, record_parts
+
+    parts = record_parts({"serial": "X1", "blobs": ["x" * 1000] * 4, "big": "y" * 50_000},
+                         "Engage_Data/X1.json")
+    text = "\n".join(part.plain for part in parts)
+    assert len(text) < RECORD_CHARS_SHOWN + 200
+    assert text.startswith('{\n  "serial": "X1"')
+    assert "truncated: " in text and "more bytes - see Engage_Data/X1.json" in text
+
+
+@sync
+async def test_locks_that_call_in_later_take_their_place_in_serial_order(stopped_host):
+    devices = stopped_host.devices
+    for serial in ("LOCK0000", "LOCK0001", "LOCK0004"):
+        devices.config_callin({"lckSn": serial}, address="10.1.1.1")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        table = app.screen.query_one("#devices", DataTable)
+        await until(pilot, lambda: table.row_count == 3)
+        table.move_cursor(row=table.get_row_index("LOCK0004"))
+        for serial in ("LOCK0002", "LOCK0003"):
+            devices.config_callin({"lckSn": serial}, address="10.1.1.2")
+        await until(pilot, lambda: table.row_count == 5, what="the new locks listed")
+        assert row_keys(table) == [f"LOCK000{n}" for n in range(5)]
+        assert cursor_key(table) == "LOCK0004"
+
+
+@sync
 async def test_device_filter(stopped_host):
     for serial in ("AAA111", "BBB222"):
         stopped_host.devices.config_callin({"lckSn": serial}, address="10.1.1.1")
@@ -695,6 +1031,21 @@ async def test_help_lists_the_keys_of_the_current_screen(stopped_host, mode, key
         assert not isinstance(app.screen, HelpScreen)
 
 
+@pytest.mark.parametrize("mode", ["dashboard", "certificates", "devices"])
+@sync
+async def test_help_lists_each_action_once(stopped_host, mode):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.switch_mode(mode)
+        await pilot.press("question_mark")
+        keys = list(app.screen.table.columns[0].cells)
+        actions = list(app.screen.table.columns[1].cells)
+        assert len(actions) == len(set(actions)), actions
+        assert keys[actions.index("Command palette")] == "^p"
+        assert "palette" not in actions  # Textual's own word for it, listed once as ours
+        assert keys[actions.index("Quit")] == "q ^q"
+
+
 @sync
 async def test_every_screen_action_is_in_the_command_palette(stopped_host):
     app = EngageConsole(stopped_host, start=False)
@@ -742,6 +1093,33 @@ async def test_quit_without_running_listeners_does_not_ask(stopped_host):
 
 
 @sync
+async def test_a_tick_while_the_console_shuts_down_hands_nothing_to_its_screens(stopped_host,
+                                                                               monkeypatch):
+    from console.dashboard import DashboardScreen
+
+    app = EngageConsole(stopped_host, start=False)
+    handed = []
+    original = DashboardScreen.host_changed
+
+    def host_changed(screen, change):
+        handed.append(app.is_running)
+        original(screen, change)
+
+    def tick_while_taken_apart(log):  # the drain timer can fire while screens are pruned
+        stopped_host.log.record(request(1))
+        app.drain()
+
+    monkeypatch.setattr(DashboardScreen, "host_changed", host_changed)
+    monkeypatch.setattr(LockLog, "on_unmount", tick_while_taken_apart, raising=False)
+    async with app.run_test(size=SIZE) as pilot:
+        stopped_host.log.record(request(0))
+        await until(pilot, lambda: handed, what="a tick")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, what="the app to exit")
+    assert all(handed), "a screen being taken apart was handed a change"
+
+
+@sync
 async def test_escape_backs_out_to_the_dashboard(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -764,14 +1142,34 @@ async def test_a_too_small_terminal_gets_a_clear_message(stopped_host):
         assert not message.display and app.screen.query_one("#body").display
 
 
+def colours_on_screen(app) -> set[tuple[int, int, int]]:
+    """Every foreground and background colour the terminal is sent for the screen now."""
+    found = set()
+    for strip in app.screen._compositor.render_strips():
+        for segment in strip:
+            style = segment.style
+            for colour in (style.color, style.bgcolor) if style else ():
+                if colour is not None and not colour.is_default:
+                    found.add(tuple(colour.get_truecolor()))
+    return found
+
+
 @sync
 async def test_no_color_is_respected(stopped_host, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
+        stopped_host.log.record(request(1, status=404))  # FAIL, in red with colour
+        stopped_host.log.record(request(2, listener="tls", kind="handshake", status=0,
+                                        error="unknown CA"))
+        await until(pilot, lambda: len(log_of(app).shown) == 2)
         await pilot.pause()
         assert app.no_color
         assert cell(app, "#listeners", "http", "state") == "STOPPED"
+        colours = colours_on_screen(app)
+        assert colours and all(r == g == b for r, g, b in colours), sorted(colours)
+        shown = screen_text(app)
+        assert "FAIL" in shown and "TLS FAIL" in shown  # state in words, not colour
 
 
 def test_server_never_imports_textual():

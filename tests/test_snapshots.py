@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -79,7 +81,7 @@ def fixed_report(cert_set, site_key, settings, active=None, now=None) -> Report:
                                    depth=0, subject="CN=localhost"))
     return Report(set_name=cert_set.name, findings=findings,
                   hash=site_key.hash(cert_set.anchor_der), anchor_sha256=cert_set.anchor_sha256,
-                  chain_bytes=1234, chain_limit=4096, largest_key_bits=0,
+                  chain_bytes=1234, chain_limit=4096, largest_key_bits=256,
                   days_to_expiry=20 if expiring else 700, chain=chain)
 
 
@@ -97,6 +99,9 @@ class FixedDevices:
                               last_seen="2026-11-20T08:00:00+00:00", address="10.44.68.22",
                               firmware="01.02.00", battery="2.8 V", audit_count=7),
                 DeviceSummary("BROKEN01", corrupt=True, error="line 1: Expecting value")]
+
+    def path(self, serial):
+        return Path("Engage_Data") / f"{serial}.json"
 
     def record(self, serial):
         if serial == "BROKEN01":
@@ -152,6 +157,22 @@ async def settle(pilot) -> None:
 
 
 def test_dashboard(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=fill_log)
+
+
+def test_dashboard_with_a_failed_listener(console_app, snap_compare):
+    """The whole error with its fix is on screen, not cut off in the table's last column."""
+    from server.listeners import ListenerStatus, bind_error_message
+
+    busy = OSError(errno.EADDRINUSE, "Address already in use")
+    statuses = {
+        "http": ListenerStatus("http", "FAILED", "127.0.0.1", 8080, "2026-11-22T08:00:01+00:00",
+                               last_error=bind_error_message(busy, "127.0.0.1", 8080,
+                                                             "--http-port")),
+        "tls": ListenerStatus("tls", "RUNNING", "127.0.0.1", 8443, "2026-11-22T08:00:01+00:00",
+                              requests=41, errors=1, last_error="TLS handshake from 10.0.0.40: "
+                              "client does not trust our chain (unknown CA)")}
+    console_app.host.status = lambda: statuses
     assert snap_compare(console_app, terminal_size=SIZE, run_before=fill_log)
 
 
@@ -221,5 +242,7 @@ def test_import_form(console_app, snap_compare):
         await settle(pilot)
         await pilot.press("i", *"/nowhere/partner_CA.der")
         await pilot.click("#import")
+        button = pilot.app.screen.query_one("#import")
+        await until(pilot, lambda: not button.has_class("-active"), what="the press effect")
 
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)

@@ -108,17 +108,25 @@ wait_gone "Quit engage-console"
 grep -qF "HTTP      RUNNING" "$SCREEN" || { echo "FAIL: 'n' did not keep the console" >&2; exit 1; }
 tmux send-keys -t "$SESSION" q
 wait_for "Quit engage-console"
-tmux send-keys -t "$SESSION" y
-wait_for "exit code 0"
-step "q asks first, y quits with exit code 0"
-
-if "$PYTHON" - "$HTTP_PORT" 2>/dev/null <<'PY'
+if ! "$PYTHON" - "$HTTP_PORT" 2>/dev/null <<'PY'
 import socket, sys
 socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
 PY
 then
-    echo "FAIL: the HTTP port still accepts connections after quitting" >&2
+    echo "FAIL: the HTTP port closed while the console was still asking whether to quit" >&2
     exit 1
 fi
-step "listeners are shut down after quitting"
+tmux send-keys -t "$SESSION" y
+wait_for "exit code 0"
+step "q asks first (listeners still serving), y quits with exit code 0"
+
+# The console stopped the listeners itself (requests in flight finish) before it closed: it
+# says so on the way out, before the exit code. A listener it left running is reported so.
+if grep -qF "still RUNNING" "$SCREEN" || ! grep -qF "HTTP listener STOPPED" "$SCREEN" \
+        || ! grep -qF "TLS listener STOPPED" "$SCREEN"; then
+    echo "FAIL: the console did not stop both listeners before it closed; the screen was:" >&2
+    cat "$SCREEN" >&2
+    exit 1
+fi
+step "the console stopped both listeners cleanly before it closed"
 echo "all tmux checks passed"
