@@ -5,8 +5,9 @@ HTTP details live here; what a call-in changes lives in :mod:`server.devices`.
 Which lock is calling [inferred]: ``PUT Config`` names it in its body. The db, audit and alert
 requests carry no documented serial, so they take one from the query (``lckSn``, ``mnSn`` or
 ``serial``) or else from the ``PUT Config`` sent earlier on the same connection (a lock sends its
-call-in on one persistent connection). A connection is known by listener, address and port for
-as long as the listener would keep it open (``connection_timeout`` after its last request).
+call-in on one persistent connection). A connection is known by the id the listener gives it
+(never reused, unlike an address and port), for as long as the listener would keep it open
+(``connection_timeout`` after its last request). A ``PUT Config`` that fails forgets the serial.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flask import Blueprint, Response, current_app, request
 
 from .devices import AUDIT, ALERT, BadRequest, CorruptRecord, DeviceError, UnknownLock, \
     normalise_serial, serial_from_config
+from .listeners import CONNECTION_ENVIRON_KEY
 from .web import error_response, json_response, note_serial
 
 blueprint = Blueprint("lock", __name__)
@@ -47,6 +49,10 @@ class ConnectionSerials:
                     break
                 del self._serials[oldest_key]
 
+    def forget(self, key: tuple) -> None:
+        with self._lock:
+            self._serials.pop(key, None)
+
     def get(self, key: tuple) -> str | None:
         now = time.monotonic()
         with self._lock:
@@ -71,7 +77,11 @@ def _connections() -> ConnectionSerials:
 
 
 def _connection_key() -> tuple:
+    """The listener's connection id; without one (an app not behind our listeners), the
+    client's address and port."""
     env = request.environ
+    if CONNECTION_ENVIRON_KEY in env:
+        return (env[CONNECTION_ENVIRON_KEY],)
     return (request.scheme, env.get("REMOTE_ADDR", ""), env.get("REMOTE_PORT", ""))
 
 
@@ -114,6 +124,7 @@ def _failure(exc: DeviceError):
 
 @blueprint.put("/swordfish/lock/Config")
 def config():
+    _connections().forget(_connection_key())  # whatever this PUT's outcome, not the old lock
     if (refused := _refused()) is not None:
         return refused
     try:

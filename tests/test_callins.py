@@ -39,8 +39,12 @@ def request_bytes(method: str, path: str, body: bytes | None = None, headers=())
 class RawConnection:
     """One TLS connection to the host, as a lock holds it: requests in turn, raw responses."""
 
-    def __init__(self, site, anchor: bytes):
-        sock = socket.create_connection(("127.0.0.1", site.tls_port), timeout=5)
+    def __init__(self, site, anchor: bytes, source_port: int = 0):
+        sock = socket.socket()
+        sock.settimeout(5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # reuse source_port
+        sock.bind(("127.0.0.1", source_port))
+        sock.connect(("127.0.0.1", site.tls_port))
         self.sock = anchor_context(anchor).wrap_socket(sock, server_hostname="localhost")
         self.buffer = b""
 
@@ -376,6 +380,53 @@ def test_corrupt_record_gets_500_stays_untouched_and_is_reported(host, site, anc
     assert data_files(host) == {path.name: b'{"serial": "00A1B2C3D4E5F607", "mo'}
     [summary] = host.devices.summaries()
     assert summary.corrupt and "not valid JSON" in summary.error
+
+
+# --- which lock a connection belongs to -------------------------------------------------------
+
+OTHER = "00FFFFFFFFFFFF01"
+
+
+def give_lock_a_database_and_list_it(host, serial=SERIAL) -> None:
+    host.devices.set_db(serial, {"usrRcrd": {"add": [USER]}})
+    host.devices.import_rows(host.devices.parse_import(serial))
+
+
+@pytest.mark.parametrize("failure", ["not listed", "not JSON", "no serial", "corrupt record"])
+def test_failed_config_forgets_the_lock_named_earlier_on_the_connection(host, conn, failure):
+    conn.send("PUT", CONFIG, config_body())
+    give_lock_a_database_and_list_it(host)
+    host.settings.allowlist = True
+    body = {"not listed": config_body(OTHER), "not JSON": b"{", "no serial": {"lckPrmtrs": {}},
+            "corrupt record": config_body(OTHER)}[failure]
+    if failure == "corrupt record":
+        host.devices.path(OTHER).write_bytes(b"{")
+    head, _ = conn.send("PUT", CONFIG, body)
+    assert status(head) in (400, 404, 500)
+    before = data_files(host)
+    head, reply = conn.send("GET", "/swordfish/lock/db/0")
+    assert status(head) == 400 and "missing lock serial" in json.loads(reply)["error"]
+    head, _ = conn.send("POST", AUDIT, {"asyncEvents": [{"event": 11111111, "time": 20250101}]})
+    assert status(head) == 400 and data_files(host) == before
+
+
+def test_new_connection_from_the_address_and_port_of_a_closed_one_is_a_new_lock(
+        host, site, anchor):
+    first = RawConnection(site, anchor)
+    port = first.sock.getsockname()[1]
+    first.send("PUT", CONFIG, config_body())
+    give_lock_a_database_and_list_it(host)
+    first.send("POST", AUDIT, {"asyncEvents": []}, headers=[("Connection", "close")])
+    assert first.sock.recv(1) == b""  # the host closed it
+    first.close()
+    before = data_files(host)
+    second = RawConnection(site, anchor, source_port=port)  # another lock, same address:port
+    assert second.sock.getsockname()[1] == port
+    head, reply = second.send("GET", "/swordfish/lock/db/0")
+    assert status(head) == 400 and "missing lock serial" in json.loads(reply)["error"]
+    head, _ = second.send("POST", AUDIT, {"asyncEvents": [{"event": 11111111, "time": 20250101}]})
+    second.close()
+    assert status(head) == 400 and data_files(host) == before
 
 
 # --- who may call in ---------------------------------------------------------------------------
