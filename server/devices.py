@@ -1,6 +1,8 @@
 """Device records in ``Engage_Data/`` (DESIGN.md "Device records").
 
-One JSON record per lock, ``<serial>.json``, written atomically and serialised per lock; its
+One JSON record per lock, ``<serial>.json``, written atomically and serialised per lock (a
+thread lock, and an ``flock`` of ``.locks/<serial>.lock`` so that another process, such as
+``engage-console devices import``, waits too; a lock file only for a serial with a record); its
 audits and alerts are appended to ``<serial>.audit.jsonl`` / ``<serial>.alerts.jsonl``, one line
 per event: ``{"received", "seq", "event"}`` with the event exactly as the lock sent it and
 ``seq`` counting the log's events, so the last line gives the count and an audit post appends
@@ -30,6 +32,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
+import fcntl
 import io
 import json
 import os
@@ -59,6 +62,7 @@ DOTNET_EPOCH_TICKS = 621355968000000000  # 0001-01-01 to 1970-01-01 in 100 ns ti
 RESCAN_SECONDS = 1.0
 FULL_RESCAN_SECONDS = 30.0
 MAX_NAME = 100
+LOCKS_FOLDER = ".locks"
 
 
 class DeviceError(EngageError):
@@ -243,6 +247,10 @@ def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary
         audit_count=audit_count)
 
 
+def _unknown(serial: str) -> UnknownLock:
+    return UnknownLock(f"unknown lock {serial}: it has not sent PUT Config yet")
+
+
 def _empty_usr() -> dict:
     return {"deleteAll": 0, "delete": [], "update": [], "add": []}
 
@@ -327,7 +335,7 @@ class Devices:
         """The record of a lock that may call in, or UnknownLock / NotListed / CorruptRecord."""
         record = self._read(serial)
         if record is None:
-            raise UnknownLock(f"unknown lock {serial}: it has not sent PUT Config yet")
+            raise _unknown(serial)
         if self.allowlist and not record.get("listed"):
             raise NotListed(f"lock {serial} is not on the allowlist")
         return record
@@ -343,7 +351,9 @@ class Devices:
         for key in CONFIG_OBJECTS:
             if key in body and not isinstance(body[key], dict):
                 raise BadRequest(f"{key} must be a JSON object")
-        with self._lock_for(serial):
+        if self.allowlist and not self.path(serial).exists():  # no lock file for it
+            raise NotListed(f"lock {serial} is not on the allowlist")
+        with self._locked(serial):
             existing = self._read(serial)
             if self.allowlist and not (existing and existing.get("listed")):
                 raise NotListed(f"lock {serial} is not on the allowlist")
@@ -378,7 +388,9 @@ class Devices:
         The record is written only when this call-in changed something (it usually does not:
         ``PUT Config`` just wrote it)."""
         reported = parse_version(lock_version)
-        with self._lock_for(serial):
+        if not self.path(serial).exists():  # no lock file for it
+            raise _unknown(serial)
+        with self._locked(serial):
             record = self.served(serial)
             host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
             adopt = host.get("nxtDbVerTS") is None and host.get("db") is None and reported
@@ -408,7 +420,9 @@ class Devices:
         events = check_events(body)
         path = self.log_path(serial, kind)
         received = now_iso()
-        with self._lock_for(serial):
+        if not self.path(serial).exists():  # no lock file for it
+            raise _unknown(serial)
+        with self._locked(serial):
             self.served(serial)
             first = not path.exists()
             state = self._log_state(serial, kind, path)
@@ -443,7 +457,7 @@ class Devices:
         if not isinstance(db, dict):
             raise BadRequest("a lock database must be a JSON object")
         serial = normalise_serial(serial)
-        with self._lock_for(serial):
+        with self._locked(serial):
             record = self.record(serial)
             host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
             previous = parse_version(host["nxtDbVerTS"]) if host.get("nxtDbVerTS") else 0
@@ -527,7 +541,7 @@ class Devices:
         """Add or update listed locks; (added, updated). Call-in data is kept."""
         added = updated = 0
         for row in rows:
-            with self._lock_for(row.serial):
+            with self._locked(row.serial):
                 existing = self._read(row.serial)
                 record = existing if existing is not None else self._new_record(row.serial, "import")
                 if row.name:
@@ -547,6 +561,24 @@ class Devices:
         return {"serial": serial, "name": "", "tags": [], "listed": by == "import",
                 "registered_by": by, "registered": now_iso(), "model": "",
                 "host": {"db": None, "config": {}, "nxtDbVerTS": None}}
+
+    @contextlib.contextmanager
+    def _locked(self, serial: str):
+        """Hold ``serial``'s record against this process's threads and other processes."""
+        with self._lock_for(serial):
+            folder = self.root / LOCKS_FOLDER
+            path = folder / f"{serial}.lock"
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                with self._own_change():
+                    folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
 
     def _lock_for(self, serial: str) -> threading.Lock:
         with self._guard:

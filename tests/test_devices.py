@@ -27,7 +27,8 @@ def devices(settings):
 
 
 def files(devices) -> dict:
-    return {p.name: p.read_bytes() for p in devices.root.glob("*")} if devices.root.exists() else {}
+    return {p.name: p.read_bytes() for p in devices.root.glob("*")
+            if p.is_file()} if devices.root.exists() else {}
 
 
 # --- records and the index ---------------------------------------------------------------------
@@ -108,6 +109,40 @@ def test_concurrent_updates_of_one_lock_lose_no_audit(devices):
         t.join()
     assert devices.record(SERIAL)["audits"]["count"] == 80
     assert len(devices.recent_audits(SERIAL, 1000)) == 80
+
+
+def test_import_in_another_process_racing_call_ins_loses_no_update(devices, settings):
+    """A second Devices over the same folder stands for ``devices import`` in another process:
+    it shares no thread lock with the host, only the folder."""
+    serials = [f"00A1{i:04X}" for i in range(200)]
+    for serial in serials:
+        devices.config_callin(config(serial), address="10.0.0.1")
+    other = Devices(settings.path("data_dir"), settings)
+    rows = other.parse_import("\n".join(f"{serial},Door {i},lobby"
+                                         for i, serial in enumerate(serials)))
+
+    def call_ins():
+        for serial in serials:
+            devices.config_callin(config(serial), address="10.0.0.2")
+
+    thread = threading.Thread(target=call_ins)
+    thread.start()
+    other.import_rows(rows)
+    thread.join()
+    records = [json.loads(devices.path(serial).read_bytes()) for serial in serials]
+    assert [r["serial"] for r in records if not r["listed"]] == []
+    assert [r["serial"] for r in records if r["address"] != "10.0.0.2"] == []
+
+
+def test_unknown_and_unlisted_locks_leave_no_lock_file(devices, settings):
+    settings.allowlist = True
+    with pytest.raises(UnknownLock):
+        devices.config_callin(config(SERIAL))
+    with pytest.raises(UnknownLock):
+        devices.db_reply("00FF", "0")
+    with pytest.raises(UnknownLock):
+        devices.append_events("00FF", "audit", {"asyncEvents": []})
+    assert not devices.root.exists()
 
 
 def test_duplicate_audit_ids_are_skipped_across_restarts(devices, settings):
