@@ -171,6 +171,19 @@ def test_audit_post_appends_without_rewriting_the_record_and_counts_survive_a_re
     assert [a["seq"] for a in restarted.recent_audits(SERIAL)] == [1, 2, 3, 4, 5]
 
 
+def test_audit_after_a_line_cut_short_by_a_crash_is_kept_whole(devices, settings):
+    devices.config_callin(config(SERIAL))
+    event = {"event": 11111111, "time": 20250101000000}
+    devices.append_events(SERIAL, "audit", {"asyncEvents": [{**event, "auditId": 1}]})
+    with open(devices.log_path(SERIAL, "audit"), "a") as f:
+        f.write('{"received":"2025-01-01T00:00:00+00:00","seq":2,"ev')
+    restarted = Devices(settings.path("data_dir"), settings)
+    restarted.append_events(SERIAL, "audit", {"asyncEvents": [{**event, "auditId": 2}]})
+    assert [a["event"]["auditId"] for a in restarted.recent_audits(SERIAL)] == [1, 2]
+    again = restarted.append_events(SERIAL, "audit", {"asyncEvents": [{**event, "auditId": 2}]})
+    assert again.duplicates == 1
+
+
 def test_recent_audits_reads_the_end_of_a_long_log(devices):
     devices.config_callin(config(SERIAL))
     for i in range(300):
