@@ -53,6 +53,7 @@ _COUNT_KEY = {AUDIT: "audits", ALERT: "alerts"}
 MAX_REMEMBERED_IDS = 2048  # auditIds per log kept for skipping repeats (locks resend recent ones)
 # Safe as a file name and plausible as a serial; checked after upper-casing.
 _SAFE_SERIAL = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, NUL...
 _VERSION = re.compile(r"^(?:0|0[xX][0-9A-Fa-f]{1,16})$")
 # Where a PUT Config body names the lock, in order (PROTOCOL.md "Lock identity fields").
 CONFIG_SERIAL_FIELDS = (("lckPrmtrs", "lckSn"), ("lckPrmtrs", "mnSn"), ("lckSn",), ("mnSn",))
@@ -490,9 +491,9 @@ class Devices:
 
     def parse_import(self, text: str, source: str = "device list") -> list[ImportRow]:
         """Rows of a ``serial,name,tags`` CSV (tags separated by ';', optional header row);
-        ImportRejected naming every bad row by line number."""
+        ImportRejected naming every bad row by line number (a quote never closed included)."""
         rows, problems, lines_of = [], [], {}
-        reader = csv.reader(io.StringIO(text))
+        reader = csv.reader(io.StringIO(text), strict=True)
         start, first = 1, True
         try:
             for raw in reader:
@@ -517,6 +518,8 @@ class Devices:
                 name = cells[1] if len(cells) > 1 else ""
                 if problem is None and len(name) > MAX_NAME:
                     problem = f"name longer than {MAX_NAME} characters"
+                if problem is None and any(_CONTROL.search(c) for c in cells[1:]):
+                    problem = "a name or tag holds a line break or other control character"
                 if problem is None:
                     try:
                         self._read(serial)
@@ -530,7 +533,8 @@ class Devices:
                         if t.strip()]
                 rows.append(ImportRow(line, serial, name, tags))
         except csv.Error as exc:
-            problems.append(f"line {reader.line_num}: not valid CSV: {exc}")
+            why = "a quote opened here is never closed" if "end of data" in str(exc) else exc
+            problems.append(f"line {start}: not valid CSV: {why}")
         if problems:
             raise ImportRejected(source, problems)
         if not rows:

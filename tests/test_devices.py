@@ -248,6 +248,21 @@ def test_import_reports_every_bad_row_by_line_and_imports_nothing(devices, setti
     assert files(devices) == {}
 
 
+def test_import_with_a_quote_never_closed_names_its_line_and_imports_nothing(devices):
+    text = '00A1,ok\n00B2,"Front door\n00B3,Back\nnot a serial!,x\n00B4,Side\n'
+    with pytest.raises(ImportRejected) as caught:
+        devices.parse_import(text)
+    assert caught.value.problems == ["line 2: not valid CSV: a quote opened here is never closed"]
+    assert files(devices) == {}
+
+
+@pytest.mark.parametrize("row", ['00B2,"Front\ndoor"', "00B2,Front\x00door", "00B2,ok,lob\tby",
+                                 "00B2,ok,\x1b[31m"])
+def test_import_rejects_names_and_tags_with_line_breaks_or_control_characters(devices, row):
+    with pytest.raises(ImportRejected, match="line 2: .*control character"):
+        devices.parse_import(f"00A1,ok\n{row}\n")
+
+
 def test_import_checks_decimal_serials(devices, settings):
     settings.serial_digits = "decimal"
     assert [r.serial for r in devices.parse_import("1234\n5678\n")] == ["1234", "5678"]
