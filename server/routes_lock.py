@@ -18,6 +18,8 @@ import threading
 import time
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from .devices import AUDIT, ALERT, BadRequest, CorruptRecord, DeviceError, UnknownLock, \
     normalise_serial, serial_from_config
@@ -87,8 +89,16 @@ def _connection_key() -> tuple:
 
 def _body():
     """The request's JSON; BadRequest for an empty body or anything that is not JSON.
-    A body over ``max_body_bytes`` raises 413 in ``get_data`` (web.py answers it)."""
-    data = request.get_data(cache=False)
+    A body over ``max_body_bytes`` raises 413 (web.py answers it): a ``Content-Length`` over
+    it before reading, a chunked body once one byte more than the limit has arrived (werkzeug
+    would cut it at the limit)."""
+    limit = request.max_content_length
+    if limit is None:
+        data = request.get_data(cache=False)
+    else:
+        data = get_input_stream(request.environ, max_content_length=limit + 1).read()
+        if len(data) > limit:
+            raise RequestEntityTooLarge()
     if not data:
         raise BadRequest("the body is empty; expected JSON")
     try:

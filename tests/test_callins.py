@@ -367,6 +367,41 @@ def test_body_over_the_limit_is_413_with_json_error_and_writes_nothing(host, con
     assert data_files(host) == {}
 
 
+def chunked_request(method: str, path: str, body: bytes, chunk: int = 65536) -> bytes:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + chunk]), body[i:i + chunk])
+             for i in range(0, len(body), chunk)]
+    return head + b"".join(parts) + b"0\r\n\r\n"
+
+
+def padded(body: dict, size: int) -> bytes:
+    """``body`` as JSON of exactly ``size`` bytes (a pad field fills it up)."""
+    data = json.dumps({**body, "pad": ""}).encode()
+    return json.dumps({**body, "pad": "x" * (size - len(data))}).encode()
+
+
+@pytest.mark.parametrize("path", [CONFIG, AUDIT])
+@pytest.mark.parametrize("encoding", ["chunked", "content-length"])
+def test_body_one_byte_over_the_limit_is_413_and_writes_nothing(host, conn, path, encoding):
+    conn.send("PUT", CONFIG, config_body())
+    before = data_files(host)
+    body = config_body() if path == CONFIG else {"asyncEvents": [{"event": 1, "time": 2}]}
+    data = padded(body, host.settings.max_body_bytes + 1)
+    method = "PUT" if path == CONFIG else "POST"
+    head, reply = conn.send_raw(chunked_request(method, path, data) if encoding == "chunked"
+                                else request_bytes(method, path, data))
+    assert status(head) == 413 and json.loads(reply)["status"] == 413
+    assert data_files(host) == before
+
+
+def test_chunked_body_of_exactly_the_limit_is_read_whole(host, conn):
+    data = padded(config_body(), host.settings.max_body_bytes)
+    head, reply = conn.send_raw(chunked_request("PUT", CONFIG, data))
+    assert (status(head), reply) == (200, b"{}")
+    assert len(host.devices.record(SERIAL)["last_config"]["pad"]) > 1_000_000
+
+
 def test_corrupt_record_gets_500_stays_untouched_and_is_reported(host, site, anchor):
     host.devices.root.mkdir(parents=True, exist_ok=True)
     path = host.devices.path(SERIAL)
