@@ -279,6 +279,7 @@ class Devices:
         self.settings = settings
         if settings is not None:
             site_zone(settings.time_zone)  # a bad name fails at start-up, not at a call-in
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Called with the serial after any record, audit or alert of that lock changed.
         self.on_change: list[Callable[[str], None]] = []
         self._guard = threading.Lock()
@@ -369,7 +370,7 @@ class Devices:
                     record[key] = body[source]
             record["first_seen"] = record.get("first_seen") or now
             record["last_seen"] = now
-            record["next_callin"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(
+            record["next_callin"] = (self.clock() + dt.timedelta(
                 seconds=self.interval)).isoformat(timespec="seconds")
             record["address"] = address
             record["listener"] = listener
@@ -399,8 +400,9 @@ class Devices:
                 host["nxtDbVerTS"] = lock_version  # the host holds no database yet
             current = host.get("nxtDbVerTS")
             behind = current is not None and parse_version(current) != reported
-            now = dt.datetime.now(dt.timezone.utc).astimezone(self.zone)
-            next_call = now + dt.timedelta(seconds=self.interval)
+            utc = self.clock()
+            now = utc.astimezone(self.zone)
+            next_call = (utc + dt.timedelta(seconds=self.interval)).astimezone(self.zone)
             reply = {
                 "db": db_changes(_dict(host.get("db"))) if behind else {"usrRcrd": _empty_usr()},
                 "config": {**_dict(host.get("config")), "rtcTime": lock_time(now)},

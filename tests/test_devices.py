@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import threading
@@ -85,6 +86,14 @@ def test_record_that_is_json_but_not_an_object_is_corrupt(devices):
     with pytest.raises(CorruptRecord, match="not a JSON object"):
         devices.record(SERIAL)
     assert devices.summaries()[0].corrupt
+
+
+def test_next_call_in_across_the_start_of_daylight_saving_time(devices, settings):
+    settings.time_zone, settings.callin_interval = "America/New_York", 600
+    devices.clock = lambda: dt.datetime(2025, 3, 9, 6, 55, tzinfo=dt.timezone.utc)  # 01:55 EST
+    devices.config_callin(config(SERIAL))
+    reply = devices.db_reply(SERIAL, "0")
+    assert (reply["config"]["rtcTime"], reply["dbDwnLdTm"]) == ("20250309015500", "20250309030500")
 
 
 def test_missing_record_is_an_unknown_lock(devices):
