@@ -237,6 +237,27 @@ class _LogState:
             self.ids.popitem(last=False)
 
 
+def record_from_bytes(data: bytes) -> dict:
+    """A record file's content; ValueError saying what is wrong with it (not JSON, or a shape
+    the host cannot use: ``host`` and its ``db`` and ``config`` objects, a valid version)."""
+    try:
+        record = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    host = record.get("host", {})
+    if not isinstance(host, dict):
+        raise ValueError("host is not a JSON object")
+    for key in ("db", "config"):
+        if host.get(key) is not None and not isinstance(host[key], dict):
+            raise ValueError(f"host.{key} is not a JSON object")
+    version = host.get("nxtDbVerTS")
+    if version is not None and not (isinstance(version, str) and _VERSION.match(version)):
+        raise ValueError(f"host.nxtDbVerTS {version!r} is not a database version")
+    return record
+
+
 def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary:
     lock = _dict(_dict(record.get("last_config")).get("lckPrmtrs"))
     return DeviceSummary(
@@ -602,16 +623,11 @@ class Devices:
         except OSError as exc:
             raise CorruptRecord(f"record {path} cannot be read: {exc.strerror}") from None
         try:
-            record = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._mark_corrupt(serial, path, f"not valid JSON: {exc}")
-            raise CorruptRecord(f"record {path} is corrupt (not valid JSON: {exc}); it is left "
-                                "untouched: repair or remove it") from None
-        if not isinstance(record, dict):
-            self._mark_corrupt(serial, path, "not a JSON object")
-            raise CorruptRecord(f"record {path} is corrupt (not a JSON object); it is left "
-                                "untouched: repair or remove it")
-        return record
+            return record_from_bytes(data)
+        except ValueError as exc:
+            self._mark_corrupt(serial, path, str(exc))
+            raise CorruptRecord(f"record {path} is corrupt ({exc}); it is left untouched: "
+                                "repair or remove it") from None
 
     def _write(self, serial: str, record: dict) -> None:
         path = self.path(serial)
@@ -702,11 +718,11 @@ class Devices:
 
     def _summary_from_disk(self, serial: str, path: Path, has_log: bool) -> DeviceSummary:
         try:
-            record = json.loads(path.read_bytes())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return DeviceSummary(serial=serial, corrupt=True, error=f"not valid JSON: {exc}")
-        if not isinstance(record, dict):
-            return DeviceSummary(serial=serial, corrupt=True, error="not a JSON object")
+            record = record_from_bytes(path.read_bytes())
+        except OSError as exc:
+            return DeviceSummary(serial=serial, corrupt=True, error=f"cannot be read: {exc}")
+        except ValueError as exc:
+            return DeviceSummary(serial=serial, corrupt=True, error=str(exc))
         return summary_of(serial, record, self._log_count(serial, AUDIT)[0] if has_log else 0)
 
     def _log_state(self, serial: str, kind: str, path: Path) -> _LogState:

@@ -418,6 +418,16 @@ def test_corrupt_record_gets_500_stays_untouched_and_is_reported(host, site, anc
     assert summary.corrupt and "not valid JSON" in summary.error
 
 
+@pytest.mark.parametrize("record", [{"host": None}, {"host": {"nxtDbVerTS": "garbage"}}, []])
+def test_record_of_the_wrong_shape_gets_500_and_stays_untouched(host, conn, record):
+    host.devices.root.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(record).encode()
+    host.devices.path(SERIAL).write_bytes(data)
+    head, reply = conn.send("GET", f"/swordfish/lock/db/0?lckSn={SERIAL}")
+    assert status(head) == 500 and "corrupt" in json.loads(reply)["error"]
+    assert data_files(host) == {f"{SERIAL}.json": data}
+
+
 # --- which lock a connection belongs to -------------------------------------------------------
 
 OTHER = "00FFFFFFFFFFFF01"

@@ -96,6 +96,33 @@ def test_next_call_in_across_the_start_of_daylight_saving_time(devices, settings
     assert (reply["config"]["rtcTime"], reply["dbDwnLdTm"]) == ("20250309015500", "20250309030500")
 
 
+WRONG_SHAPES = {
+    "host null": {"serial": SERIAL, "host": None},
+    "host a list": {"serial": SERIAL, "host": []},
+    "version garbage": {"serial": SERIAL, "host": {"db": {}, "nxtDbVerTS": "garbage"}},
+    "version a number": {"serial": SERIAL, "host": {"db": None, "nxtDbVerTS": 12}},
+    "db a list": {"serial": SERIAL, "host": {"db": [1], "nxtDbVerTS": "0x1"}},
+    "config text": {"serial": SERIAL, "host": {"config": "relock=3"}},
+    "top level a number": 5,
+}
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+def test_record_of_the_wrong_shape_is_corrupt_and_left_untouched(devices, shape):
+    devices.root.mkdir(parents=True)
+    data = json.dumps(WRONG_SHAPES[shape]).encode()
+    devices.path(SERIAL).write_bytes(data)
+    [summary] = devices.summaries()
+    assert summary.corrupt and summary.error
+    for call in (lambda: devices.config_callin(config(SERIAL)),
+                 lambda: devices.db_reply(SERIAL, "0"),
+                 lambda: devices.set_db(SERIAL, {}),
+                 lambda: devices.record(SERIAL)):
+        with pytest.raises(CorruptRecord, match="left untouched"):
+            call()
+    assert devices.path(SERIAL).read_bytes() == data
+
+
 def test_missing_record_is_an_unknown_lock(devices):
     with pytest.raises(UnknownLock):
         devices.record(SERIAL)
