@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import threading
 import time
 
@@ -29,6 +30,7 @@ from .web import error_response, json_response, note_serial
 blueprint = Blueprint("lock", __name__)
 QUERY_SERIAL_FIELDS = ("lckSn", "mnSn", "serial")
 MAX_CONNECTIONS = 100_000
+MAX_JSON_DEPTH = 64  # a lock's bodies nest a few levels; far deeper could not be stored
 
 
 class ConnectionSerials:
@@ -101,10 +103,45 @@ def _body():
             raise RequestEntityTooLarge()
     if not data:
         raise BadRequest("the body is empty; expected JSON")
+    return parse_json(data)
+
+
+def parse_json(data: bytes):
+    """Standard JSON only (no NaN or Infinity, which would make the audit logs invalid JSON)
+    nested at most MAX_JSON_DEPTH levels; BadRequest otherwise."""
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(data, parse_constant=_not_a_number, parse_float=_finite)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
+    if _nests_deeper(value, MAX_JSON_DEPTH):
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _not_a_number(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _nests_deeper(value, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in
+                         (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _serial() -> str:

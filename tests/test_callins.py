@@ -317,6 +317,12 @@ def test_events_without_audit_id_are_all_kept(host, conn):
     (json.dumps({"lckPrmtrs": {"nm": "no serial"}}).encode(), "missing lock serial"),
     (json.dumps(config_body(serial="../../etc/passwd")).encode(), "letters, digits"),
     (json.dumps(config_body(battV="5.9")).encode(), "battV must be a JSON object"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "nests deeper than", id="nested-100000"),
+    pytest.param(json.dumps(config_body(x=json.loads("[" * 900 + "]" * 900))).encode(),
+                 "nests deeper than", id="nested-900"),
+    (json.dumps(config_body(battV={"main": float("nan")})).encode(), "NaN is not a JSON number"),
+    (json.dumps(config_body(battV={"main": float("inf")})).encode(), "Infinity is not a JSON"),
+    (json.dumps(config_body()).replace('"5.90"', "1e400").encode(), "1e400 is out of range"),
 ])
 def test_bad_config_is_400_with_json_error_and_writes_nothing(host, conn, body, message):
     head, reply = conn.send("PUT", CONFIG, body)
@@ -331,6 +337,12 @@ def test_bad_config_is_400_with_json_error_and_writes_nothing(host, conn, body, 
     (b'{"asyncEvents": [{"event": 11111111}]}', "asyncEvents[0].time"),
     (b'{"asyncEvents": [{"event": "x", "time": 20051013130309}]}', "asyncEvents[0].event"),
     (b'{"asyncEvents": [{"event": 1, "time": 2}, 5]}', "asyncEvents[1]"),
+    (b'{"asyncEvents": [{"event": 11111111, "time": 20250101000000, "x": NaN}]}', "NaN"),
+    (b'{"asyncEvents": [{"event": 11111111, "time": 20250101000000, "x": -Infinity}]}',
+     "-Infinity"),
+    (b'{"asyncEvents": [{"event": 11111111, "time": 20250101000000, "x": 1e999}]}', "1e999"),
+    pytest.param(b'{"asyncEvents": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                 "nests deeper than", id="nested-100000"),
 ])
 def test_bad_audit_is_400_and_writes_nothing(host, conn, body, message):
     conn.send("PUT", CONFIG, config_body())
