@@ -405,11 +405,11 @@ class Devices:
     def interval(self) -> int:
         return self.settings.callin_interval if self.settings is not None else 600
 
-    def db_reply(self, serial: str, lock_version: str) -> dict:
+    def db_reply(self, serial: str, lock_version: str, record_it: bool = True) -> dict:
         """The ``GET db`` reply: changes only when the lock's version differs from the host's,
         a new ``nxtDbVerTS`` only when the host's database changed, the next call-in time.
         The record is written only when this call-in changed something (it usually does not:
-        ``PUT Config`` just wrote it)."""
+        ``PUT Config`` just wrote it), and never without ``record_it`` (a HEAD request)."""
         reported = parse_version(lock_version)
         if not self.path(serial).exists():  # no lock file for it
             raise _unknown(serial)
@@ -430,7 +430,8 @@ class Devices:
                 "dbDwnLdTm": lock_time(next_call),
                 "nxtDbVerTS": current if current is not None else lock_version,
             }
-            if not (adopt or behind or record.get("lock_db_version") != lock_version):
+            if not record_it or not (adopt or behind
+                                     or record.get("lock_db_version") != lock_version):
                 return reply
             record["lock_db_version"] = lock_version
             if behind:

@@ -195,7 +195,8 @@ def database(version: str):
     try:
         serial = _serial()
         note_serial(serial)
-        reply = _host().devices.db_reply(serial, version)
+        reply = _host().devices.db_reply(serial, version,
+                                         record_it=request.method != "HEAD")  # Flask adds HEAD
     except DeviceError as exc:
         return _failure(exc)
     return json_response(reply)

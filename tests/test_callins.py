@@ -237,6 +237,19 @@ def test_rtc_time_is_in_the_site_time_zone_and_next_call_in_follows_the_interval
     assert (nxt - rtc).total_seconds() == 900
 
 
+def test_head_on_db_answers_like_get_and_changes_nothing(host, conn):
+    conn.send("PUT", CONFIG, config_body())
+    host.devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}})
+    before = data_files(host)
+    conn.sock.sendall(request_bytes("HEAD", "/swordfish/lock/db/0x1234"))
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += conn.sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: " in head
+    assert data_files(host) == before
+    assert status(conn.send("GET", "/swordfish/lock/db/0")[0]) == 200  # the connection goes on
+
+
 def test_db_for_an_unknown_lock_is_404(site, anchor):
     status_, _, body = site.tls_get(anchor, "/swordfish/lock/db/0?lckSn=FFFF0000FFFF0000")
     assert status_ == 404 and json.loads(body)["status"] == 404
