@@ -356,7 +356,7 @@ def run_fleet(locks: list[SimulatedLock], interval: float, duration: float,
               stop: threading.Event | None = None) -> FleetSummary:
     """Each lock calls in at a random moment of the first ``interval`` and every ``interval``
     after that (``0``: back to back, as fast as ``workers`` threads go) until ``duration``
-    seconds have passed; call-ins already started finish."""
+    seconds have passed: no call-in starts after that, those already started finish."""
     stop = stop or threading.Event()
     started = time.monotonic()
     deadline = started + duration
@@ -375,7 +375,7 @@ def run_fleet(locks: list[SimulatedLock], interval: float, duration: float,
                         return
                     when, i = due[0]
                     now = time.monotonic()
-                    if when >= deadline:
+                    if when >= deadline or now >= deadline:
                         return
                     if when <= now:
                         heapq.heappop(due)

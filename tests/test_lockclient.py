@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 
 import pytest
 
 from console.__main__ import main
-from server.lockclient import FleetSummary, SimulatedLock, make_fleet, run_fleet
+from server.lockclient import CallIn, FleetSummary, SimulatedLock, make_fleet, run_fleet
 from server.sitekey import SiteKey
 
 from . import chains
@@ -99,6 +101,28 @@ def test_fleet_calls_in_on_schedule_and_summarises(site, host):
     per_lock = {s: sum(r.serial == s for r in summary.results) for s in (f.serial for f in fleet)}
     assert all(1 <= n <= 3 for n in per_lock.values()), per_lock
     assert {s.serial for s in host.devices.summaries()} == set(per_lock)
+
+
+class SlowLock:
+    """Stands in for a lock whose call-in takes ``seconds``; records when each one started."""
+
+    def __init__(self, serial: str, seconds: float, starts: list):
+        self.serial, self.seconds, self.starts = serial, seconds, starts
+        self.rng = random.Random(0)
+
+    def call_in(self, alert: bool = False) -> CallIn:
+        self.starts.append(time.monotonic())
+        time.sleep(self.seconds)  # the call-in's work
+        return CallIn(self.serial, True, latency=self.seconds)
+
+
+def test_fleet_starts_no_call_in_after_its_duration():
+    starts: list[float] = []
+    fleet = [SlowLock(f"00{i:02X}", 0.2, starts) for i in range(4)]
+    began = time.monotonic()
+    summary = run_fleet(fleet, interval=0, duration=0.3, workers=1)
+    assert all(start - began < 0.3 for start in starts), [s - began for s in starts]
+    assert summary.total == len(starts) >= 1
 
 
 def test_summary_reports_failures_by_reason_and_latency_percentiles():
