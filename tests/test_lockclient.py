@@ -103,6 +103,50 @@ def test_fleet_calls_in_on_schedule_and_summarises(site, host):
     assert {s.serial for s in host.devices.summaries()} == set(per_lock)
 
 
+class FakeConnection:
+    def close(self):
+        pass
+
+
+def lock_answered(db_reply) -> SimulatedLock:
+    """A lock whose host answers GET db with ``db_reply`` (and the other requests with 200)."""
+    sim = SimulatedLock(SERIAL, "127.0.0.1", 1, 1, b"k")
+    sim.anchor = b"anchor"
+    sim._connect = FakeConnection
+    sim._exchange = lambda conn, method, path, body, expect: \
+        db_reply if "/db/" in path else None
+    return sim
+
+
+@pytest.mark.parametrize("reply", [
+    [], {"db": {}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": 5},
+    {"db": [1], "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+    {"db": {"usrRcrd": [USER]}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+    {"db": {"usrRcrd": {"add": 5}}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+    {"db": {"usrRcrd": {"delete": "148"}}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+])
+def test_malformed_db_reply_is_a_failed_call_in_with_a_reason(reply):
+    result = lock_answered(reply).call_in()
+    assert (result.ok, result.reason) == (False, "db answer not understood")
+
+
+def test_fleet_keeps_going_when_a_call_in_fails_unexpectedly():
+    sim = lock_answered({"db": {}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"})
+    sim.audit_body = lambda: 1 / 0
+    summary = run_fleet([sim], interval=0, duration=0.2, workers=1)
+    assert summary.total > 1 and summary.failed == {"unexpected error": summary.total}
+
+
+def test_hash_that_is_not_ascii_is_a_mismatch(site, host):
+    sim = lock(site)
+    answers = iter([(200, json.dumps({"cert_url": "http://127.0.0.1/a.der",
+                                      "hash": "\u00e9t\u00e9"}).encode()),
+                    (200, host_anchor(site))])
+    sim._plain_get = lambda *a: next(answers)
+    result = sim.call_in()
+    assert (result.ok, result.reason) == (False, "certificate hash mismatch")
+
+
 class SlowLock:
     """Stands in for a lock whose call-in takes ``seconds``; records when each one started."""
 
