@@ -179,11 +179,12 @@ def new_version(previous: int = 0) -> int:
 
 
 def serial_from_config(body: dict) -> str:
+    """The first serial field present, a blank one counting as absent."""
     for path in CONFIG_SERIAL_FIELDS:
         value = body
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
-        if value not in (None, ""):
+        if value is not None and not (isinstance(value, str) and not value.strip()):
             return normalise_serial(value, ".".join(path))
     raise BadRequest("missing lock serial: the Config body has no lckPrmtrs.lckSn or "
                      "lckPrmtrs.mnSn")

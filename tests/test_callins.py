@@ -516,6 +516,14 @@ def test_allowlist_serves_only_listed_locks_and_flags_the_others(host, conn):
     assert host.devices.record(SERIAL)["name"] == "Front door"
 
 
+@pytest.mark.parametrize("blank", ["", " ", "\t\n"])
+def test_blank_lck_sn_falls_back_to_mn_sn(host, conn, blank):
+    body = config_body()
+    body["lckPrmtrs"]["lckSn"] = blank
+    head, _ = conn.send("PUT", CONFIG, body)
+    assert status(head) == 200 and host.devices.record(SERIAL)["serial"] == SERIAL
+
+
 def test_allowlist_off_lets_a_new_lock_register_itself(host, conn):
     head, _ = conn.send("PUT", CONFIG, config_body())
     assert status(head) == 200
