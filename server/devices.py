@@ -22,7 +22,8 @@ A record holds the lock's identity (``serial``, ``name``, ``tags``, ``listed`` o
 ``next_callin``, ``address``, ``listener``, ``authorization`` present/absent, ``last_config``: the
 whole last PUT Config body), and what the host sends in ``host``:
 ``db`` (the database a lock that is behind receives), ``config`` (commanded settings) and
-``nxtDbVerTS`` (that database's version; a new one only from :meth:`Devices.set_db`).
+``nxtDbVerTS`` (that database's version; a new one only when :meth:`Devices.set_db` is given a
+different database). Audit and alert counts are derived from the logs, never stored here.
 """
 
 from __future__ import annotations
@@ -479,18 +480,25 @@ class Devices:
         return EventsAdded(first, len(lines), duplicates)
 
     def set_db(self, serial: str, db: dict, config: dict | None = None) -> str:
-        """Give a lock a new credential database (and commanded settings): a new version."""
+        """Give a lock a credential database (and commanded settings); a new version only when
+        the database differs from the one it has. Returns the version."""
         if not isinstance(db, dict):
             raise BadRequest("a lock database must be a JSON object")
         serial = normalise_serial(serial)
         with self._locked(serial):
-            record = self.record(serial)
+            record = self._read(serial)
+            if record is None:
+                raise UnknownLock(f"no record for lock {serial}")
             host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
-            previous = parse_version(host["nxtDbVerTS"]) if host.get("nxtDbVerTS") else 0
-            host["db"] = db
+            new_db = host.get("db") != db or not host.get("nxtDbVerTS")
+            if not new_db and (config is None or host.get("config") == config):
+                return host["nxtDbVerTS"]
+            if new_db:
+                previous = parse_version(host["nxtDbVerTS"]) if host.get("nxtDbVerTS") else 0
+                host["db"] = db
+                host["nxtDbVerTS"] = format_version(new_version(previous))
             if config is not None:
                 host["config"] = config
-            host["nxtDbVerTS"] = format_version(new_version(previous))
             self._write(serial, record)
         self._changed(serial)
         return host["nxtDbVerTS"]

@@ -123,6 +123,29 @@ def test_record_of_the_wrong_shape_is_corrupt_and_left_untouched(devices, shape)
     assert devices.path(SERIAL).read_bytes() == data
 
 
+USER = {"usrID": "148", "fnctn": "norm", "primeCr": "0" * 32, "prCrTyp": "card"}
+
+
+def test_set_db_gives_a_new_version_only_when_the_database_changes(devices):
+    devices.config_callin(config(SERIAL))
+    first = devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}})
+    written = devices.path(SERIAL).read_bytes()
+    assert devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}}) == first
+    assert devices.path(SERIAL).read_bytes() == written
+    assert devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}}, {"relock": 5}) == first
+    assert devices.record(SERIAL)["host"]["config"] == {"relock": 5}
+    assert devices.set_db(SERIAL, {"usrRcrd": {"add": []}}) > first
+
+
+def test_set_db_keeps_derived_counts_out_of_the_record_file(devices):
+    devices.config_callin(config(SERIAL))
+    devices.append_events(SERIAL, "audit", {"asyncEvents": [{"event": 1, "time": 2}]})
+    devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}})
+    on_disk = json.loads(devices.path(SERIAL).read_bytes())
+    assert "audits" not in on_disk and "alerts" not in on_disk
+    assert devices.record(SERIAL)["audits"]["count"] == 1
+
+
 def test_missing_record_is_an_unknown_lock(devices):
     with pytest.raises(UnknownLock):
         devices.record(SERIAL)
