@@ -15,7 +15,10 @@ folder's mtime shows another process added, replaced or removed a file (at most 
 this process's own writes update the index directly and do not count), and every 30 seconds
 anyway (a file edited in place leaves the folder's mtime alone). A re-synchronisation
 stats every file and parses only those whose size or mtime differ; a listing between them is a
-dictionary copy.
+dictionary copy. A record parsed there gets its audit count without reading its log when this
+process, or the counts file ``.audit-counts.json`` (serial -> count, log size and mtime; written
+a few seconds after audits arrive, and after a listing that had to read logs), knows the count
+for the log's current size and mtime; else from the log's last line.
 
 A record holds the lock's identity (``serial``, ``name``, ``tags``, ``listed`` on the allowlist,
 ``model``, ``firmware``, ``battery``, ``network``), its call-ins (``first_seen``, ``last_seen``,
@@ -65,6 +68,9 @@ RESCAN_SECONDS = 1.0
 FULL_RESCAN_SECONDS = 30.0
 MAX_NAME = 100
 LOCKS_FOLDER = ".locks"
+COUNTS_FILE = ".audit-counts.json"
+COUNTS_SAVE_SECONDS = 2.0
+COUNTS_FILE_WORTH = 100  # records to parse before the counts file is worth reading
 
 
 class DeviceError(EngageError):
@@ -313,6 +319,10 @@ class Devices:
         self._scanned_mtime: int | None = None
         self._scanned_at = 0.0
         self.rescan_seconds = RESCAN_SECONDS
+        self._counts: dict[str, list] = {}  # serial -> [audits, log size, log mtime_ns]
+        self._counts_dirty = False
+        self._counts_lock = threading.Lock()
+        self._counts_timer: threading.Timer | None = None
         self._changes: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._changes_cv = threading.Condition()
         self._notifier: threading.Thread | None = None
@@ -473,6 +483,7 @@ class Devices:
                     state.remember(audit_id)
                 if kind == AUDIT:
                     self._index_count(serial, state.count)
+                    self._note_count(serial, state.count, path)
             elif first:
                 with self._own_change():
                     path.touch()  # the log exists from the first report on: 201 once
@@ -698,13 +709,13 @@ class Devices:
         with self._index_lock:
             known = dict(self._index)
         found: dict[str, tuple[DeviceSummary, tuple]] = {}
-        records, logs = [], set()
+        records, logs, stale = [], {}, []
         audit_suffix = _LOG_SUFFIX[AUDIT]
         with os.scandir(self.root) as entries:
             for entry in entries:
                 name = entry.name
                 if name.endswith(audit_suffix):
-                    logs.add(name[:-len(audit_suffix)])
+                    logs[name[:-len(audit_suffix)]] = entry
                 elif name.endswith(".json") and not name.startswith("."):
                     records.append(entry)
         for entry in records:
@@ -716,8 +727,13 @@ class Devices:
             key = (st.st_mtime_ns, st.st_size)
             if serial in known and known[serial][1] == key:
                 found[serial] = known[serial]
-                continue
-            found[serial] = (self._summary_from_disk(serial, Path(entry.path), serial in logs), key)
+            else:
+                stale.append((serial, entry.path, key))
+        # the counts file costs what reading the end of a few hundred logs does: only for many
+        saved = self._saved_counts() if len(stale) > COUNTS_FILE_WORTH else {}
+        for serial, path, key in stale:
+            audits = self._cold_count(serial, logs.get(serial), saved)
+            found[serial] = (self._summary_from_disk(serial, path, audits), key)
         with self._index_lock:
             # keep what this process wrote meanwhile
             for serial, entry in self._index.items():
@@ -725,15 +741,79 @@ class Devices:
                     if self.path(serial).exists():
                         found[serial] = entry
             self._index = found
+        self.save_counts()  # what this listing read, the next one elsewhere need not
 
-    def _summary_from_disk(self, serial: str, path: Path, has_log: bool) -> DeviceSummary:
+    def _summary_from_disk(self, serial: str, path: str, audits: int) -> DeviceSummary:
         try:
-            record = record_from_bytes(path.read_bytes())
+            with open(path, "rb") as f:
+                record = record_from_bytes(f.read())
         except OSError as exc:
             return DeviceSummary(serial=serial, corrupt=True, error=f"cannot be read: {exc}")
         except ValueError as exc:
             return DeviceSummary(serial=serial, corrupt=True, error=str(exc))
-        return summary_of(serial, record, self._log_count(serial, AUDIT)[0] if has_log else 0)
+        return summary_of(serial, record, audits)
+
+    def _cold_count(self, serial: str, log: os.DirEntry | None, saved: dict) -> int:
+        """A log's audit count, from memory or ``saved`` when they know it for the log's size
+        and mtime, else from its last line (and then remembered)."""
+        if log is None:
+            return 0
+        state = self._logs.get((serial, AUDIT))
+        if state is not None:
+            return state.count
+        try:
+            st = log.stat()
+        except OSError:
+            return 0
+        stamp = [st.st_size, st.st_mtime_ns]
+        for known in (self._counts.get(serial), saved.get(serial)):
+            if known is not None and known[1:] == stamp:
+                return known[0]
+        count = self._log_count(serial, AUDIT)[0]
+        with self._counts_lock:
+            self._counts[serial] = [count, *stamp]
+            self._counts_dirty = True
+        return count
+
+    def _note_count(self, serial: str, count: int, path: Path) -> None:
+        """After an audit post: remember the count for the counts file, saved shortly."""
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        with self._counts_lock:
+            self._counts[serial] = [count, st.st_size, st.st_mtime_ns]
+            self._counts_dirty = True
+            if self._counts_timer is None:
+                self._counts_timer = threading.Timer(COUNTS_SAVE_SECONDS, self.save_counts)
+                self._counts_timer.daemon = True
+                self._counts_timer.start()
+
+    def _saved_counts(self) -> dict[str, list]:
+        """The counts file's entries that have the right shape (it is only a cache)."""
+        try:
+            data = json.loads((self.root / COUNTS_FILE).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {serial: v for serial, v in data.items() if isinstance(v, list) and len(v) == 3
+                and all(type(x) is int for x in v)}
+
+    def save_counts(self) -> None:
+        """Merge the audit counts this process learnt into the counts file, if any."""
+        with self._counts_lock:
+            self._counts_timer = None
+            if not self._counts_dirty or not self.root.is_dir():
+                return
+            self._counts_dirty = False
+            mine = dict(self._counts)
+        try:
+            with self._own_change():
+                write_atomic(self.root / COUNTS_FILE,
+                             json.dumps({**self._saved_counts(), **mine}, separators=(",", ":")))
+        except OSError:
+            pass  # a cache: listings stay correct, only slower
 
     def _log_state(self, serial: str, kind: str, path: Path) -> _LogState:
         """The log's recent auditIds and count, read once per process (lock held)."""

@@ -270,6 +270,52 @@ def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypa
     assert reads == [] and scans == []  # this process's own write: no re-synchronisation
 
 
+def post_audits(devices, serial: str, n: int) -> None:
+    devices.append_events(serial, "audit", {"asyncEvents": [
+        {"event": 11111111, "time": 20250101000000 + i} for i in range(n)]})
+
+
+def test_cold_listing_reads_no_audit_log_whose_count_is_saved(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.COUNTS_FILE_WORTH", 0)  # even for a few records
+    for i in range(5):
+        devices.config_callin(config(f"00A{i}"))
+        post_audits(devices, f"00A{i}", i + 1)
+    devices.save_counts()
+    tails = []
+    original = Devices._tail
+    monkeypatch.setattr(Devices, "_tail", staticmethod(
+        lambda path, n: tails.append(path) or original(path, n)))
+    cold = Devices(settings.path("data_dir"), settings)  # another process: `devices list`
+    assert [s.audit_count for s in cold.summaries()] == [1, 2, 3, 4, 5]
+    assert tails == []
+
+
+def test_cold_listing_reads_a_log_that_grew_after_its_count_was_saved(devices, settings):
+    devices.config_callin(config(SERIAL))
+    post_audits(devices, SERIAL, 2)
+    devices.save_counts()
+    post_audits(devices, SERIAL, 3)  # not saved yet
+    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 5
+
+
+def test_audit_counts_are_saved_shortly_after_audits_arrive(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.COUNTS_SAVE_SECONDS", 0)
+    devices.config_callin(config(SERIAL))
+    post_audits(devices, SERIAL, 3)
+    devices._counts_timer.join()
+    saved = json.loads((devices.root / ".audit-counts.json").read_bytes())
+    assert saved[SERIAL][0] == 3
+
+
+def test_cold_listing_saves_the_counts_it_read_for_the_next_one(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.COUNTS_FILE_WORTH", 0)
+    devices.config_callin(config(SERIAL))
+    post_audits(devices, SERIAL, 4)
+    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
+    monkeypatch.setattr(Devices, "_tail", staticmethod(lambda path, n: pytest.fail("read")))
+    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
+
+
 # --- CSV import ----------------------------------------------------------------------------------
 
 def test_import_adds_listed_locks_with_names_and_tags(devices):
