@@ -27,9 +27,7 @@ from server.lockclient import SimulatedLock, make_fleet, run_fleet
 
 TARGET_PER_SECOND = 150.0
 TARGET_LIST_MS = 50.0
-# 8 call-ins in flight: with cheroot's keep_alive_conn_limit (10) left as is, the listeners
-# answer "Connection: close" once more than 10 connections wait in their selector.
-PROCESSES, THREADS = 2, 4
+PROCESSES, THREADS = 2, 4  # 8 call-ins in flight
 LOCKS_PER_PROCESS = 200
 RECORDS = 10_000
 AUDITS_PER_LOCK = 50
