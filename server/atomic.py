@@ -34,11 +34,18 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) 
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
-    """Append one line to a JSON-lines file and fsync it (history and audit files)."""
+    """Append one line to a JSON-lines file and fsync it (history and audit files). A file
+    whose last line was cut short (a crash mid-write) gets its newline first, so the new line
+    stays whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line.rstrip("\n") + "\n")
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    with open(path, "a+b") as f:
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                data = b"\n" + data
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 

@@ -1,6 +1,8 @@
 """Device records in ``Engage_Data/`` (DESIGN.md "Device records").
 
-One JSON record per lock, ``<serial>.json``, written atomically and serialised per lock; its
+One JSON record per lock, ``<serial>.json``, written atomically and serialised per lock (a
+thread lock, and an ``flock`` of ``.locks/<serial>.lock`` so that another process, such as
+``engage-console devices import``, waits too; a lock file only for a serial with a record); its
 audits and alerts are appended to ``<serial>.audit.jsonl`` / ``<serial>.alerts.jsonl``, one line
 per event: ``{"received", "seq", "event"}`` with the event exactly as the lock sent it and
 ``seq`` counting the log's events, so the last line gives the count and an audit post appends
@@ -13,14 +15,18 @@ folder's mtime shows another process added, replaced or removed a file (at most 
 this process's own writes update the index directly and do not count), and every 30 seconds
 anyway (a file edited in place leaves the folder's mtime alone). A re-synchronisation
 stats every file and parses only those whose size or mtime differ; a listing between them is a
-dictionary copy.
+dictionary copy. A record parsed there gets its audit count without reading its log when this
+process, or the counts file ``.audit-counts.json`` (serial -> count, log size and mtime; written
+a few seconds after audits arrive, and after a listing that had to read logs), knows the count
+for the log's current size and mtime; else from the log's last line.
 
 A record holds the lock's identity (``serial``, ``name``, ``tags``, ``listed`` on the allowlist,
 ``model``, ``firmware``, ``battery``, ``network``), its call-ins (``first_seen``, ``last_seen``,
 ``next_callin``, ``address``, ``listener``, ``authorization`` present/absent, ``last_config``: the
 whole last PUT Config body), and what the host sends in ``host``:
 ``db`` (the database a lock that is behind receives), ``config`` (commanded settings) and
-``nxtDbVerTS`` (that database's version; a new one only from :meth:`Devices.set_db`).
+``nxtDbVerTS`` (that database's version; a new one only when :meth:`Devices.set_db` is given a
+different database). Audit and alert counts are derived from the logs, never stored here.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
+import fcntl
 import io
 import json
 import os
@@ -50,6 +57,7 @@ _COUNT_KEY = {AUDIT: "audits", ALERT: "alerts"}
 MAX_REMEMBERED_IDS = 2048  # auditIds per log kept for skipping repeats (locks resend recent ones)
 # Safe as a file name and plausible as a serial; checked after upper-casing.
 _SAFE_SERIAL = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, NUL...
 _VERSION = re.compile(r"^(?:0|0[xX][0-9A-Fa-f]{1,16})$")
 # Where a PUT Config body names the lock, in order (PROTOCOL.md "Lock identity fields").
 CONFIG_SERIAL_FIELDS = (("lckPrmtrs", "lckSn"), ("lckPrmtrs", "mnSn"), ("lckSn",), ("mnSn",))
@@ -59,6 +67,10 @@ DOTNET_EPOCH_TICKS = 621355968000000000  # 0001-01-01 to 1970-01-01 in 100 ns ti
 RESCAN_SECONDS = 1.0
 FULL_RESCAN_SECONDS = 30.0
 MAX_NAME = 100
+LOCKS_FOLDER = ".locks"
+COUNTS_FILE = ".audit-counts.json"
+COUNTS_SAVE_SECONDS = 2.0
+COUNTS_FILE_WORTH = 100  # records to parse before the counts file is worth reading
 
 
 class DeviceError(EngageError):
@@ -174,11 +186,12 @@ def new_version(previous: int = 0) -> int:
 
 
 def serial_from_config(body: dict) -> str:
+    """The first serial field present, a blank one counting as absent."""
     for path in CONFIG_SERIAL_FIELDS:
         value = body
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
-        if value not in (None, ""):
+        if value is not None and not (isinstance(value, str) and not value.strip()):
             return normalise_serial(value, ".".join(path))
     raise BadRequest("missing lock serial: the Config body has no lckPrmtrs.lckSn or "
                      "lckPrmtrs.mnSn")
@@ -232,6 +245,27 @@ class _LogState:
             self.ids.popitem(last=False)
 
 
+def record_from_bytes(data: bytes) -> dict:
+    """A record file's content; ValueError saying what is wrong with it (not JSON, or a shape
+    the host cannot use: ``host`` and its ``db`` and ``config`` objects, a valid version)."""
+    try:
+        record = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    host = record.get("host", {})
+    if not isinstance(host, dict):
+        raise ValueError("host is not a JSON object")
+    for key in ("db", "config"):
+        if host.get(key) is not None and not isinstance(host[key], dict):
+            raise ValueError(f"host.{key} is not a JSON object")
+    version = host.get("nxtDbVerTS")
+    if version is not None and not (isinstance(version, str) and _VERSION.match(version)):
+        raise ValueError(f"host.nxtDbVerTS {version!r} is not a database version")
+    return record
+
+
 def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary:
     lock = _dict(_dict(record.get("last_config")).get("lckPrmtrs"))
     return DeviceSummary(
@@ -241,6 +275,10 @@ def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary
         firmware=_text(_dict(record.get("firmware")).get("main")),
         battery=_text(_dict(record.get("battery")).get("main")),
         audit_count=audit_count)
+
+
+def _unknown(serial: str) -> UnknownLock:
+    return UnknownLock(f"unknown lock {serial}: it has not sent PUT Config yet")
 
 
 def _empty_usr() -> dict:
@@ -270,6 +308,7 @@ class Devices:
         self.settings = settings
         if settings is not None:
             site_zone(settings.time_zone)  # a bad name fails at start-up, not at a call-in
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Called with the serial after any record, audit or alert of that lock changed.
         self.on_change: list[Callable[[str], None]] = []
         self._guard = threading.Lock()
@@ -280,6 +319,10 @@ class Devices:
         self._scanned_mtime: int | None = None
         self._scanned_at = 0.0
         self.rescan_seconds = RESCAN_SECONDS
+        self._counts: dict[str, list] = {}  # serial -> [audits, log size, log mtime_ns]
+        self._counts_dirty = False
+        self._counts_lock = threading.Lock()
+        self._counts_timer: threading.Timer | None = None
         self._changes: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._changes_cv = threading.Condition()
         self._notifier: threading.Thread | None = None
@@ -327,7 +370,7 @@ class Devices:
         """The record of a lock that may call in, or UnknownLock / NotListed / CorruptRecord."""
         record = self._read(serial)
         if record is None:
-            raise UnknownLock(f"unknown lock {serial}: it has not sent PUT Config yet")
+            raise _unknown(serial)
         if self.allowlist and not record.get("listed"):
             raise NotListed(f"lock {serial} is not on the allowlist")
         return record
@@ -343,7 +386,9 @@ class Devices:
         for key in CONFIG_OBJECTS:
             if key in body and not isinstance(body[key], dict):
                 raise BadRequest(f"{key} must be a JSON object")
-        with self._lock_for(serial):
+        if self.allowlist and not self.path(serial).exists():  # no lock file for it
+            raise NotListed(f"lock {serial} is not on the allowlist")
+        with self._locked(serial):
             existing = self._read(serial)
             if self.allowlist and not (existing and existing.get("listed")):
                 raise NotListed(f"lock {serial} is not on the allowlist")
@@ -358,7 +403,7 @@ class Devices:
                     record[key] = body[source]
             record["first_seen"] = record.get("first_seen") or now
             record["last_seen"] = now
-            record["next_callin"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(
+            record["next_callin"] = (self.clock() + dt.timedelta(
                 seconds=self.interval)).isoformat(timespec="seconds")
             record["address"] = address
             record["listener"] = listener
@@ -372,13 +417,15 @@ class Devices:
     def interval(self) -> int:
         return self.settings.callin_interval if self.settings is not None else 600
 
-    def db_reply(self, serial: str, lock_version: str) -> dict:
+    def db_reply(self, serial: str, lock_version: str, record_it: bool = True) -> dict:
         """The ``GET db`` reply: changes only when the lock's version differs from the host's,
         a new ``nxtDbVerTS`` only when the host's database changed, the next call-in time.
         The record is written only when this call-in changed something (it usually does not:
-        ``PUT Config`` just wrote it)."""
+        ``PUT Config`` just wrote it), and never without ``record_it`` (a HEAD request)."""
         reported = parse_version(lock_version)
-        with self._lock_for(serial):
+        if not self.path(serial).exists():  # no lock file for it
+            raise _unknown(serial)
+        with self._locked(serial):
             record = self.served(serial)
             host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
             adopt = host.get("nxtDbVerTS") is None and host.get("db") is None and reported
@@ -386,15 +433,17 @@ class Devices:
                 host["nxtDbVerTS"] = lock_version  # the host holds no database yet
             current = host.get("nxtDbVerTS")
             behind = current is not None and parse_version(current) != reported
-            now = dt.datetime.now(dt.timezone.utc).astimezone(self.zone)
-            next_call = now + dt.timedelta(seconds=self.interval)
+            utc = self.clock()
+            now = utc.astimezone(self.zone)
+            next_call = (utc + dt.timedelta(seconds=self.interval)).astimezone(self.zone)
             reply = {
                 "db": db_changes(_dict(host.get("db"))) if behind else {"usrRcrd": _empty_usr()},
                 "config": {**_dict(host.get("config")), "rtcTime": lock_time(now)},
                 "dbDwnLdTm": lock_time(next_call),
                 "nxtDbVerTS": current if current is not None else lock_version,
             }
-            if not (adopt or behind or record.get("lock_db_version") != lock_version):
+            if not record_it or not (adopt or behind
+                                     or record.get("lock_db_version") != lock_version):
                 return reply
             record["lock_db_version"] = lock_version
             if behind:
@@ -408,7 +457,9 @@ class Devices:
         events = check_events(body)
         path = self.log_path(serial, kind)
         received = now_iso()
-        with self._lock_for(serial):
+        if not self.path(serial).exists():  # no lock file for it
+            raise _unknown(serial)
+        with self._locked(serial):
             self.served(serial)
             first = not path.exists()
             state = self._log_state(serial, kind, path)
@@ -432,6 +483,7 @@ class Devices:
                     state.remember(audit_id)
                 if kind == AUDIT:
                     self._index_count(serial, state.count)
+                    self._note_count(serial, state.count, path)
             elif first:
                 with self._own_change():
                     path.touch()  # the log exists from the first report on: 201 once
@@ -439,18 +491,25 @@ class Devices:
         return EventsAdded(first, len(lines), duplicates)
 
     def set_db(self, serial: str, db: dict, config: dict | None = None) -> str:
-        """Give a lock a new credential database (and commanded settings): a new version."""
+        """Give a lock a credential database (and commanded settings); a new version only when
+        the database differs from the one it has. Returns the version."""
         if not isinstance(db, dict):
             raise BadRequest("a lock database must be a JSON object")
         serial = normalise_serial(serial)
-        with self._lock_for(serial):
-            record = self.record(serial)
+        with self._locked(serial):
+            record = self._read(serial)
+            if record is None:
+                raise UnknownLock(f"no record for lock {serial}")
             host = record.setdefault("host", {"db": None, "config": {}, "nxtDbVerTS": None})
-            previous = parse_version(host["nxtDbVerTS"]) if host.get("nxtDbVerTS") else 0
-            host["db"] = db
+            new_db = host.get("db") != db or not host.get("nxtDbVerTS")
+            if not new_db and (config is None or host.get("config") == config):
+                return host["nxtDbVerTS"]
+            if new_db:
+                previous = parse_version(host["nxtDbVerTS"]) if host.get("nxtDbVerTS") else 0
+                host["db"] = db
+                host["nxtDbVerTS"] = format_version(new_version(previous))
             if config is not None:
                 host["config"] = config
-            host["nxtDbVerTS"] = format_version(new_version(previous))
             self._write(serial, record)
         self._changed(serial)
         return host["nxtDbVerTS"]
@@ -476,9 +535,9 @@ class Devices:
 
     def parse_import(self, text: str, source: str = "device list") -> list[ImportRow]:
         """Rows of a ``serial,name,tags`` CSV (tags separated by ';', optional header row);
-        ImportRejected naming every bad row by line number."""
+        ImportRejected naming every bad row by line number (a quote never closed included)."""
         rows, problems, lines_of = [], [], {}
-        reader = csv.reader(io.StringIO(text))
+        reader = csv.reader(io.StringIO(text), strict=True)
         start, first = 1, True
         try:
             for raw in reader:
@@ -503,6 +562,8 @@ class Devices:
                 name = cells[1] if len(cells) > 1 else ""
                 if problem is None and len(name) > MAX_NAME:
                     problem = f"name longer than {MAX_NAME} characters"
+                if problem is None and any(_CONTROL.search(c) for c in cells[1:]):
+                    problem = "a name or tag holds a line break or other control character"
                 if problem is None:
                     try:
                         self._read(serial)
@@ -516,7 +577,8 @@ class Devices:
                         if t.strip()]
                 rows.append(ImportRow(line, serial, name, tags))
         except csv.Error as exc:
-            problems.append(f"line {reader.line_num}: not valid CSV: {exc}")
+            why = "a quote opened here is never closed" if "end of data" in str(exc) else exc
+            problems.append(f"line {start}: not valid CSV: {why}")
         if problems:
             raise ImportRejected(source, problems)
         if not rows:
@@ -527,7 +589,7 @@ class Devices:
         """Add or update listed locks; (added, updated). Call-in data is kept."""
         added = updated = 0
         for row in rows:
-            with self._lock_for(row.serial):
+            with self._locked(row.serial):
                 existing = self._read(row.serial)
                 record = existing if existing is not None else self._new_record(row.serial, "import")
                 if row.name:
@@ -548,6 +610,24 @@ class Devices:
                 "registered_by": by, "registered": now_iso(), "model": "",
                 "host": {"db": None, "config": {}, "nxtDbVerTS": None}}
 
+    @contextlib.contextmanager
+    def _locked(self, serial: str):
+        """Hold ``serial``'s record against this process's threads and other processes."""
+        with self._lock_for(serial):
+            folder = self.root / LOCKS_FOLDER
+            path = folder / f"{serial}.lock"
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                with self._own_change():
+                    folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
     def _lock_for(self, serial: str) -> threading.Lock:
         with self._guard:
             lock = self._locks.get(serial)
@@ -564,16 +644,11 @@ class Devices:
         except OSError as exc:
             raise CorruptRecord(f"record {path} cannot be read: {exc.strerror}") from None
         try:
-            record = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._mark_corrupt(serial, path, f"not valid JSON: {exc}")
-            raise CorruptRecord(f"record {path} is corrupt (not valid JSON: {exc}); it is left "
-                                "untouched: repair or remove it") from None
-        if not isinstance(record, dict):
-            self._mark_corrupt(serial, path, "not a JSON object")
-            raise CorruptRecord(f"record {path} is corrupt (not a JSON object); it is left "
-                                "untouched: repair or remove it")
-        return record
+            return record_from_bytes(data)
+        except ValueError as exc:
+            self._mark_corrupt(serial, path, str(exc))
+            raise CorruptRecord(f"record {path} is corrupt ({exc}); it is left untouched: "
+                                "repair or remove it") from None
 
     def _write(self, serial: str, record: dict) -> None:
         path = self.path(serial)
@@ -634,13 +709,13 @@ class Devices:
         with self._index_lock:
             known = dict(self._index)
         found: dict[str, tuple[DeviceSummary, tuple]] = {}
-        records, logs = [], set()
+        records, logs, stale = [], {}, []
         audit_suffix = _LOG_SUFFIX[AUDIT]
         with os.scandir(self.root) as entries:
             for entry in entries:
                 name = entry.name
                 if name.endswith(audit_suffix):
-                    logs.add(name[:-len(audit_suffix)])
+                    logs[name[:-len(audit_suffix)]] = entry
                 elif name.endswith(".json") and not name.startswith("."):
                     records.append(entry)
         for entry in records:
@@ -652,8 +727,13 @@ class Devices:
             key = (st.st_mtime_ns, st.st_size)
             if serial in known and known[serial][1] == key:
                 found[serial] = known[serial]
-                continue
-            found[serial] = (self._summary_from_disk(serial, Path(entry.path), serial in logs), key)
+            else:
+                stale.append((serial, entry.path, key))
+        # the counts file costs what reading the end of a few hundred logs does: only for many
+        saved = self._saved_counts() if len(stale) > COUNTS_FILE_WORTH else {}
+        for serial, path, key in stale:
+            audits = self._cold_count(serial, logs.get(serial), saved)
+            found[serial] = (self._summary_from_disk(serial, path, audits), key)
         with self._index_lock:
             # keep what this process wrote meanwhile
             for serial, entry in self._index.items():
@@ -661,15 +741,79 @@ class Devices:
                     if self.path(serial).exists():
                         found[serial] = entry
             self._index = found
+        self.save_counts()  # what this listing read, the next one elsewhere need not
 
-    def _summary_from_disk(self, serial: str, path: Path, has_log: bool) -> DeviceSummary:
+    def _summary_from_disk(self, serial: str, path: str, audits: int) -> DeviceSummary:
         try:
-            record = json.loads(path.read_bytes())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return DeviceSummary(serial=serial, corrupt=True, error=f"not valid JSON: {exc}")
-        if not isinstance(record, dict):
-            return DeviceSummary(serial=serial, corrupt=True, error="not a JSON object")
-        return summary_of(serial, record, self._log_count(serial, AUDIT)[0] if has_log else 0)
+            with open(path, "rb") as f:
+                record = record_from_bytes(f.read())
+        except OSError as exc:
+            return DeviceSummary(serial=serial, corrupt=True, error=f"cannot be read: {exc}")
+        except ValueError as exc:
+            return DeviceSummary(serial=serial, corrupt=True, error=str(exc))
+        return summary_of(serial, record, audits)
+
+    def _cold_count(self, serial: str, log: os.DirEntry | None, saved: dict) -> int:
+        """A log's audit count, from memory or ``saved`` when they know it for the log's size
+        and mtime, else from its last line (and then remembered)."""
+        if log is None:
+            return 0
+        state = self._logs.get((serial, AUDIT))
+        if state is not None:
+            return state.count
+        try:
+            st = log.stat()
+        except OSError:
+            return 0
+        stamp = [st.st_size, st.st_mtime_ns]
+        for known in (self._counts.get(serial), saved.get(serial)):
+            if known is not None and known[1:] == stamp:
+                return known[0]
+        count = self._log_count(serial, AUDIT)[0]
+        with self._counts_lock:
+            self._counts[serial] = [count, *stamp]
+            self._counts_dirty = True
+        return count
+
+    def _note_count(self, serial: str, count: int, path: Path) -> None:
+        """After an audit post: remember the count for the counts file, saved shortly."""
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        with self._counts_lock:
+            self._counts[serial] = [count, st.st_size, st.st_mtime_ns]
+            self._counts_dirty = True
+            if self._counts_timer is None:
+                self._counts_timer = threading.Timer(COUNTS_SAVE_SECONDS, self.save_counts)
+                self._counts_timer.daemon = True
+                self._counts_timer.start()
+
+    def _saved_counts(self) -> dict[str, list]:
+        """The counts file's entries that have the right shape (it is only a cache)."""
+        try:
+            data = json.loads((self.root / COUNTS_FILE).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {serial: v for serial, v in data.items() if isinstance(v, list) and len(v) == 3
+                and all(type(x) is int for x in v)}
+
+    def save_counts(self) -> None:
+        """Merge the audit counts this process learnt into the counts file, if any."""
+        with self._counts_lock:
+            self._counts_timer = None
+            if not self._counts_dirty or not self.root.is_dir():
+                return
+            self._counts_dirty = False
+            mine = dict(self._counts)
+        try:
+            with self._own_change():
+                write_atomic(self.root / COUNTS_FILE,
+                             json.dumps({**self._saved_counts(), **mine}, separators=(",", ":")))
+        except OSError:
+            pass  # a cache: listings stay correct, only slower
 
     def _log_state(self, serial: str, kind: str, path: Path) -> _LogState:
         """The log's recent auditIds and count, read once per process (lock held)."""

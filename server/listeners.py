@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import io
+import itertools
 import re
 import socket
 import ssl
@@ -29,6 +30,7 @@ from .events import Event, RequestLog, safe_headers
 
 STOPPED, RUNNING, FAILED = "STOPPED", "RUNNING", "FAILED"
 SERIAL_ENVIRON_KEY = "engage.serial"
+CONNECTION_ENVIRON_KEY = "engage.connection"  # an id per connection, never reused
 STOP_GRACE_SECONDS = 0.5  # requests in flight get this long to finish when a listener stops
 
 
@@ -253,6 +255,7 @@ class Listener:
         server = _Server((self.bind, self.port), self._wsgi, numthreads=self.threads,
                              server_name="engage-console", timeout=self.timeout,
                              request_queue_size=1024)
+        server.gateway = _ConnectionGateway
         server.expiration_interval = 0.1  # the selector notices a stop within 0.1 s
         # cheroot answers "Connection: close" once 10 connections are open; a lock sends its
         # whole call-in on one connection, so every connection stays open until the client
@@ -344,6 +347,21 @@ class _Server(wsgi.Server):
             return super().process_conn(conn)
         conn.engage_waited = True
         self._connections.put(conn)
+
+
+class _ConnectionGateway(wsgi.Gateway_10):
+    """WSGI 1.0 gateway that puts the connection's id in the environ: a number given once per
+    connection and never reused, unlike its address and port."""
+
+    _ids = itertools.count(1)
+
+    def get_environ(self):
+        env = super().get_environ()
+        conn = self.req.conn
+        if not hasattr(conn, "engage_id"):
+            conn.engage_id = next(self._ids)
+        env[CONNECTION_ENVIRON_KEY] = conn.engage_id
+        return env
 
 
 class _Closing:

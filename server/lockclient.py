@@ -138,7 +138,7 @@ class SimulatedLock:
         if status != 200:
             raise LockError(f"cert_url answered {status}")
         digest = base64.b64encode(hmac.new(self._hmac_key, der, hashlib.sha1).digest()).decode()
-        if not hmac.compare_digest(digest, str(expected)):
+        if not hmac.compare_digest(digest.encode(), str(expected).encode("utf-8")):
             raise LockError("certificate hash mismatch",
                             "the hash does not match the site key: certificate refused")
         try:
@@ -171,7 +171,8 @@ class SimulatedLock:
         return self._context[1]
 
     def call_in(self, alert: bool = False) -> CallIn:
-        """One call-in on one TLS connection; never raises for what a lock would report."""
+        """One call-in on one TLS connection; never raises: what a lock would report, and any
+        reply it cannot make sense of, is a failed call-in with a reason."""
         started = time.perf_counter()
         self.statuses = {}
         try:
@@ -193,6 +194,9 @@ class SimulatedLock:
         except LockError as exc:
             return CallIn(self.serial, False, exc.reason, time.perf_counter() - started,
                           dict(self.statuses), str(exc))
+        except Exception as exc:  # a reply no check above foresaw: report it, keep the fleet
+            return CallIn(self.serial, False, "unexpected error",
+                          time.perf_counter() - started, dict(self.statuses), repr(exc))
         return CallIn(self.serial, True, "", time.perf_counter() - started, dict(self.statuses))
 
     def _connect(self) -> http.client.HTTPSConnection:
@@ -250,14 +254,20 @@ class SimulatedLock:
             raise LockError(f"{name} answer not JSON") from None
 
     def _apply_db(self, reply) -> None:
-        if not isinstance(reply, dict) or "nxtDbVerTS" not in reply or "dbDwnLdTm" not in reply:
+        if not isinstance(reply, dict) or not isinstance(reply.get("nxtDbVerTS"), str) \
+                or "dbDwnLdTm" not in reply:
             raise LockError("db answer not understood", str(reply)[:200])
-        usr = (reply.get("db") or {}).get("usrRcrd") or {}
+        db = reply.get("db") or {}
+        usr = (db.get("usrRcrd") or {}) if isinstance(db, dict) else None
+        lists = [usr.get(key) or [] for key in ("delete", "update", "add")] \
+            if isinstance(usr, dict) else None
+        if lists is None or not all(isinstance(users, list) for users in lists):
+            raise LockError("db answer not understood", f"db {str(db)[:200]}")
+        delete, update, add = ([u for u in users if isinstance(u, dict)] for users in lists)
         if usr.get("deleteAll") == 1:
             self.users = []
-        gone = {u.get("usrID") for u in usr.get("delete", []) if isinstance(u, dict)}
-        self.users = [u for u in self.users if u.get("usrID") not in gone]
-        self.users += [u for u in usr.get("update", []) + usr.get("add", []) if isinstance(u, dict)]
+        gone = {u.get("usrID") for u in delete}
+        self.users = [u for u in self.users if u.get("usrID") not in gone] + update + add
         self.db_version = reply["nxtDbVerTS"]
         self.last_db = reply
 
@@ -356,7 +366,7 @@ def run_fleet(locks: list[SimulatedLock], interval: float, duration: float,
               stop: threading.Event | None = None) -> FleetSummary:
     """Each lock calls in at a random moment of the first ``interval`` and every ``interval``
     after that (``0``: back to back, as fast as ``workers`` threads go) until ``duration``
-    seconds have passed; call-ins already started finish."""
+    seconds have passed: no call-in starts after that, those already started finish."""
     stop = stop or threading.Event()
     started = time.monotonic()
     deadline = started + duration
@@ -375,7 +385,7 @@ def run_fleet(locks: list[SimulatedLock], interval: float, duration: float,
                         return
                     when, i = due[0]
                     now = time.monotonic()
-                    if when >= deadline:
+                    if when >= deadline or now >= deadline:
                         return
                     if when <= now:
                         heapq.heappop(due)

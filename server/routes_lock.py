@@ -5,26 +5,32 @@ HTTP details live here; what a call-in changes lives in :mod:`server.devices`.
 Which lock is calling [inferred]: ``PUT Config`` names it in its body. The db, audit and alert
 requests carry no documented serial, so they take one from the query (``lckSn``, ``mnSn`` or
 ``serial``) or else from the ``PUT Config`` sent earlier on the same connection (a lock sends its
-call-in on one persistent connection). A connection is known by listener, address and port for
-as long as the listener would keep it open (``connection_timeout`` after its last request).
+call-in on one persistent connection). A connection is known by the id the listener gives it
+(never reused, unlike an address and port), for as long as the listener would keep it open
+(``connection_timeout`` after its last request). A ``PUT Config`` that fails forgets the serial.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import math
 import threading
 import time
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from .devices import AUDIT, ALERT, BadRequest, CorruptRecord, DeviceError, UnknownLock, \
     normalise_serial, serial_from_config
+from .listeners import CONNECTION_ENVIRON_KEY
 from .web import error_response, json_response, note_serial
 
 blueprint = Blueprint("lock", __name__)
 QUERY_SERIAL_FIELDS = ("lckSn", "mnSn", "serial")
 MAX_CONNECTIONS = 100_000
+MAX_JSON_DEPTH = 64  # a lock's bodies nest a few levels; far deeper could not be stored
 
 
 class ConnectionSerials:
@@ -46,6 +52,10 @@ class ConnectionSerials:
                 if now - used <= self.ttl and len(self._serials) <= MAX_CONNECTIONS:
                     break
                 del self._serials[oldest_key]
+
+    def forget(self, key: tuple) -> None:
+        with self._lock:
+            self._serials.pop(key, None)
 
     def get(self, key: tuple) -> str | None:
         now = time.monotonic()
@@ -71,20 +81,67 @@ def _connections() -> ConnectionSerials:
 
 
 def _connection_key() -> tuple:
+    """The listener's connection id; without one (an app not behind our listeners), the
+    client's address and port."""
     env = request.environ
+    if CONNECTION_ENVIRON_KEY in env:
+        return (env[CONNECTION_ENVIRON_KEY],)
     return (request.scheme, env.get("REMOTE_ADDR", ""), env.get("REMOTE_PORT", ""))
 
 
 def _body():
     """The request's JSON; BadRequest for an empty body or anything that is not JSON.
-    A body over ``max_body_bytes`` raises 413 in ``get_data`` (web.py answers it)."""
-    data = request.get_data(cache=False)
+    A body over ``max_body_bytes`` raises 413 (web.py answers it): a ``Content-Length`` over
+    it before reading, a chunked body once one byte more than the limit has arrived (werkzeug
+    would cut it at the limit)."""
+    limit = request.max_content_length
+    if limit is None:
+        data = request.get_data(cache=False)
+    else:
+        data = get_input_stream(request.environ, max_content_length=limit + 1).read()
+        if len(data) > limit:
+            raise RequestEntityTooLarge()
     if not data:
         raise BadRequest("the body is empty; expected JSON")
+    return parse_json(data)
+
+
+def parse_json(data: bytes):
+    """Standard JSON only (no NaN or Infinity, which would make the audit logs invalid JSON)
+    nested at most MAX_JSON_DEPTH levels; BadRequest otherwise."""
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(data, parse_constant=_not_a_number, parse_float=_finite)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
+    if _nests_deeper(value, MAX_JSON_DEPTH):
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _not_a_number(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _nests_deeper(value, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in
+                         (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _serial() -> str:
@@ -114,6 +171,7 @@ def _failure(exc: DeviceError):
 
 @blueprint.put("/swordfish/lock/Config")
 def config():
+    _connections().forget(_connection_key())  # whatever this PUT's outcome, not the old lock
     if (refused := _refused()) is not None:
         return refused
     try:
@@ -137,7 +195,8 @@ def database(version: str):
     try:
         serial = _serial()
         note_serial(serial)
-        reply = _host().devices.db_reply(serial, version)
+        reply = _host().devices.db_reply(serial, version,
+                                         record_it=request.method != "HEAD")  # Flask adds HEAD
     except DeviceError as exc:
         return _failure(exc)
     return json_response(reply)

@@ -39,8 +39,12 @@ def request_bytes(method: str, path: str, body: bytes | None = None, headers=())
 class RawConnection:
     """One TLS connection to the host, as a lock holds it: requests in turn, raw responses."""
 
-    def __init__(self, site, anchor: bytes):
-        sock = socket.create_connection(("127.0.0.1", site.tls_port), timeout=5)
+    def __init__(self, site, anchor: bytes, source_port: int = 0):
+        sock = socket.socket()
+        sock.settimeout(5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # reuse source_port
+        sock.bind(("127.0.0.1", source_port))
+        sock.connect(("127.0.0.1", site.tls_port))
         self.sock = anchor_context(anchor).wrap_socket(sock, server_hostname="localhost")
         self.buffer = b""
 
@@ -87,7 +91,8 @@ def lock(site, serial=SERIAL, key=None) -> SimulatedLock:
 
 def data_files(host) -> dict:
     root = host.devices.root
-    return {p.name: p.read_bytes() for p in sorted(root.glob("*"))} if root.exists() else {}
+    return {p.name: p.read_bytes() for p in sorted(root.glob("*"))
+            if p.is_file()} if root.exists() else {}
 
 
 def status(head: bytes) -> int:
@@ -232,6 +237,19 @@ def test_rtc_time_is_in_the_site_time_zone_and_next_call_in_follows_the_interval
     assert (nxt - rtc).total_seconds() == 900
 
 
+def test_head_on_db_answers_like_get_and_changes_nothing(host, conn):
+    conn.send("PUT", CONFIG, config_body())
+    host.devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}})
+    before = data_files(host)
+    conn.sock.sendall(request_bytes("HEAD", "/swordfish/lock/db/0x1234"))
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += conn.sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: " in head
+    assert data_files(host) == before
+    assert status(conn.send("GET", "/swordfish/lock/db/0")[0]) == 200  # the connection goes on
+
+
 def test_db_for_an_unknown_lock_is_404(site, anchor):
     status_, _, body = site.tls_get(anchor, "/swordfish/lock/db/0?lckSn=FFFF0000FFFF0000")
     assert status_ == 404 and json.loads(body)["status"] == 404
@@ -312,6 +330,12 @@ def test_events_without_audit_id_are_all_kept(host, conn):
     (json.dumps({"lckPrmtrs": {"nm": "no serial"}}).encode(), "missing lock serial"),
     (json.dumps(config_body(serial="../../etc/passwd")).encode(), "letters, digits"),
     (json.dumps(config_body(battV="5.9")).encode(), "battV must be a JSON object"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "nests deeper than", id="nested-100000"),
+    pytest.param(json.dumps(config_body(x=json.loads("[" * 900 + "]" * 900))).encode(),
+                 "nests deeper than", id="nested-900"),
+    (json.dumps(config_body(battV={"main": float("nan")})).encode(), "NaN is not a JSON number"),
+    (json.dumps(config_body(battV={"main": float("inf")})).encode(), "Infinity is not a JSON"),
+    (json.dumps(config_body()).replace('"5.90"', "1e400").encode(), "1e400 is out of range"),
 ])
 def test_bad_config_is_400_with_json_error_and_writes_nothing(host, conn, body, message):
     head, reply = conn.send("PUT", CONFIG, body)
@@ -326,6 +350,12 @@ def test_bad_config_is_400_with_json_error_and_writes_nothing(host, conn, body, 
     (b'{"asyncEvents": [{"event": 11111111}]}', "asyncEvents[0].time"),
     (b'{"asyncEvents": [{"event": "x", "time": 20051013130309}]}', "asyncEvents[0].event"),
     (b'{"asyncEvents": [{"event": 1, "time": 2}, 5]}', "asyncEvents[1]"),
+    (b'{"asyncEvents": [{"event": 11111111, "time": 20250101000000, "x": NaN}]}', "NaN"),
+    (b'{"asyncEvents": [{"event": 11111111, "time": 20250101000000, "x": -Infinity}]}',
+     "-Infinity"),
+    (b'{"asyncEvents": [{"event": 11111111, "time": 20250101000000, "x": 1e999}]}', "1e999"),
+    pytest.param(b'{"asyncEvents": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                 "nests deeper than", id="nested-100000"),
 ])
 def test_bad_audit_is_400_and_writes_nothing(host, conn, body, message):
     conn.send("PUT", CONFIG, config_body())
@@ -362,6 +392,41 @@ def test_body_over_the_limit_is_413_with_json_error_and_writes_nothing(host, con
     assert data_files(host) == {}
 
 
+def chunked_request(method: str, path: str, body: bytes, chunk: int = 65536) -> bytes:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + chunk]), body[i:i + chunk])
+             for i in range(0, len(body), chunk)]
+    return head + b"".join(parts) + b"0\r\n\r\n"
+
+
+def padded(body: dict, size: int) -> bytes:
+    """``body`` as JSON of exactly ``size`` bytes (a pad field fills it up)."""
+    data = json.dumps({**body, "pad": ""}).encode()
+    return json.dumps({**body, "pad": "x" * (size - len(data))}).encode()
+
+
+@pytest.mark.parametrize("path", [CONFIG, AUDIT])
+@pytest.mark.parametrize("encoding", ["chunked", "content-length"])
+def test_body_one_byte_over_the_limit_is_413_and_writes_nothing(host, conn, path, encoding):
+    conn.send("PUT", CONFIG, config_body())
+    before = data_files(host)
+    body = config_body() if path == CONFIG else {"asyncEvents": [{"event": 1, "time": 2}]}
+    data = padded(body, host.settings.max_body_bytes + 1)
+    method = "PUT" if path == CONFIG else "POST"
+    head, reply = conn.send_raw(chunked_request(method, path, data) if encoding == "chunked"
+                                else request_bytes(method, path, data))
+    assert status(head) == 413 and json.loads(reply)["status"] == 413
+    assert data_files(host) == before
+
+
+def test_chunked_body_of_exactly_the_limit_is_read_whole(host, conn):
+    data = padded(config_body(), host.settings.max_body_bytes)
+    head, reply = conn.send_raw(chunked_request("PUT", CONFIG, data))
+    assert (status(head), reply) == (200, b"{}")
+    assert len(host.devices.record(SERIAL)["last_config"]["pad"]) > 1_000_000
+
+
 def test_corrupt_record_gets_500_stays_untouched_and_is_reported(host, site, anchor):
     host.devices.root.mkdir(parents=True, exist_ok=True)
     path = host.devices.path(SERIAL)
@@ -378,6 +443,63 @@ def test_corrupt_record_gets_500_stays_untouched_and_is_reported(host, site, anc
     assert summary.corrupt and "not valid JSON" in summary.error
 
 
+@pytest.mark.parametrize("record", [{"host": None}, {"host": {"nxtDbVerTS": "garbage"}}, []])
+def test_record_of_the_wrong_shape_gets_500_and_stays_untouched(host, conn, record):
+    host.devices.root.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(record).encode()
+    host.devices.path(SERIAL).write_bytes(data)
+    head, reply = conn.send("GET", f"/swordfish/lock/db/0?lckSn={SERIAL}")
+    assert status(head) == 500 and "corrupt" in json.loads(reply)["error"]
+    assert data_files(host) == {f"{SERIAL}.json": data}
+
+
+# --- which lock a connection belongs to -------------------------------------------------------
+
+OTHER = "00FFFFFFFFFFFF01"
+
+
+def give_lock_a_database_and_list_it(host, serial=SERIAL) -> None:
+    host.devices.set_db(serial, {"usrRcrd": {"add": [USER]}})
+    host.devices.import_rows(host.devices.parse_import(serial))
+
+
+@pytest.mark.parametrize("failure", ["not listed", "not JSON", "no serial", "corrupt record"])
+def test_failed_config_forgets_the_lock_named_earlier_on_the_connection(host, conn, failure):
+    conn.send("PUT", CONFIG, config_body())
+    give_lock_a_database_and_list_it(host)
+    host.settings.allowlist = True
+    body = {"not listed": config_body(OTHER), "not JSON": b"{", "no serial": {"lckPrmtrs": {}},
+            "corrupt record": config_body(OTHER)}[failure]
+    if failure == "corrupt record":
+        host.devices.path(OTHER).write_bytes(b"{")
+    head, _ = conn.send("PUT", CONFIG, body)
+    assert status(head) in (400, 404, 500)
+    before = data_files(host)
+    head, reply = conn.send("GET", "/swordfish/lock/db/0")
+    assert status(head) == 400 and "missing lock serial" in json.loads(reply)["error"]
+    head, _ = conn.send("POST", AUDIT, {"asyncEvents": [{"event": 11111111, "time": 20250101}]})
+    assert status(head) == 400 and data_files(host) == before
+
+
+def test_new_connection_from_the_address_and_port_of_a_closed_one_is_a_new_lock(
+        host, site, anchor):
+    first = RawConnection(site, anchor)
+    port = first.sock.getsockname()[1]
+    first.send("PUT", CONFIG, config_body())
+    give_lock_a_database_and_list_it(host)
+    first.send("POST", AUDIT, {"asyncEvents": []}, headers=[("Connection", "close")])
+    assert first.sock.recv(1) == b""  # the host closed it
+    first.close()
+    before = data_files(host)
+    second = RawConnection(site, anchor, source_port=port)  # another lock, same address:port
+    assert second.sock.getsockname()[1] == port
+    head, reply = second.send("GET", "/swordfish/lock/db/0")
+    assert status(head) == 400 and "missing lock serial" in json.loads(reply)["error"]
+    head, _ = second.send("POST", AUDIT, {"asyncEvents": [{"event": 11111111, "time": 20250101}]})
+    second.close()
+    assert status(head) == 400 and data_files(host) == before
+
+
 # --- who may call in ---------------------------------------------------------------------------
 
 def test_allowlist_serves_only_listed_locks_and_flags_the_others(host, conn):
@@ -392,6 +514,14 @@ def test_allowlist_serves_only_listed_locks_and_flags_the_others(host, conn):
     head, _ = conn.send("PUT", CONFIG, config_body())
     assert status(head) == 200
     assert host.devices.record(SERIAL)["name"] == "Front door"
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t\n"])
+def test_blank_lck_sn_falls_back_to_mn_sn(host, conn, blank):
+    body = config_body()
+    body["lckPrmtrs"]["lckSn"] = blank
+    head, _ = conn.send("PUT", CONFIG, body)
+    assert status(head) == 200 and host.devices.record(SERIAL)["serial"] == SERIAL
 
 
 def test_allowlist_off_lets_a_new_lock_register_itself(host, conn):
@@ -432,7 +562,7 @@ def test_authorization_is_recorded_as_present_or_absent_never_its_value(host, si
     wait_for_event(host.log, lambda e: e.path == AUDIT)  # every event in the file below
     host.log.flush()
     for path in list(host.devices.root.iterdir()) + list(host.log.path.parent.iterdir()):
-        assert b"c2VjcmV0" not in path.read_bytes(), path
+        assert path.is_dir() or b"c2VjcmV0" not in path.read_bytes(), path
     other = RawConnection(site, anchor)
     other.send("PUT", CONFIG, config_body())
     other.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import threading
@@ -27,7 +28,8 @@ def devices(settings):
 
 
 def files(devices) -> dict:
-    return {p.name: p.read_bytes() for p in devices.root.glob("*")} if devices.root.exists() else {}
+    return {p.name: p.read_bytes() for p in devices.root.glob("*")
+            if p.is_file()} if devices.root.exists() else {}
 
 
 # --- records and the index ---------------------------------------------------------------------
@@ -86,6 +88,64 @@ def test_record_that_is_json_but_not_an_object_is_corrupt(devices):
     assert devices.summaries()[0].corrupt
 
 
+def test_next_call_in_across_the_start_of_daylight_saving_time(devices, settings):
+    settings.time_zone, settings.callin_interval = "America/New_York", 600
+    devices.clock = lambda: dt.datetime(2025, 3, 9, 6, 55, tzinfo=dt.timezone.utc)  # 01:55 EST
+    devices.config_callin(config(SERIAL))
+    reply = devices.db_reply(SERIAL, "0")
+    assert (reply["config"]["rtcTime"], reply["dbDwnLdTm"]) == ("20250309015500", "20250309030500")
+
+
+WRONG_SHAPES = {
+    "host null": {"serial": SERIAL, "host": None},
+    "host a list": {"serial": SERIAL, "host": []},
+    "version garbage": {"serial": SERIAL, "host": {"db": {}, "nxtDbVerTS": "garbage"}},
+    "version a number": {"serial": SERIAL, "host": {"db": None, "nxtDbVerTS": 12}},
+    "db a list": {"serial": SERIAL, "host": {"db": [1], "nxtDbVerTS": "0x1"}},
+    "config text": {"serial": SERIAL, "host": {"config": "relock=3"}},
+    "top level a number": 5,
+}
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+def test_record_of_the_wrong_shape_is_corrupt_and_left_untouched(devices, shape):
+    devices.root.mkdir(parents=True)
+    data = json.dumps(WRONG_SHAPES[shape]).encode()
+    devices.path(SERIAL).write_bytes(data)
+    [summary] = devices.summaries()
+    assert summary.corrupt and summary.error
+    for call in (lambda: devices.config_callin(config(SERIAL)),
+                 lambda: devices.db_reply(SERIAL, "0"),
+                 lambda: devices.set_db(SERIAL, {}),
+                 lambda: devices.record(SERIAL)):
+        with pytest.raises(CorruptRecord, match="left untouched"):
+            call()
+    assert devices.path(SERIAL).read_bytes() == data
+
+
+USER = {"usrID": "148", "fnctn": "norm", "primeCr": "0" * 32, "prCrTyp": "card"}
+
+
+def test_set_db_gives_a_new_version_only_when_the_database_changes(devices):
+    devices.config_callin(config(SERIAL))
+    first = devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}})
+    written = devices.path(SERIAL).read_bytes()
+    assert devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}}) == first
+    assert devices.path(SERIAL).read_bytes() == written
+    assert devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}}, {"relock": 5}) == first
+    assert devices.record(SERIAL)["host"]["config"] == {"relock": 5}
+    assert devices.set_db(SERIAL, {"usrRcrd": {"add": []}}) > first
+
+
+def test_set_db_keeps_derived_counts_out_of_the_record_file(devices):
+    devices.config_callin(config(SERIAL))
+    devices.append_events(SERIAL, "audit", {"asyncEvents": [{"event": 1, "time": 2}]})
+    devices.set_db(SERIAL, {"usrRcrd": {"add": [USER]}})
+    on_disk = json.loads(devices.path(SERIAL).read_bytes())
+    assert "audits" not in on_disk and "alerts" not in on_disk
+    assert devices.record(SERIAL)["audits"]["count"] == 1
+
+
 def test_missing_record_is_an_unknown_lock(devices):
     with pytest.raises(UnknownLock):
         devices.record(SERIAL)
@@ -108,6 +168,40 @@ def test_concurrent_updates_of_one_lock_lose_no_audit(devices):
         t.join()
     assert devices.record(SERIAL)["audits"]["count"] == 80
     assert len(devices.recent_audits(SERIAL, 1000)) == 80
+
+
+def test_import_in_another_process_racing_call_ins_loses_no_update(devices, settings):
+    """A second Devices over the same folder stands for ``devices import`` in another process:
+    it shares no thread lock with the host, only the folder."""
+    serials = [f"00A1{i:04X}" for i in range(200)]
+    for serial in serials:
+        devices.config_callin(config(serial), address="10.0.0.1")
+    other = Devices(settings.path("data_dir"), settings)
+    rows = other.parse_import("\n".join(f"{serial},Door {i},lobby"
+                                         for i, serial in enumerate(serials)))
+
+    def call_ins():
+        for serial in serials:
+            devices.config_callin(config(serial), address="10.0.0.2")
+
+    thread = threading.Thread(target=call_ins)
+    thread.start()
+    other.import_rows(rows)
+    thread.join()
+    records = [json.loads(devices.path(serial).read_bytes()) for serial in serials]
+    assert [r["serial"] for r in records if not r["listed"]] == []
+    assert [r["serial"] for r in records if r["address"] != "10.0.0.2"] == []
+
+
+def test_unknown_and_unlisted_locks_leave_no_lock_file(devices, settings):
+    settings.allowlist = True
+    with pytest.raises(UnknownLock):
+        devices.config_callin(config(SERIAL))
+    with pytest.raises(UnknownLock):
+        devices.db_reply("00FF", "0")
+    with pytest.raises(UnknownLock):
+        devices.append_events("00FF", "audit", {"asyncEvents": []})
+    assert not devices.root.exists()
 
 
 def test_duplicate_audit_ids_are_skipped_across_restarts(devices, settings):
@@ -136,6 +230,19 @@ def test_audit_post_appends_without_rewriting_the_record_and_counts_survive_a_re
     assert [a["seq"] for a in restarted.recent_audits(SERIAL)] == [1, 2, 3, 4, 5]
 
 
+def test_audit_after_a_line_cut_short_by_a_crash_is_kept_whole(devices, settings):
+    devices.config_callin(config(SERIAL))
+    event = {"event": 11111111, "time": 20250101000000}
+    devices.append_events(SERIAL, "audit", {"asyncEvents": [{**event, "auditId": 1}]})
+    with open(devices.log_path(SERIAL, "audit"), "a") as f:
+        f.write('{"received":"2025-01-01T00:00:00+00:00","seq":2,"ev')
+    restarted = Devices(settings.path("data_dir"), settings)
+    restarted.append_events(SERIAL, "audit", {"asyncEvents": [{**event, "auditId": 2}]})
+    assert [a["event"]["auditId"] for a in restarted.recent_audits(SERIAL)] == [1, 2]
+    again = restarted.append_events(SERIAL, "audit", {"asyncEvents": [{**event, "auditId": 2}]})
+    assert again.duplicates == 1
+
+
 def test_recent_audits_reads_the_end_of_a_long_log(devices):
     devices.config_callin(config(SERIAL))
     for i in range(300):
@@ -161,6 +268,52 @@ def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypa
     devices.config_callin(config(SERIAL))
     assert len(devices.summaries()) == 10_001
     assert reads == [] and scans == []  # this process's own write: no re-synchronisation
+
+
+def post_audits(devices, serial: str, n: int) -> None:
+    devices.append_events(serial, "audit", {"asyncEvents": [
+        {"event": 11111111, "time": 20250101000000 + i} for i in range(n)]})
+
+
+def test_cold_listing_reads_no_audit_log_whose_count_is_saved(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.COUNTS_FILE_WORTH", 0)  # even for a few records
+    for i in range(5):
+        devices.config_callin(config(f"00A{i}"))
+        post_audits(devices, f"00A{i}", i + 1)
+    devices.save_counts()
+    tails = []
+    original = Devices._tail
+    monkeypatch.setattr(Devices, "_tail", staticmethod(
+        lambda path, n: tails.append(path) or original(path, n)))
+    cold = Devices(settings.path("data_dir"), settings)  # another process: `devices list`
+    assert [s.audit_count for s in cold.summaries()] == [1, 2, 3, 4, 5]
+    assert tails == []
+
+
+def test_cold_listing_reads_a_log_that_grew_after_its_count_was_saved(devices, settings):
+    devices.config_callin(config(SERIAL))
+    post_audits(devices, SERIAL, 2)
+    devices.save_counts()
+    post_audits(devices, SERIAL, 3)  # not saved yet
+    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 5
+
+
+def test_audit_counts_are_saved_shortly_after_audits_arrive(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.COUNTS_SAVE_SECONDS", 0)
+    devices.config_callin(config(SERIAL))
+    post_audits(devices, SERIAL, 3)
+    devices._counts_timer.join()
+    saved = json.loads((devices.root / ".audit-counts.json").read_bytes())
+    assert saved[SERIAL][0] == 3
+
+
+def test_cold_listing_saves_the_counts_it_read_for_the_next_one(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.COUNTS_FILE_WORTH", 0)
+    devices.config_callin(config(SERIAL))
+    post_audits(devices, SERIAL, 4)
+    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
+    monkeypatch.setattr(Devices, "_tail", staticmethod(lambda path, n: pytest.fail("read")))
+    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
 
 
 # --- CSV import ----------------------------------------------------------------------------------
@@ -198,6 +351,21 @@ def test_import_reports_every_bad_row_by_line_and_imports_nothing(devices, setti
         ["line 3", "line 4", "line 5", "line 7", "line 8", "line 9"]
     assert "repeats line 2" in caught.value.problems[3]
     assert files(devices) == {}
+
+
+def test_import_with_a_quote_never_closed_names_its_line_and_imports_nothing(devices):
+    text = '00A1,ok\n00B2,"Front door\n00B3,Back\nnot a serial!,x\n00B4,Side\n'
+    with pytest.raises(ImportRejected) as caught:
+        devices.parse_import(text)
+    assert caught.value.problems == ["line 2: not valid CSV: a quote opened here is never closed"]
+    assert files(devices) == {}
+
+
+@pytest.mark.parametrize("row", ['00B2,"Front\ndoor"', "00B2,Front\x00door", "00B2,ok,lob\tby",
+                                 "00B2,ok,\x1b[31m"])
+def test_import_rejects_names_and_tags_with_line_breaks_or_control_characters(devices, row):
+    with pytest.raises(ImportRejected, match="line 2: .*control character"):
+        devices.parse_import(f"00A1,ok\n{row}\n")
 
 
 def test_import_checks_decimal_serials(devices, settings):

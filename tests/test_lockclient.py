@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 
 import pytest
 
 from console.__main__ import main
-from server.lockclient import FleetSummary, SimulatedLock, make_fleet, run_fleet
+from server.lockclient import CallIn, FleetSummary, SimulatedLock, make_fleet, run_fleet
 from server.sitekey import SiteKey
 
 from . import chains
@@ -99,6 +101,72 @@ def test_fleet_calls_in_on_schedule_and_summarises(site, host):
     per_lock = {s: sum(r.serial == s for r in summary.results) for s in (f.serial for f in fleet)}
     assert all(1 <= n <= 3 for n in per_lock.values()), per_lock
     assert {s.serial for s in host.devices.summaries()} == set(per_lock)
+
+
+class FakeConnection:
+    def close(self):
+        pass
+
+
+def lock_answered(db_reply) -> SimulatedLock:
+    """A lock whose host answers GET db with ``db_reply`` (and the other requests with 200)."""
+    sim = SimulatedLock(SERIAL, "127.0.0.1", 1, 1, b"k")
+    sim.anchor = b"anchor"
+    sim._connect = FakeConnection
+    sim._exchange = lambda conn, method, path, body, expect: \
+        db_reply if "/db/" in path else None
+    return sim
+
+
+@pytest.mark.parametrize("reply", [
+    [], {"db": {}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": 5},
+    {"db": [1], "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+    {"db": {"usrRcrd": [USER]}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+    {"db": {"usrRcrd": {"add": 5}}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+    {"db": {"usrRcrd": {"delete": "148"}}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"},
+])
+def test_malformed_db_reply_is_a_failed_call_in_with_a_reason(reply):
+    result = lock_answered(reply).call_in()
+    assert (result.ok, result.reason) == (False, "db answer not understood")
+
+
+def test_fleet_keeps_going_when_a_call_in_fails_unexpectedly():
+    sim = lock_answered({"db": {}, "dbDwnLdTm": "20250101000000", "nxtDbVerTS": "0x1"})
+    sim.audit_body = lambda: 1 / 0
+    summary = run_fleet([sim], interval=0, duration=0.2, workers=1)
+    assert summary.total > 1 and summary.failed == {"unexpected error": summary.total}
+
+
+def test_hash_that_is_not_ascii_is_a_mismatch(site, host):
+    sim = lock(site)
+    answers = iter([(200, json.dumps({"cert_url": "http://127.0.0.1/a.der",
+                                      "hash": "\u00e9t\u00e9"}).encode()),
+                    (200, host_anchor(site))])
+    sim._plain_get = lambda *a: next(answers)
+    result = sim.call_in()
+    assert (result.ok, result.reason) == (False, "certificate hash mismatch")
+
+
+class SlowLock:
+    """Stands in for a lock whose call-in takes ``seconds``; records when each one started."""
+
+    def __init__(self, serial: str, seconds: float, starts: list):
+        self.serial, self.seconds, self.starts = serial, seconds, starts
+        self.rng = random.Random(0)
+
+    def call_in(self, alert: bool = False) -> CallIn:
+        self.starts.append(time.monotonic())
+        time.sleep(self.seconds)  # the call-in's work
+        return CallIn(self.serial, True, latency=self.seconds)
+
+
+def test_fleet_starts_no_call_in_after_its_duration():
+    starts: list[float] = []
+    fleet = [SlowLock(f"00{i:02X}", 0.2, starts) for i in range(4)]
+    began = time.monotonic()
+    summary = run_fleet(fleet, interval=0, duration=0.3, workers=1)
+    assert all(start - began < 0.3 for start in starts), [s - began for s in starts]
+    assert summary.total == len(starts) >= 1
 
 
 def test_summary_reports_failures_by_reason_and_latency_percentiles():
