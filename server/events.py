@@ -19,6 +19,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MAX_TARGET = 1000  # characters of path and of query string kept per event
+
+
+def _cut(text: str) -> str:
+    """``text`` up to ``MAX_TARGET`` characters, saying how much was cut."""
+    if len(text) <= MAX_TARGET:
+        return text
+    return f"{text[:MAX_TARGET]}...[{len(text) - MAX_TARGET} more characters cut]"
+
 
 @dataclass
 class Event:
@@ -39,6 +48,10 @@ class Event:
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
                       .isoformat(timespec="milliseconds"))
     seq: int = 0
+
+    def __post_init__(self):
+        self.path = _cut(self.path)
+        self.query = _cut(self.query)
 
     @property
     def failed(self) -> bool:

@@ -26,7 +26,7 @@ from typing import Callable
 from cheroot import errors as cheroot_errors
 from cheroot import wsgi
 from cheroot.makefile import MakeFile, StreamReader, StreamWriter
-from cheroot.server import HTTPConnection
+from cheroot.server import HTTPConnection, HTTPRequest
 from cheroot.ssl import Adapter
 
 from .events import Event, RequestLog, safe_headers
@@ -227,6 +227,8 @@ class Listener:
         # whole call-in on one connection, so every connection stays open until the client
         # closes it or it idles past ``timeout`` (which bounds how many can pile up).
         server.keep_alive_conn_limit = None
+        server.max_request_header_size = MAX_HEADER_BYTES
+        server.on_refused = self._refused
         server.shutdown_timeout = STOP_GRACE_SECONDS
         server.error_log = lambda *a, **k: None  # failures reach the request log instead
         if self.tls_context is not None:
@@ -266,6 +268,14 @@ class Listener:
             client = "?"
         event = Event(listener=self.name, client=client, kind="handshake",
                       error=handshake_reason(exc))
+        self._count(event)
+        self.log.record(event)
+
+    def _refused(self, req: "_Request", status: str, message: str) -> None:
+        event = Event(listener=self.name, client=req.conn.remote_addr or "",
+                      method=getattr(req, "method", b"").decode("latin-1"),
+                      path=getattr(req, "uri", b"").decode("latin-1"),
+                      status=int(status[:3]), bytes=len(message), error=message or status[4:])
         self._count(event)
         self.log.record(event)
 
@@ -345,6 +355,32 @@ class _Reader(StreamReader):
         return None
 
 
+class _Request(HTTPRequest):
+    """cheroot's request parser; its own short answers (a malformed or too large request, a
+    body that times out) are HTTP/1.1 with ``Content-Length``, close the connection and are
+    request events."""
+
+    def read_request_headers(self):
+        try:
+            return super().read_request_headers()
+        except cheroot_errors.MaxSizeExceeded:
+            self.simple_response("431 Request Header Fields Too Large",
+                                 f"The request line and headers exceed {MAX_HEADER_BYTES} bytes.")
+            return False
+
+    def simple_response(self, status, msg=""):
+        status = str(status)
+        body = msg.encode("latin-1") if isinstance(msg, str) else msg
+        self.close_connection = True
+        head = (f"{self.server.protocol} {status}\r\nContent-Length: {len(body)}\r\n"
+                "Content-Type: text/plain\r\nConnection: close\r\n\r\n")
+        try:
+            self.conn.wfile.write(head.encode("latin-1") + body)
+        except OSError:
+            pass
+        self.server.on_refused(self, status, body.decode("latin-1"))
+
+
 def _makefile(sock, mode="r", bufsize=io.DEFAULT_BUFFER_SIZE):
     return _Reader(sock, bufsize) if "r" in mode else StreamWriter(sock, mode, bufsize)
 
@@ -353,6 +389,8 @@ class _Connection(HTTPConnection):
     """A connection that goes back to the selector, not onto a worker's blocking read, until its
     TLS handshake and its request's header block are in; the selector expires it when that takes
     longer than ``timeout`` (a handshake counts from accept)."""
+
+    RequestHandlerClass = _Request
 
     def __init__(self, server, sock, makefile=None):
         super().__init__(server, sock, _makefile)
@@ -421,6 +459,7 @@ class _Server(wsgi.Server):
     """cheroot's server with connections that wait in the selector (see ``_Connection``)."""
 
     ConnectionClass = _Connection
+    on_refused = staticmethod(lambda req, status, message: None)
 
     def process_conn(self, conn):
         if conn.new:  # a worker takes it once it has sent something

@@ -321,3 +321,33 @@ def test_stop_is_quick_with_more_stalled_clients_than_threads(small_host):
             sock.close()
     assert elapsed < 1.0, f"stop took {elapsed:.2f} s"
     assert not [e for e in small_host.log.recent() if e.kind == "handshake"]
+
+
+def _head(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+
+
+def test_request_line_over_the_limit_gets_414_with_content_length_and_is_logged(site):
+    raw = raw_exchange(site.http_port, f"GET /{'a' * 20_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = _head(raw)
+    assert head[0].startswith(b"HTTP/1.1 414 ")
+    assert any(line.startswith(b"Content-Length: ") for line in head)
+    event = wait_for_event(site.host.log, lambda e: e.status == 414)[0]
+    assert event.failed
+
+
+def test_headers_over_the_limit_get_431_with_content_length_and_are_logged(site):
+    headers = "".join(f"X-Filler-{i}: {'v' * 1000}\r\n" for i in range(20))
+    raw = raw_exchange(site.http_port, f"GET {CURRENT} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    head = _head(raw)
+    assert head[0].startswith(b"HTTP/1.1 431 ")
+    assert any(line.startswith(b"Content-Length: ") for line in head)
+    event = wait_for_event(site.host.log, lambda e: e.status == 431)[0]
+    assert event.path == CURRENT and event.method == "GET"
+
+
+def test_long_path_within_the_limit_is_served_and_cut_in_the_log(site):
+    path = "/" + "a" * 10_000
+    assert http_get(site.http_port, path)[0] == 404
+    event = wait_for_event(site.host.log, lambda e: e.path.startswith("/aaa"))[0]
+    assert len(event.path) < 1100 and "cut" in event.path
