@@ -61,15 +61,21 @@ class Event:
         return dataclasses.asdict(self)
 
     def line(self) -> str:
-        """One human line, as headless mode prints it."""
+        """One human line, as headless mode prints it; what the client sent cannot break it
+        into two lines or steer a terminal."""
         where = f"{self.listener:<4} {self.client:<15}"
         if self.kind == "handshake":
-            return f"{self.time} {where} TLS handshake failed: {self.error}"
+            return _printable(f"{self.time} {where} TLS handshake failed: {self.error}")
         serial = f" lock={self.serial}" if self.serial else ""
         target = self.path + (f"?{self.query}" if self.query else "")
         err = f" error={self.error}" if self.error else ""
-        return (f"{self.time} {where} {self.method} {target} {self.status} {self.bytes}B "
-                f"{self.duration_ms:.1f}ms{serial}{err}")
+        return _printable(f"{self.time} {where} {self.method} {target} {self.status} "
+                          f"{self.bytes}B {self.duration_ms:.1f}ms{serial}{err}")
+
+
+def _printable(text: str) -> str:
+    """``text`` with non-printable characters as backslash escapes (``\\n``, ``\\x1b``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # Headers whose values may carry secrets: recorded as present/absent only.

@@ -195,3 +195,12 @@ def test_explicit_missing_site_key_file_is_an_error_not_a_demo(run_headless, tmp
     assert h.proc.wait(timeout=30) == 1
     h.expect(r"cannot start: site key file .*nope.key does not exist")
     assert not (tmp_path / "nope.key").exists()
+
+
+def test_request_lines_cannot_inject_lines_or_terminal_escapes(run_headless):
+    h = run_headless("--http-only")
+    port = h.port("http")
+    http_get(port, "/x%0aFAKE%1b[31m")
+    h.expect(r"GET /x\\nFAKE\\x1b\[31m 404", stream="out")
+    assert h.stop() == 0
+    assert not [line for line in h.seen["out"] if "\x1b" in line or line.startswith("FAKE")]
