@@ -29,6 +29,7 @@ from cheroot.makefile import MakeFile, StreamReader, StreamWriter
 from cheroot.server import HTTPConnection, HTTPRequest
 from cheroot.ssl import Adapter
 
+from .errors import CertificateError
 from .events import Event, RequestLog, safe_headers
 
 STOPPED, RUNNING, FAILED = "STOPPED", "RUNNING", "FAILED"
@@ -75,7 +76,7 @@ class LazyHandshakeAdapter(Adapter):
     and leaves the handshake to the worker threads, one non-blocking step at a time."""
 
     def __init__(self, context: Callable[[], ssl.SSLContext],
-                 on_failure: Callable[[ssl.SSLSocket, BaseException], None]):
+                 on_failure: Callable[[socket.socket, BaseException], None]):
         super().__init__(None, None)
         self._current = context
         self._on_failure = on_failure
@@ -102,10 +103,13 @@ class LazyHandshakeAdapter(Adapter):
         return sock
 
     def wrap(self, sock):
+        """Wrap with the current context; no usable set any more is a handshake failure."""
         try:
             tls = self._current().wrap_socket(sock, server_side=True,
                                               do_handshake_on_connect=False)
-        except (ssl.SSLError, OSError) as exc:
+        except (CertificateError, OSError) as exc:
+            self._on_failure(sock, exc)
+            sock.close()
             raise cheroot_errors.FatalSSLAlert(str(exc)) from exc
         tls.engage_env = {"wsgi.url_scheme": "https", "HTTPS": "on", "SSL_PROTOCOL": ""}
         return tls, tls.engage_env
@@ -261,7 +265,7 @@ class Listener:
                     else f"{event.status} {event.method} {event.path}"
                     + (f": {event.error}" if event.error else ""))
 
-    def _handshake_failed(self, sock: ssl.SSLSocket, exc: BaseException) -> None:
+    def _handshake_failed(self, sock: socket.socket, exc: BaseException) -> None:
         try:
             client = sock.getpeername()[0]
         except OSError:

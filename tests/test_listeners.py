@@ -351,3 +351,14 @@ def test_long_path_within_the_limit_is_served_and_cut_in_the_log(site):
     assert http_get(site.http_port, path)[0] == 404
     event = wait_for_event(site.host.log, lambda e: e.path.startswith("/aaa"))[0]
     assert len(event.path) < 1100 and "cut" in event.path
+
+
+def test_handshake_with_no_active_set_any_more_is_a_logged_failure(host, site):
+    _, der = site.fetch_anchor()
+    host.certificates._swap(None)  # the set went away while the listener runs
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            anchor_context(der).wrap_socket(sock, server_hostname="localhost")
+    event = wait_for_event(host.log, lambda e: e.kind == "handshake")[0]
+    assert "no active certificate set" in event.error
+    assert "no active certificate set" in host.listeners["tls"].status().last_error
