@@ -122,10 +122,13 @@ class LazyHandshakeAdapter(Adapter):
 
 
 def handshake_reason(exc: BaseException) -> str:
+    """Why a handshake failed, in words an operator can act on."""
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "handshake timed out (client went silent)"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)):
+        return "client closed the connection during the handshake"
     if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or exc.__class__.__name__
+        reason = getattr(exc, "reason", None) or exc.__class__.__name__
         hints = {
             "TLSV1_ALERT_UNKNOWN_CA": "client does not trust our chain (unknown CA)",
             "SSLV3_ALERT_BAD_CERTIFICATE": "client rejected our certificate",
@@ -135,9 +138,6 @@ def handshake_reason(exc: BaseException) -> str:
             "NO_SHARED_CIPHER": "no cipher suite in common with the client",
         }
         return hints.get(reason.upper(), reason)
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError)) or \
-            isinstance(exc, ssl.SSLEOFError):
-        return "client closed the connection during the handshake"
     return str(exc) or exc.__class__.__name__
 
 

@@ -362,3 +362,18 @@ def test_handshake_with_no_active_set_any_more_is_a_logged_failure(host, site):
     event = wait_for_event(host.log, lambda e: e.kind == "handshake")[0]
     assert "no active certificate set" in event.error
     assert "no active certificate set" in host.listeners["tls"].status().last_error
+
+
+def test_client_that_closes_during_the_handshake_is_logged_as_such(site):
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as half:
+        half.sendall(PARTIAL_CLIENT_HELLO)
+    event = wait_for_event(site.host.log, lambda e: e.kind == "handshake")[0]
+    assert event.error == "client closed the connection during the handshake"
+
+
+def test_handshake_reason_of_an_eof_is_a_closed_connection():
+    from server.listeners import handshake_reason
+
+    for exc in (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
+                ConnectionResetError(104, "Connection reset by peer")):
+        assert handshake_reason(exc) == "client closed the connection during the handshake"
