@@ -78,16 +78,23 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-# Headers whose values may carry secrets: recorded as present/absent only.
-SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+# Headers whose values may carry secrets: recorded as present/absent only. So is any header
+# whose name contains one of SECRET_WORDS.
+SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-auth-token"}
+SECRET_WORDS = ("token", "secret", "key", "auth")
 MAX_HEADER_VALUE = 200
+
+
+def is_secret_header(name: str) -> bool:
+    name = name.lower()
+    return name in SECRET_HEADERS or any(word in name for word in SECRET_WORDS)
 
 
 def safe_headers(items) -> dict:
     """Header names and values worth logging to confirm what real locks send."""
     out = {}
     for name, value in items:
-        if name.lower() in SECRET_HEADERS:
+        if is_secret_header(name):
             out[name] = "(present)"
         else:
             out[name] = value[:MAX_HEADER_VALUE]

@@ -296,8 +296,6 @@ class Listener:
         return _Closing(body, lambda: self._record(environ, seen, started))
 
     def _record(self, environ, seen: dict, started: float) -> None:
-        headers = ((k[5:].replace("_", "-").title(), v) for k, v in environ.items()
-                   if k.startswith("HTTP_"))
         event = Event(
             listener=self.name,
             client=environ.get("REMOTE_ADDR", ""),
@@ -311,10 +309,20 @@ class Listener:
             tls_version=environ.get("SSL_PROTOCOL", ""),
             auth_present="HTTP_AUTHORIZATION" in environ,
             error=environ.get("engage.error", ""),
-            headers=safe_headers(headers),
+            headers=safe_headers(_request_headers(environ)),
         )
         self._count(event)
         self.log.record(event)
+
+
+def _request_headers(environ) -> list[tuple[str, str]]:
+    """The request's headers as WSGI keeps them (their spelling is lost: ``.title()``)."""
+    headers = [(k[5:].replace("_", "-").title(), v) for k, v in environ.items()
+               if k.startswith("HTTP_")]
+    headers += [(name, environ[key]) for key, name in (("CONTENT_TYPE", "Content-Type"),
+                                                       ("CONTENT_LENGTH", "Content-Length"))
+                if environ.get(key)]
+    return headers
 
 
 class _HeadIO(socket.SocketIO):
