@@ -233,6 +233,7 @@ class Listener:
         server.keep_alive_conn_limit = None
         server.max_request_header_size = MAX_HEADER_BYTES
         server.on_refused = self._refused
+        server.gateway = _Gateway
         server.shutdown_timeout = STOP_GRACE_SECONDS
         server.error_log = lambda *a, **k: None  # failures reach the request log instead
         if self.tls_context is not None:
@@ -391,6 +392,20 @@ class _Request(HTTPRequest):
         except OSError:
             pass
         self.server.on_refused(self, status, body.decode("latin-1"))
+
+
+class _Gateway(wsgi.Gateway_10):
+    """WSGI environ whose SERVER_NAME and SERVER_PORT are the address the connection arrived
+    on (cheroot gives the server's name and the configured port, 0 for an ephemeral one)."""
+
+    def get_environ(self):
+        env = super().get_environ()
+        try:
+            address, port = self.req.conn.socket.getsockname()[:2]
+        except OSError:
+            return env
+        env["SERVER_NAME"], env["SERVER_PORT"] = address, str(port)
+        return env
 
 
 def _makefile(sock, mode="r", bufsize=io.DEFAULT_BUFFER_SIZE):
