@@ -3,7 +3,8 @@
 Request lines go to stdout (text, or JSON lines with ``--log-format json``); notices and state
 changes go to stderr. SIGTERM/SIGINT stop gracefully (requests in flight finish, exit 0); SIGHUP
 reloads the active set without closing the listeners; an activation by another process is
-noticed within a second.
+noticed within a second. Either one starts a requested listener that had failed (the TLS
+listener cannot start while no set is active).
 """
 
 from __future__ import annotations
@@ -30,12 +31,17 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
         return 1
     for notice in host.notices:
         _say(f"NOTICE: {notice}")
-    host.certificates.on_change.append(
-        lambda active: _say(f"active certificate set: {active.name if active else 'none'}"
-                            + (f" (hash {active.hash})" if active else "")))
-
     stop = threading.Event()
     reload_requested = threading.Event()
+    retry_requested = threading.Event()  # a set became active: start what failed for want of one
+
+    def active_changed(active) -> None:
+        _say(f"active certificate set: {active.name if active else 'none'}"
+             + (f" (hash {active.hash})" if active else ""))
+        if active:
+            retry_requested.set()
+
+    host.certificates.on_change.append(active_changed)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
@@ -45,14 +51,7 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
                                name="headless-printer", daemon=True)
     printer.start()
 
-    started = 0
-    for name, status in host.start(listeners).items():
-        if status.state == "RUNNING":
-            started += 1
-            _say(f"{name} listener RUNNING on {status.address}:{status.port}")
-        else:
-            _say(f"{name} listener FAILED: {status.last_error}")
-    if not started:
+    if not _start(host, listeners):
         _say("nothing could start; exiting")
         host.close()
         return 1
@@ -66,6 +65,10 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
                 host.certificates.reload()
             except EngageError as exc:
                 _say(f"reload failed, still serving the previous set: {exc}")
+            retry_requested.set()
+        if retry_requested.is_set():
+            retry_requested.clear()
+            _start(host, [n for n in listeners if host.listeners[n].status().state == "FAILED"])
 
     _say("stopping: letting requests in flight finish")
     host.close()
@@ -74,6 +77,18 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
     _write_events(subscription.drain(), log_format)
     _say("stopped")
     return 0
+
+
+def _start(host: Host, names) -> int:
+    """Start these listeners, saying how each went; how many are running."""
+    started = 0
+    for name, status in host.start(names).items():
+        if status.state == "RUNNING":
+            started += 1
+            _say(f"{name} listener RUNNING on {status.address}:{status.port}")
+        else:
+            _say(f"{name} listener FAILED: {status.last_error}")
+    return started
 
 
 def _print_events(subscription, log_format: str, stop: threading.Event) -> None:

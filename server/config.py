@@ -7,6 +7,8 @@ Relative paths are taken from the working directory, as the sample scripts did.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -18,6 +20,10 @@ from .errors import ConfigError
 DEFAULT_CONFIG_FILE = "engage-console.toml"
 ENV_PREFIX = "ENGAGE_"
 TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+# ENGAGE_* variables that are not settings but are read elsewhere (site key, config file, the
+# passphrases of `certs import`, the console the tmux tests drive). Any other is refused.
+OTHER_ENV = ("ENGAGE_CONFIG", "ENGAGE_SITE_KEY", "ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD",
+             "ENGAGE_CONSOLE")
 
 
 def _setting(default: Any, help: str, choices: tuple = (), minimum: float | None = None,
@@ -113,6 +119,8 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError("expected a number")
             value = float(value)
+            if not math.isfinite(value):
+                raise ValueError("expected a finite number")
         else:
             if not isinstance(value, str):
                 raise ValueError("expected text")
@@ -124,8 +132,20 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
         raise ConfigError(f"{where} = {value!r}: allowed values are {', '.join(choices)}")
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(f"{where} = {value!r}: allowed range is {lo} to {hi}")
+        allowed = (f"allowed range is {lo} to {hi}" if lo is not None and hi is not None
+                   else f"must be at least {lo}" if lo is not None else f"must be at most {hi}")
+        raise ConfigError(f"{where} = {value!r}: {allowed}")
     return value
+
+
+def _check_environment(env: Mapping[str, str]) -> None:
+    """Refuse an ``ENGAGE_*`` variable that nothing reads (a typo), naming the nearest one."""
+    known = [ENV_PREFIX + f.name.upper() for f in setting_fields()] + list(OTHER_ENV)
+    for key in env:
+        if key.startswith(ENV_PREFIX) and key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(known)}"
+            raise ConfigError(f"environment {key}: not a setting of engage-console; {hint}")
 
 
 def _apply(settings: Settings, values: Mapping[str, Any], source: str) -> None:
@@ -144,6 +164,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
     """Build settings from the layers. A named config file must exist; the default one may not."""
     settings = Settings()
     env = os.environ if env is None else env
+    _check_environment(env)
     path = Path(config_file or env.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_FILE)
     if config_file or ENV_PREFIX + "CONFIG" in env or path.exists():
         try:

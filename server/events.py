@@ -19,6 +19,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MAX_TARGET = 1000  # characters of path and of query string kept per event
+
+
+def _cut(text: str) -> str:
+    """``text`` up to ``MAX_TARGET`` characters, saying how much was cut."""
+    if len(text) <= MAX_TARGET:
+        return text
+    return f"{text[:MAX_TARGET]}...[{len(text) - MAX_TARGET} more characters cut]"
+
 
 @dataclass
 class Event:
@@ -40,6 +49,10 @@ class Event:
                       .isoformat(timespec="milliseconds"))
     seq: int = 0
 
+    def __post_init__(self):
+        self.path = _cut(self.path)
+        self.query = _cut(self.query)
+
     @property
     def failed(self) -> bool:
         return bool(self.error) or self.status >= 400 or self.kind == "handshake"
@@ -48,27 +61,40 @@ class Event:
         return dataclasses.asdict(self)
 
     def line(self) -> str:
-        """One human line, as headless mode prints it."""
+        """One human line, as headless mode prints it; what the client sent cannot break it
+        into two lines or steer a terminal."""
         where = f"{self.listener:<4} {self.client:<15}"
         if self.kind == "handshake":
-            return f"{self.time} {where} TLS handshake failed: {self.error}"
+            return _printable(f"{self.time} {where} TLS handshake failed: {self.error}")
         serial = f" lock={self.serial}" if self.serial else ""
         target = self.path + (f"?{self.query}" if self.query else "")
         err = f" error={self.error}" if self.error else ""
-        return (f"{self.time} {where} {self.method} {target} {self.status} {self.bytes}B "
-                f"{self.duration_ms:.1f}ms{serial}{err}")
+        return _printable(f"{self.time} {where} {self.method} {target} {self.status} "
+                          f"{self.bytes}B {self.duration_ms:.1f}ms{serial}{err}")
 
 
-# Headers whose values may carry secrets: recorded as present/absent only.
-SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+def _printable(text: str) -> str:
+    """``text`` with non-printable characters as backslash escapes (``\\n``, ``\\x1b``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# Headers whose values may carry secrets: recorded as present/absent only. So is any header
+# whose name contains one of SECRET_WORDS.
+SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-auth-token"}
+SECRET_WORDS = ("token", "secret", "key", "auth")
 MAX_HEADER_VALUE = 200
+
+
+def is_secret_header(name: str) -> bool:
+    name = name.lower()
+    return name in SECRET_HEADERS or any(word in name for word in SECRET_WORDS)
 
 
 def safe_headers(items) -> dict:
     """Header names and values worth logging to confirm what real locks send."""
     out = {}
     for name, value in items:
-        if name.lower() in SECRET_HEADERS:
+        if is_secret_header(name):
             out[name] = "(present)"
         else:
             out[name] = value[:MAX_HEADER_VALUE]

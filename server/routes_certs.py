@@ -6,6 +6,8 @@ file-system path.
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, current_app, request
 
 from .activation import ANCHOR_URL_PREFIX
@@ -19,19 +21,30 @@ def _host():
     return current_app.extensions["engage.host"]
 
 
+# A Host header worth repeating to a lock: a host name, IPv4 or [IPv6] address, optional port.
+HOST_HEADER = re.compile(r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+                         r"(?::(?P<port>[0-9]{1,5}))?")
+
+
 def _base_url() -> str:
-    """Where the lock should fetch the DER: the configured public URL, else the Host the lock
-    used. ``cert_url`` is always plain HTTP; a request that came over TLS gets the Host name
-    with the HTTP listener's port."""
+    """Where the lock should fetch the DER (always plain HTTP): the configured public URL, else
+    the Host the lock used (over TLS with the HTTP listener's port), else the first configured
+    host name or the address the connection arrived on, with the HTTP listener's port."""
     host = _host()
     if host.settings.public_base_url:
         return host.settings.public_base_url.rstrip("/")
-    name = request.host or f"{request.environ.get('SERVER_NAME', 'localhost')}"
-    if request.scheme == "https":
-        hostname = name.rsplit(":", 1)[0] if not name.endswith("]") else name
-        port = host.http_port()
-        name = hostname if port == 80 else f"{hostname}:{port}"
-    return f"http://{name}"
+    given = HOST_HEADER.fullmatch(request.environ.get("HTTP_HOST", ""))
+    if given and given["port"] and not 0 < int(given["port"]) < 65536:
+        given = None
+    if given and request.scheme == "http":
+        return f"http://{given[0]}"
+    if given:
+        name = given["name"]
+    else:
+        name = (host.settings.host_names or [request.environ.get("SERVER_NAME", "localhost")])[0]
+        name = f"[{name}]" if ":" in name else name
+    port = host.http_port()
+    return f"http://{name}" if port == 80 else f"http://{name}:{port}"
 
 
 def _der(der: bytes) -> Response:

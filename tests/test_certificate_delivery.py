@@ -99,3 +99,32 @@ def test_tls_client_trusting_another_anchor_fails_and_the_failure_is_logged(site
     events = wait_for_event(site.host.log, lambda e: e.kind == "handshake")
     assert "unknown CA" in events[0].error or "certificate" in events[0].error
 
+
+
+def _cert_url(port: int, head: str) -> str:
+    raw = raw_exchange(port, f"GET {CURRENT} {head}\r\n\r\n".encode())
+    assert raw.startswith(b"HTTP/1.1 200 "), raw[:80]
+    return json.loads(raw.partition(b"\r\n\r\n")[2])["cert_url"]
+
+
+def test_http10_request_without_host_gets_the_first_host_name_and_the_http_port(site):
+    url = _cert_url(site.http_port, "HTTP/1.0")
+    assert url.startswith(f"http://localhost:{site.http_port}/swordfish/")
+
+
+def test_without_host_names_the_address_the_connection_arrived_on_is_used(host, site):
+    host.settings.host_names = []
+    url = _cert_url(site.http_port, "HTTP/1.0")
+    assert url.startswith(f"http://127.0.0.1:{site.http_port}/swordfish/")
+
+
+def test_malformed_host_header_is_not_used_and_the_port_is_kept(site):
+    for bad in ("evil.example/path?x=", "a b", "x:99999", "user@evil.example", "x:80:80"):
+        url = _cert_url(site.http_port, f"HTTP/1.1\r\nHost: {bad}")
+        assert url.startswith(f"http://localhost:{site.http_port}/swordfish/"), (bad, url)
+
+
+def test_valid_host_header_with_a_port_is_used_as_given(site):
+    for given in ("10.44.68.128:8080", "engage.example", "[fd00::5]:8080"):
+        url = _cert_url(site.http_port, f"HTTP/1.1\r\nHost: {given}")
+        assert url.startswith(f"http://{given}/swordfish/"), (given, url)

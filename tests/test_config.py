@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from server.config import load_settings
+from server.config import load_settings, setting_fields
 from server.errors import ConfigError
 
 
@@ -65,3 +68,45 @@ def test_old_tls_versions_are_allowed_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_settings(env={}).tls_version_warning is None
     assert "TLS 1.0" in load_settings(env={"ENGAGE_TLS_MIN_VERSION": "1.0"}).tls_version_warning
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("connection_timeout = nan\n", "connection_timeout = nan: expected a finite number"),
+    ("connection_timeout = inf\n", "connection_timeout = inf: expected a finite number"),
+    ("log_ring_size = 5\n", "log_ring_size = 5: must be at least 10"),
+])
+def test_non_finite_numbers_and_minimum_only_settings_are_refused_in_words(tmp_path, toml,
+                                                                           words):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, env={})
+    assert words in str(err.value) and "None" not in str(err.value)
+
+
+def test_nan_from_the_environment_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="ENGAGE_CONNECTION_TIMEOUT"):
+        load_settings(env={"ENGAGE_CONNECTION_TIMEOUT": "nan"})
+
+
+def test_unknown_environment_variable_is_refused_naming_the_nearest_setting(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"ENGAGE_HTTP_PROT": "8080"})
+    assert "ENGAGE_HTTP_PROT" in str(err.value) and "ENGAGE_HTTP_PORT" in str(err.value)
+
+
+def test_every_engage_variable_the_code_base_uses_is_accepted(tmp_path, monkeypatch):
+    """Not settings, but read by the site-key loader, the CLI or the test scripts."""
+    monkeypatch.chdir(tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    files = [*root.glob("server/*.py"), *root.glob("console/*.py"),
+             *root.glob("benchmarks/*.py"), root / "tests" / "tmux_console.sh"]
+    names = {m for f in files for m in re.findall(r"ENGAGE_[A-Z0-9_]+", f.read_text())}
+    assert {"ENGAGE_SITE_KEY", "ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD"} <= names
+    settings = {"ENGAGE_" + f.name.upper() for f in setting_fields()}
+    (tmp_path / "engage-console.toml").write_text("")
+    load_settings(env={name: "engage-console.toml" if name == "ENGAGE_CONFIG" else "x"
+                       for name in names - settings})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from server.events import Event, RequestLog
+from server.events import MAX_TARGET, Event, RequestLog
 
 
 def _event(i: int) -> Event:
@@ -74,3 +74,20 @@ def test_handshake_event_line_says_why():
     line = Event(listener="tls", client="10.0.0.9", kind="handshake",
                  error="client does not trust our chain (unknown CA)").line()
     assert "TLS handshake failed" in line and "unknown CA" in line
+
+
+def test_long_path_and_query_are_cut_and_say_so():
+    event = Event(listener="http", client="10.0.0.9", method="GET", path="/" + "a" * 5000,
+                  query="q=" + "b" * 5000)
+    for text in (event.path, event.query):
+        assert len(text) < MAX_TARGET + 50
+        assert text.endswith("characters cut]")
+    assert event.path.startswith("/aaa")
+
+
+def test_line_escapes_newlines_and_terminal_escapes_from_the_client():
+    # what cheroot hands over for GET /x%0aFAKE%1b[31m (it decodes %xx)
+    line = Event(listener="http", client="10.0.0.9", method="GET", path="/x\nFAKE\x1b[31m",
+                 query="a=\r\x07", status=404).line()
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x07" not in line
+    assert "/x\\nFAKE\\x1b[31m?a=\\r\\x07 404" in line

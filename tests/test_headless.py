@@ -195,3 +195,63 @@ def test_explicit_missing_site_key_file_is_an_error_not_a_demo(run_headless, tmp
     assert h.proc.wait(timeout=30) == 1
     h.expect(r"cannot start: site key file .*nope.key does not exist")
     assert not (tmp_path / "nope.key").exists()
+
+
+def test_request_lines_cannot_inject_lines_or_terminal_escapes(run_headless):
+    h = run_headless("--http-only")
+    port = h.port("http")
+    http_get(port, "/x%0aFAKE%1b[31m")
+    h.expect(r"GET /x\\nFAKE\\x1b\[31m 404", stream="out")
+    assert h.stop() == 0
+    assert not [line for line in h.seen["out"] if "\x1b" in line or line.startswith("FAKE")]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tls_handshake_succeeds(port: int, anchor: bytes) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            with anchor_context(anchor).wrap_socket(sock, server_hostname="localhost"):
+                return True
+    except OSError:
+        return False
+
+
+def test_tls_listener_starts_once_another_process_activates_a_set(run_headless, tmp_path):
+    from server.sitekey import SiteKey, write_key_file
+
+    pki.init_set(CertStore(tmp_path / "certs"), tmp_path / "ca", "site", ["localhost"])
+    write_key_file(tmp_path / "site.key", SiteKey.generate())
+    tls_port = _free_port()
+    h = run_headless("--tls-port", str(tls_port))
+    h.expect(r"tls listener FAILED: .*certs activate")
+    h.port("http")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    activated = subprocess.run([sys.executable, "-m", "console", "certs", "activate", "site"],
+                               cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                               capture_output=True, text=True, timeout=60)
+    assert activated.returncode == 0, activated.stderr
+    anchor = (tmp_path / "certs" / "site" / "anchor.der").read_bytes()
+    deadline = time.monotonic() + 2.0
+    while not _tls_handshake_succeeds(tls_port, anchor):
+        assert time.monotonic() < deadline, "TLS listener not started within 2 s"
+        time.sleep(0.05)  # polling what a lock would see
+    h.expect(rf"tls listener RUNNING on 127\.0\.0\.1:{tls_port}")
+    assert h.stop() == 0
+
+
+def test_sighup_starts_a_listener_that_had_failed(run_headless):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    tls_port = busy.getsockname()[1]
+    h = run_headless("--tls-port", str(tls_port))
+    h.expect(r"tls listener FAILED: .*already in use")
+    busy.close()
+    h.proc.send_signal(signal.SIGHUP)
+    h.expect(rf"tls listener RUNNING on 127\.0\.0\.1:{tls_port}")
+    assert h.stop() == 0

@@ -242,3 +242,138 @@ def test_listener_failure_in_the_app_is_a_json_500_not_a_dead_listener(settings)
         assert status == 500 and listener.running
     finally:
         listener.stop()
+
+
+PARTIAL_CLIENT_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+
+
+@pytest.fixture
+def small_host(settings, site_key):
+    """A host with two worker threads per listener and a 5 s connection timeout."""
+    from server.host import Host
+
+    settings.threads = 2
+    settings.connection_timeout = 5.0
+    h = Host.from_settings(settings, env={})
+    assert all(s.state == RUNNING for s in h.start().values())
+    yield h
+    h.close()
+
+
+def _stalled_clients(port: int, first_bytes: bytes, count: int) -> list[socket.socket]:
+    clients = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(first_bytes)
+        clients.append(sock)
+    return clients
+
+
+@pytest.mark.parametrize("listener, first_bytes", [
+    ("tls", PARTIAL_CLIENT_HELLO),  # a lock on bad Wi-Fi, stalled in its handshake
+    ("http", b"GET / HTTP/1.1\r\n"),  # or in its request line
+])
+def test_more_stalled_clients_than_threads_delay_nobody(small_host, listener, first_bytes):
+    from .helpers import Site
+
+    site = Site(small_host, None)
+    _, der = site.fetch_anchor()
+    port = small_host.listeners[listener].bound_port
+    stalled = _stalled_clients(port, first_bytes, small_host.settings.threads + 3)
+    try:
+        started = time.monotonic()
+        status = (site.tls_get(der, CURRENT) if listener == "tls" else http_get(port, CURRENT))[0]
+        elapsed = time.monotonic() - started
+        assert status == 200 and elapsed < 1.0, f"served in {elapsed:.2f} s"
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_stalled_handshakes_expire_and_are_logged_while_others_are_served(small_host):
+    port = small_host.listeners["tls"].bound_port
+    stalled = _stalled_clients(port, PARTIAL_CLIENT_HELLO, small_host.settings.threads + 3)
+    started = time.monotonic()
+    try:
+        for sock in stalled:
+            sock.settimeout(10)
+            assert sock.recv(100) == b""  # closed by the server after connection_timeout
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert 4.0 < elapsed < 6.5, f"closed after {elapsed:.2f} s"
+    timeouts = wait_for_event(small_host.log, lambda e: e.kind == "handshake"
+                              and "timed out" in e.error)
+    assert len(timeouts) >= 1
+
+
+def test_stop_is_quick_with_more_stalled_clients_than_threads(small_host):
+    ports = [small_host.listeners[n].bound_port for n in ("http", "tls")]
+    stalled = (_stalled_clients(ports[1], PARTIAL_CLIENT_HELLO, 5)
+               + _stalled_clients(ports[0], b"GET / HTTP/1.1\r\n", 5))
+    try:
+        started = time.monotonic()
+        small_host.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert elapsed < 1.0, f"stop took {elapsed:.2f} s"
+    assert not [e for e in small_host.log.recent() if e.kind == "handshake"]
+
+
+def _head(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+
+
+def test_request_line_over_the_limit_gets_414_with_content_length_and_is_logged(site):
+    raw = raw_exchange(site.http_port, f"GET /{'a' * 20_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = _head(raw)
+    assert head[0].startswith(b"HTTP/1.1 414 ")
+    assert any(line.startswith(b"Content-Length: ") for line in head)
+    event = wait_for_event(site.host.log, lambda e: e.status == 414)[0]
+    assert event.failed
+
+
+def test_headers_over_the_limit_get_431_with_content_length_and_are_logged(site):
+    headers = "".join(f"X-Filler-{i}: {'v' * 1000}\r\n" for i in range(20))
+    raw = raw_exchange(site.http_port, f"GET {CURRENT} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    head = _head(raw)
+    assert head[0].startswith(b"HTTP/1.1 431 ")
+    assert any(line.startswith(b"Content-Length: ") for line in head)
+    event = wait_for_event(site.host.log, lambda e: e.status == 431)[0]
+    assert event.path == CURRENT and event.method == "GET"
+
+
+def test_long_path_within_the_limit_is_served_and_cut_in_the_log(site):
+    path = "/" + "a" * 10_000
+    assert http_get(site.http_port, path)[0] == 404
+    event = wait_for_event(site.host.log, lambda e: e.path.startswith("/aaa"))[0]
+    assert len(event.path) < 1100 and "cut" in event.path
+
+
+def test_handshake_with_no_active_set_any_more_is_a_logged_failure(host, site):
+    _, der = site.fetch_anchor()
+    host.certificates._swap(None)  # the set went away while the listener runs
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            anchor_context(der).wrap_socket(sock, server_hostname="localhost")
+    event = wait_for_event(host.log, lambda e: e.kind == "handshake")[0]
+    assert "no active certificate set" in event.error
+    assert "no active certificate set" in host.listeners["tls"].status().last_error
+
+
+def test_client_that_closes_during_the_handshake_is_logged_as_such(site):
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as half:
+        half.sendall(PARTIAL_CLIENT_HELLO)
+    event = wait_for_event(site.host.log, lambda e: e.kind == "handshake")[0]
+    assert event.error == "client closed the connection during the handshake"
+
+
+def test_handshake_reason_of_an_eof_is_a_closed_connection():
+    from server.listeners import handshake_reason
+
+    for exc in (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
+                ConnectionResetError(104, "Connection reset by peer")):
+        assert handshake_reason(exc) == "client closed the connection during the handshake"

@@ -74,3 +74,20 @@ def test_names_and_fingerprints_with_a_trailing_newline_are_refused(host):
     active = host.certificates.current().cert_set
     assert host.store.anchor_by_sha256(active.anchor_sha256) == active.anchor_der
     assert host.store.anchor_by_sha256(active.anchor_sha256 + "\n") is None
+
+
+def test_request_log_keeps_content_headers_and_only_the_presence_of_secret_ones(host, site):
+    secrets = {"X-Api-Key": "apikey-value-1", "X-Auth-Token": "authtoken-value-2",
+               "X-Device-Token": "devtoken-value-3", "X-Session-Secret": "secret-value-4",
+               "X-Signing-Key": "signkey-value-5", "X-Authenticated-As": "authas-value-6"}
+    http_get(site.http_port, "/swordfish/lock/audit", method="POST", body=b'{"a":1}',
+             headers={"Content-Type": "application/json", "X-Lock-Model": "nde", **secrets})
+    event = wait_for_event(host.log, lambda e: e.path == "/swordfish/lock/audit")[0]
+    assert event.headers["Content-Type"] == "application/json"
+    assert event.headers["Content-Length"] == "7"
+    assert event.headers["X-Lock-Model"] == "nde"
+    for name in secrets:
+        assert event.headers[name] == "(present)"
+    host.log.flush()
+    text = (host.settings.path("logs_dir") / "requests.jsonl").read_text()
+    assert not [value for value in secrets.values() if value in text]
