@@ -228,7 +228,6 @@ class Listener:
         server = _Server((self.bind, self.port), self._wsgi, numthreads=self.threads,
                              server_name="engage-console", timeout=self.timeout,
                              request_queue_size=1024)
-        server.gateway = _ConnectionGateway
         server.expiration_interval = 0.1  # the selector notices a stop within 0.1 s
         # cheroot answers "Connection: close" once 10 connections are open; a lock sends its
         # whole call-in on one connection, so every connection stays open until the client
@@ -398,11 +397,13 @@ class _Request(HTTPRequest):
 
 
 class _Gateway(wsgi.Gateway_10):
-    """WSGI environ whose SERVER_NAME and SERVER_PORT are the address the connection arrived
-    on (cheroot gives the server's name and the configured port, 0 for an ephemeral one)."""
+    """WSGI environ with the connection's id, and SERVER_NAME and SERVER_PORT set to the
+    address the connection arrived on (cheroot gives the server's name and the configured
+    port, 0 for an ephemeral one)."""
 
     def get_environ(self):
         env = super().get_environ()
+        env[CONNECTION_ENVIRON_KEY] = self.req.conn.engage_id
         try:
             address, port = self.req.conn.socket.getsockname()[:2]
         except OSError:
@@ -422,8 +423,11 @@ class _Connection(HTTPConnection):
 
     RequestHandlerClass = _Request
 
+    _ids = itertools.count(1)
+
     def __init__(self, server, sock, makefile=None):
         super().__init__(server, sock, _makefile)
+        self.engage_id = next(self._ids)  # never reused, unlike the address and port
         self.handshaking = isinstance(sock, ssl.SSLSocket)
         # "handshake" or "request" while it waits in the selector; a new one waits there first
         self.waiting_for = "handshake" if self.handshaking else "request"
@@ -507,21 +511,6 @@ class _Server(wsgi.Server):
                                                  data=conn)
             return
         super().put_conn(conn)
-
-
-class _ConnectionGateway(wsgi.Gateway_10):
-    """WSGI 1.0 gateway that puts the connection's id in the environ: a number given once per
-    connection and never reused, unlike its address and port."""
-
-    _ids = itertools.count(1)
-
-    def get_environ(self):
-        env = super().get_environ()
-        conn = self.req.conn
-        if not hasattr(conn, "engage_id"):
-            conn.engage_id = next(self._ids)
-        env[CONNECTION_ENVIRON_KEY] = conn.engage_id
-        return env
 
 
 class _Closing:
