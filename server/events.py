@@ -58,7 +58,10 @@ class Event:
         return bool(self.error) or self.status >= 400 or self.kind == "handshake"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: its deep copy cost a tenth of the host's CPU per call-in.
+        out = {f.name: getattr(self, f.name) for f in _FIELDS}
+        out["headers"] = dict(self.headers)
+        return out
 
     def line(self) -> str:
         """One human line, as headless mode prints it; what the client sent cannot break it
@@ -77,6 +80,8 @@ def _printable(text: str) -> str:
     """``text`` with non-printable characters as backslash escapes (``\\n``, ``\\x1b``)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
+
+_FIELDS = dataclasses.fields(Event)
 
 # Headers whose values may carry secrets: recorded as present/absent only. So is any header
 # whose name contains one of SECRET_WORDS.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -91,3 +92,11 @@ def test_line_escapes_newlines_and_terminal_escapes_from_the_client():
                  query="a=\r\x07", status=404).line()
     assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x07" not in line
     assert "/x\\nFAKE\\x1b[31m?a=\\r\\x07 404" in line
+
+
+def test_event_dict_has_every_field_and_its_own_copy_of_the_headers():
+    event = Event(listener="tls", client="10.0.0.7", path="/x", headers={"Host": "h"})
+    as_dict = event.to_dict()
+    assert as_dict == dataclasses.asdict(event)
+    as_dict["headers"]["Host"] = "changed"
+    assert event.headers == {"Host": "h"}
