@@ -14,13 +14,17 @@ import time
 import pytest
 from rich.console import Console
 from textual import events
+from textual.command import CommandPalette
 from textual.widgets import DataTable, Input
 from textual.worker import WorkerCancelled
 
 from console.app import EngageConsole
+from console.certificates import CertificatesScreen
 from console.confirm import ConfirmScreen
-from console.dashboard import EventScreen
+from console.dashboard import DashboardScreen, EventScreen
+from console.devices import DevicesScreen
 from console.help import HelpScreen
+from console.import_form import ImportScreen
 from console.lock_log import LockLog
 from console.tables import cursor_key
 from server import pki
@@ -57,6 +61,28 @@ async def until(pilot, predicate, timeout: float = 5.0, what: str = "condition",
             except WorkerCancelled:  # the app is shutting down
                 pass
         await pilot.pause(0.02)
+
+
+# ``pilot.press`` can return before its key has done anything: it waits for the app to look
+# idle by CPU time (which a loaded machine fakes by descheduling the test) and then only for
+# the queues of the screen shown at that moment. A key reaches a screen's or the app's binding
+# after bubbling up from the focused widget, and ``switch_mode``/``push_screen`` do not wait
+# for the new screen to be composed. So after a key, tests wait for what the key does (with
+# ``until``) before they look, and keys that move focus or open a screen are pressed on
+# their own, not together with the keys meant for the new focus.
+
+
+def showing(app, screen_type) -> bool:
+    """Is a ``screen_type`` on top, composed and mounted (its widgets can be queried)?"""
+    screen = app.screen
+    return isinstance(screen, screen_type) and screen.is_mounted
+
+
+async def press_to(pilot, key: str, screen_type, workers: bool = True) -> None:
+    """Press ``key`` and wait until it has opened a ``screen_type`` (a mode or a dialog)."""
+    await pilot.press(key)
+    await until(pilot, lambda: showing(pilot.app, screen_type), workers=workers,
+                what=f"{key!r} to show the {screen_type.__name__}")
 
 
 def shown_text(widget) -> str:
@@ -376,6 +402,7 @@ async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
         await until(pilot, lambda: len(log.shown) == 100)
         assert log.follow and log.scroll_y == log.max_scroll_y
         await pilot.press("pageup")
+        await until(pilot, lambda: not log.follow, what="page up to pause following")
         assert not log.follow
         top = log.scroll_y
         for n in range(100, 110):
@@ -388,6 +415,8 @@ async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
         state = str(log_state.render())
         assert "PAUSED" in state and "10 new lines waiting" in state
         await pilot.press("end")
+        await until(pilot, lambda: log.follow and "FOLLOWING" in str(log_state.render()),
+                    what="End to follow again, on the state line too (one message later)")
         assert log.follow and log.pending == 0 and log.scroll_y == log.max_scroll_y
         assert "FOLLOWING" in str(app.screen.query_one("#log-state").render())
 
@@ -423,20 +452,27 @@ async def test_filter_by_path_address_serial_or_status(stopped_host):
             stopped_host.log.record(event)
         log = log_of(app)
         await until(pilot, lambda: len(log.shown) == 4)
+        box = app.screen.query_one("#log-filter", Input)
+        log_state = app.screen.query_one("#log-state")
         for term, expected in (("192.168.7", 2), ("abc123", 3), ("404", 4), ("/db/", 4)):
             await pilot.press("slash")
-            box = app.screen.query_one("#log-filter", Input)
+            await until(pilot, lambda: box.has_focus, what="the filter box focused")
             assert box.has_focus
             box.value = ""
             await pilot.press(*term)
-            await pilot.press("enter")
+            await pilot.press("enter")  # the filter follows each key; enter hands focus back
+            await until(pilot, lambda: log.has_focus, what=f"enter after {term!r}")
             assert [e.duration_ms for e in log.shown] == [expected], term
             assert log.has_focus
-        await pilot.press("slash", "left_square_bracket", "b", "enter")  # not markup
-        await pilot.pause()
+        await pilot.press("slash")
+        await until(pilot, lambda: box.has_focus, what="the filter box focused")
+        await pilot.press("left_square_bracket", "b", "enter")  # not markup
+        await until(pilot, lambda: log.has_focus and "filter '[b'" in str(log_state.render()),
+                    what="the filter '[b' on the state line")
         assert log.shown == [] and "filter '[b': 0 of 4" in str(
             app.screen.query_one("#log-state").render())
         await pilot.press("escape")
+        await until(pilot, lambda: log.filter_text == "", what="escape to clear the filter")
         assert len(log.shown) == 4 and log.filter_text == ""
         assert app.screen.query_one("#log-filter").has_class("hidden")
 
@@ -448,10 +484,12 @@ async def test_enter_on_a_line_shows_the_whole_event(stopped_host):
         stopped_host.log.record(request(1, serial="LOCK77", headers={"User-Agent": "ENGAGE"}))
         stopped_host.log.record(request(2))
         await until(pilot, lambda: len(log_of(app).shown) == 2)
-        await pilot.press("up", "up", "enter")
+        await pilot.press("up", "up")  # all for the log: its focus does not move
+        await press_to(pilot, "enter", EventScreen)
         assert isinstance(app.screen, EventScreen)
         assert app.screen.event.serial == "LOCK77"
         await pilot.press("escape")
+        await until(pilot, lambda: showing(app, DashboardScreen), what="escape to close it")
         assert not isinstance(app.screen, EventScreen)
 
 
@@ -466,6 +504,7 @@ async def test_clicking_a_line_shows_that_event_and_clicking_the_border_shows_no
         await pilot.click(LockLog, offset=(10, 0))  # the top border
         assert not isinstance(app.screen, EventScreen)
         await pilot.click(LockLog, offset=(10, 3))  # border, then lines 0, 1, 2
+        await until(pilot, lambda: showing(app, EventScreen), what="the click to show the event")
         assert isinstance(app.screen, EventScreen)
         assert app.screen.event.path.endswith("/2")
         assert log.cursor == 2
@@ -503,7 +542,7 @@ async def test_demo_material_is_labelled(stopped_host):
 
 async def open_certificates(pilot, select: str | None = None) -> None:
     app = pilot.app
-    await pilot.press("2")
+    await press_to(pilot, "2", CertificatesScreen)
     await until(pilot, lambda: app.screen.query_one("#sets", DataTable).row_count > 0
                 and "Select a set" not in str(app.screen.query_one("#report-text").render()))
     if select is not None:
@@ -621,9 +660,11 @@ async def test_the_latest_report_wins_and_a_slow_one_never_blocks_the_ui(stopped
         table.move_cursor(row=table.get_row_index("beta"))
         await until(pilot, lambda: str(report.render()).startswith("beta:"), workers=False,
                     what="beta's report while alpha's is still being computed")
-        await pilot.press("question_mark")
+        await press_to(pilot, "question_mark", HelpScreen, workers=False)
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
+        await until(pilot, lambda: showing(app, CertificatesScreen), workers=False,
+                    what="escape to close the help")
         assert not returned.is_set()  # alpha's report is still being computed
         release.set()
         await app.workers.wait_for_complete()
@@ -681,6 +722,7 @@ async def test_copy_hash_uses_the_clipboard(stopped_host):
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "demo")
         await pilot.press("y")
+        await until(pilot, lambda: app.clipboard, what="y to copy a hash")
         assert app.clipboard == stopped_host.certificates.current().hash
 
 
@@ -690,7 +732,7 @@ async def test_activate_asks_with_old_and_new_anchor_and_cancel_keeps_the_set(st
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "second")
-        await pilot.press("a")
+        await press_to(pilot, "a", ConfirmScreen)
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.focused.id == "cancel"
         body = str(app.screen.query_one("#dialog-body").render())
@@ -699,6 +741,7 @@ async def test_activate_asks_with_old_and_new_anchor_and_cancel_keeps_the_set(st
         assert stopped_host.site_key.hash(second.anchor_der) in body
         assert "anchor changes" in str(app.screen.query_one("#dialog-warning").render())
         await pilot.press("enter")  # on "Cancel"
+        await until(pilot, lambda: showing(app, CertificatesScreen), what="the dialog closed")
         await app.workers.wait_for_complete()
         assert stopped_host.certificates.current().name == "demo"
 
@@ -710,7 +753,8 @@ async def test_activate_with_confirm_then_roll_back(host):
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "second")
-        await pilot.press("a", "y")
+        await press_to(pilot, "a", ConfirmScreen)  # "y" is copy hash until the dialog is up
+        await pilot.press("y")
         await until(pilot, lambda: host.certificates.current().name == "second")
         await until(pilot, lambda: cell(app, "#sets", "second", "active") == "ACTIVE")
         assert "Active set is now second" in notes.text()
@@ -720,7 +764,7 @@ async def test_activate_with_confirm_then_roll_back(host):
         assert host.certificates.current().hash in answer.decode()
 
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        await until(pilot, lambda: showing(app, ConfirmScreen), what="the question")
         assert isinstance(app.screen, ConfirmScreen)
         assert "Roll back to set demo" in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("y")
@@ -764,7 +808,7 @@ async def test_a_failing_activation_is_a_notification_and_changes_nothing(stoppe
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "broken")
         assert cell(app, "#sets", "broken", "verdict") == "ERROR"
-        await pilot.press("a")
+        await press_to(pilot, "a", ConfirmScreen)
         assert "activation will be refused" in str(
             app.screen.query_one("#dialog-warning").render())
         await pilot.press("y")
@@ -795,11 +839,13 @@ async def test_import_from_paths_lists_the_new_set(stopped_host, tmp_path):
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot)
-        await pilot.press("i")
+        await press_to(pilot, "i", ImportScreen)
         app.screen.query_one("#import-paths", Input).value = \
             f"{source / 'anchor.der'}, {source / 'chain.pem'}, {source / 'server.key'}"
         app.screen.query_one("#import-name", Input).value = "imported"
-        app.screen.query_one("#import-passphrase", Input).focus()
+        passphrase = app.screen.query_one("#import-passphrase", Input)
+        passphrase.focus()  # takes effect a message later
+        await until(pilot, lambda: passphrase.has_focus, what="the passphrase box focused")
         await pilot.press("enter")
         await until(pilot, lambda: "imported" in stopped_host.store.names()
                     and app.screen.query_one("#sets", DataTable).row_count == 2,
@@ -812,12 +858,15 @@ async def test_import_of_a_missing_file_says_so_and_imports_nothing(stopped_host
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot)
-        await pilot.press("i")
+        await press_to(pilot, "i", ImportScreen)
         app.screen.query_one("#import-paths", Input).value = str(tmp_path / "nope.pem")
         app.screen.query_one("#import-name", Input).value = "x"
+        problem = app.screen.query_one("#import-problem")
         await pilot.click("#import")
+        await until(pilot, lambda: str(problem.render()), what="the problem shown")
         assert "no such file" in str(app.screen.query_one("#import-problem").render())
         await pilot.press("escape")
+        await until(pilot, lambda: showing(app, CertificatesScreen), what="the form closed")
         assert stopped_host.store.names() == ["demo"]
 
 
@@ -829,7 +878,7 @@ async def test_import_of_bad_files_is_an_error_notification(stopped_host, tmp_pa
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot)
-        await pilot.press("i")
+        await press_to(pilot, "i", ImportScreen)
         app.screen.query_one("#import-paths", Input).value = str(junk)
         app.screen.query_one("#import-name", Input).value = "junk"
         await pilot.click("#import")
@@ -844,9 +893,11 @@ async def test_import_without_a_name_asks_for_one(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot)
-        await pilot.press("i")
+        await press_to(pilot, "i", ImportScreen)
         app.screen.query_one("#import-paths", Input).value = str(source)
+        problem = app.screen.query_one("#import-problem")
         await pilot.click("#import")
+        await until(pilot, lambda: str(problem.render()), what="the problem shown")
         assert "give the new set a name" in str(app.screen.query_one("#import-problem").render())
         assert stopped_host.store.names() == ["demo"]
 
@@ -865,7 +916,7 @@ async def test_a_report_that_fails_is_a_notification_not_a_crash(stopped_host, m
         await pilot.press("2")
         await until(pilot, lambda: any("validator exploded" in m for m in notes.errors()))
         assert app.is_running
-        await pilot.press("1")
+        await press_to(pilot, "1", DashboardScreen)
         assert app.current_mode == "dashboard"
 
 
@@ -885,7 +936,7 @@ async def test_device_list_updates_live_and_shows_the_record(host):
     (host.devices.root / "BROKEN01.json").write_text("{not json")
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
+        await press_to(pilot, "3", DevicesScreen)
         await until(pilot, lambda: app.screen.query_one("#devices", DataTable).row_count == 2)
         assert cell(app, "#devices", "BROKEN01", "state") == "CORRUPT"
         assert cell(app, "#devices", "LOCK0001", "state") == "ok"
@@ -915,7 +966,7 @@ async def test_a_huge_record_is_shown_summarised_with_where_to_find_the_rest(sto
     devices.set_db("BIG00001", {"usrRcrd": {"add": users}})
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
+        await press_to(pilot, "3", DevicesScreen)
         record = app.screen.query_one("#record-text")
         await until(pilot, lambda: '"BIG00001"' in shown_text(record), what="record shown")
         shown = shown_text(record)
@@ -924,7 +975,9 @@ async def test_a_huge_record_is_shown_summarised_with_where_to_find_the_rest(sto
         assert '"... 2,995 more of 3,000"' in shown
         assert '"User 4"' in shown and '"User 5"' not in shown
         assert record.virtual_size.height < 1_000
-        await pilot.press("slash")  # keys are handled at once
+        await pilot.press("slash")  # keys are handled at once (not after the record is drawn)
+        await until(pilot, lambda: app.screen.query_one("#device-filter", Input).has_focus,
+                    workers=False, what="the filter box focused")
         assert app.screen.query_one("#device-filter", Input).has_focus
 
 
@@ -946,7 +999,7 @@ async def test_locks_that_call_in_later_take_their_place_in_serial_order(stopped
         devices.config_callin({"lckSn": serial}, address="10.1.1.1")
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
+        await press_to(pilot, "3", DevicesScreen)
         table = app.screen.query_one("#devices", DataTable)
         await until(pilot, lambda: table.row_count == 3)
         table.move_cursor(row=table.get_row_index("LOCK0004"))
@@ -963,14 +1016,19 @@ async def test_device_filter(stopped_host):
         stopped_host.devices.config_callin({"lckSn": serial}, address="10.1.1.1")
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
+        await press_to(pilot, "3", DevicesScreen)
         table = app.screen.query_one("#devices", DataTable)
         await until(pilot, lambda: table.row_count == 2)
-        await pilot.press("slash", "b", "b", "enter")
+        box = app.screen.query_one("#device-filter", Input)
+        await pilot.press("slash")
+        await until(pilot, lambda: box.has_focus, what="the filter box focused")
+        await pilot.press("b", "b", "enter")
+        await until(pilot, lambda: table.has_focus, what="enter to hand focus back")
         assert table.row_count == 1 and cell(app, "#devices", "BBB222", "serial") == "BBB222"
         await pilot.press("escape")
+        await until(pilot, lambda: box.has_class("hidden"), what="escape to clear the filter")
         assert table.row_count == 2
-        await pilot.press("escape")
+        await press_to(pilot, "escape", DashboardScreen)
         assert app.current_mode == "dashboard"
 
 
@@ -985,11 +1043,15 @@ async def test_a_long_device_list_draws_the_first_rows_and_the_filter_finds_the_
     monkeypatch.setattr(stopped_host.devices, "summaries", lambda: summaries)
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
+        await press_to(pilot, "3", DevicesScreen)
         table = app.screen.query_one("#devices", DataTable)
         await until(pilot, lambda: table.row_count == 50)
         assert "50 of 120" in table.border_title and "/ to filter" in table.border_title
-        await pilot.press("slash", *"lock0119", "enter")
+        box = app.screen.query_one("#device-filter", Input)
+        await pilot.press("slash")
+        await until(pilot, lambda: box.has_focus, what="the filter box focused")
+        await pilot.press(*"lock0119", "enter")
+        await until(pilot, lambda: table.has_focus, what="enter to hand focus back")
         assert table.row_count == 1 and cell(app, "#devices", "LOCK0119", "serial") == "LOCK0119"
         assert "1 matching 'lock0119'" in table.border_title
 
@@ -1002,7 +1064,7 @@ async def test_device_names_are_shown_as_written_not_as_markup(stopped_host, mon
                         lambda: [DeviceSummary(serial="LOCK1", model="[bold]NDE[/bold] [link=x]")])
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
+        await press_to(pilot, "3", DevicesScreen)
         await until(pilot, lambda: app.screen.query_one("#devices", DataTable).row_count == 1)
         table = app.screen.query_one("#devices", DataTable)
         assert "[bold]NDE[/bold] [link=x]" in table.render_line(1).text
@@ -1021,13 +1083,15 @@ async def test_help_lists_the_keys_of_the_current_screen(stopped_host, mode, key
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await app.switch_mode(mode)
-        await pilot.press(key)
+        await press_to(pilot, key, HelpScreen)
         assert isinstance(app.screen, HelpScreen)
         table = app.screen.table
         actions = list(table.columns[1].cells)
         for description in expected + ["Help", "Quit", "Dashboard", "Certificates", "Devices"]:
             assert description in actions, description
         await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen),
+                    what="escape to close the help")
         assert not isinstance(app.screen, HelpScreen)
 
 
@@ -1037,7 +1101,7 @@ async def test_help_lists_each_action_once(stopped_host, mode):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await app.switch_mode(mode)
-        await pilot.press("question_mark")
+        await press_to(pilot, "question_mark", HelpScreen)
         keys = list(app.screen.table.columns[0].cells)
         actions = list(app.screen.table.columns[1].cells)
         assert len(actions) == len(set(actions)), actions
@@ -1062,7 +1126,9 @@ async def test_every_screen_action_is_in_the_command_palette(stopped_host):
 async def test_a_palette_command_runs_its_action(host):
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+p")
+        await press_to(pilot, "ctrl+p", CommandPalette)
+        await until(pilot, lambda: isinstance(app.screen.focused, Input),
+                    what="the palette's search box focused")  # typing goes there
         await pilot.press(*"Stop both")
         await until(pilot, lambda: "Stop both" in str(app.screen.query("CommandList").first()
                                                       .get_option_at_index(0).prompt))
@@ -1074,12 +1140,14 @@ async def test_a_palette_command_runs_its_action(host):
 async def test_quit_asks_while_listeners_run_and_stops_them(host):
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("q")
+        await press_to(pilot, "q", ConfirmScreen)
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.focused.id == "cancel"
         await pilot.press("n")
+        await until(pilot, lambda: showing(app, DashboardScreen), what="n to close the dialog")
         assert app.is_running and host.listeners["http"].running
-        await pilot.press("q", "y")
+        await press_to(pilot, "q", ConfirmScreen)  # "y" means nothing until the dialog is up
+        await pilot.press("y")
         await until(pilot, lambda: not app.is_running, what="the app to exit")
     assert not any(listener.running for listener in host.listeners.values())
 
@@ -1123,9 +1191,9 @@ async def test_a_tick_while_the_console_shuts_down_hands_nothing_to_its_screens(
 async def test_escape_backs_out_to_the_dashboard(stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
+        await press_to(pilot, "2", CertificatesScreen)
         assert app.current_mode == "certificates"
-        await pilot.press("escape")
+        await press_to(pilot, "escape", DashboardScreen)
         assert app.current_mode == "dashboard"
 
 
@@ -1138,7 +1206,7 @@ async def test_a_too_small_terminal_gets_a_clear_message(stopped_host):
         assert message.display and "too small" in str(message.render())
         assert not app.screen.query_one("#body").display
         await pilot.resize_terminal(100, 30)
-        await pilot.pause()
+        await until(pilot, lambda: not message.display, what="the message gone at 100x30")
         assert not message.display and app.screen.query_one("#body").display
 
 
