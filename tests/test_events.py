@@ -87,7 +87,7 @@ def test_long_path_and_query_are_cut_and_say_so():
 
 
 def test_line_escapes_newlines_and_terminal_escapes_from_the_client():
-    # what cheroot hands over for GET /x%0aFAKE%1b[31m (it decodes %xx)
+    # what the server hands over for GET /x%0aFAKE%1b[31m (it decodes %xx)
     line = Event(listener="http", client="10.0.0.9", method="GET", path="/x\nFAKE\x1b[31m",
                  query="a=\r\x07", status=404).line()
     assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x07" not in line

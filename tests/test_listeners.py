@@ -41,7 +41,8 @@ def test_call_in_reuses_one_tls_connection_for_several_requests(site):
 
 
 def test_connections_stay_open_with_many_locks_connected(site):
-    """cheroot's default closes keep-alive connections past the 10th; a fleet must not hit it."""
+    """Servers often close keep-alive connections past a limit (cheroot: the 10th); a fleet
+    must not hit one."""
     conns = [http.client.HTTPConnection("127.0.0.1", site.http_port, timeout=5)
              for _ in range(25)]
     try:
