@@ -78,6 +78,8 @@ class Event:
 
 def _printable(text: str) -> str:
     """``text`` with non-printable characters as backslash escapes (``\\n``, ``\\x1b``)."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -146,6 +148,7 @@ class RequestLog:
         self.backups = backups
         self.write_errors = 0
         self._file_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._file = None  # the open log file, used by the writer thread only
         self._writer: threading.Thread | None = None
         if self.path:
             self._writer = threading.Thread(target=self._write_loop, name="request-log-writer",
@@ -203,21 +206,34 @@ class RequestLog:
                     self._append(lines)
                 except OSError:
                     self.write_errors += 1
+                    self._close_file()
             for e in batch:
                 if isinstance(e, threading.Event):
                     e.set()
 
     def _append(self, lines: list[str]) -> None:
+        """Append to the log file, kept open between batches; reopened when it was rotated
+        here or moved or deleted by someone else."""
         assert self.path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            size = self.path.stat().st_size
+            found = os.stat(self.path)
         except FileNotFoundError:
-            size = 0
-        if size and size >= self.max_bytes:
+            found = None
+        if self._file and (found is None or found.st_ino != os.fstat(self._file.fileno()).st_ino):
+            self._close_file()
+        if found is not None and found.st_size and found.st_size >= self.max_bytes:
+            self._close_file()
             self._rotate()
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._file.write("\n".join(lines) + "\n")
+        self._file.flush()
+
+    def _close_file(self) -> None:
+        if self._file:
+            self._file.close()
+            self._file = None
 
     def _rotate(self) -> None:
         assert self.path

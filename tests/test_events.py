@@ -62,6 +62,17 @@ def test_file_log_rotates_by_size_and_keeps_backups(tmp_path):
     assert last["path"] == "/p199" and last["seq"] == 200
 
 
+def test_log_file_moved_away_by_another_program_is_started_again(tmp_path):
+    path = tmp_path / "logs" / "requests.jsonl"
+    log = RequestLog(path=path)
+    log.record(_event(1))
+    assert log.flush()
+    path.rename(tmp_path / "logs" / "requests.jsonl.old")  # as logrotate does
+    log.record(_event(2))
+    assert log.flush()
+    assert [json.loads(line)["path"] for line in path.read_text().splitlines()] == ["/p2"]
+
+
 def test_unwritable_log_folder_counts_errors_and_keeps_serving(tmp_path):
     blocker = tmp_path / "logs"
     blocker.write_text("a file where the folder should be")
