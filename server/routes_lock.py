@@ -115,7 +115,8 @@ def parse_json(data: bytes):
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
-    if _nests_deeper(value, MAX_JSON_DEPTH):
+    brackets = data.count(b"[") + data.count(b"{")  # fewer cannot nest deeper: skip the walk
+    if brackets > MAX_JSON_DEPTH and _nests_deeper(value, MAX_JSON_DEPTH):
         raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
