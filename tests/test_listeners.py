@@ -378,3 +378,10 @@ def test_handshake_reason_of_an_eof_is_a_closed_connection():
     for exc in (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
                 ConnectionResetError(104, "Connection reset by peer")):
         assert handshake_reason(exc) == "client closed the connection during the handshake"
+
+
+def test_request_log_keeps_header_names_as_the_client_spelled_them(site):
+    raw_exchange(site.http_port, f"GET {CURRENT} HTTP/1.1\r\nHost: x\r\nX-LOCK-fw: 1.2\r\n\r\n"
+                 .encode())
+    event = wait_for_event(site.host.log, lambda e: "X-LOCK-fw" in e.headers)[0]
+    assert event.headers["X-LOCK-fw"] == "1.2"
