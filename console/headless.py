@@ -91,9 +91,13 @@ def _start(host: Host, names) -> int:
     return started
 
 
+PRINT_INTERVAL = 0.05  # seconds: lines are printed in batches, not one wake-up per request
+
+
 def _print_events(subscription, log_format: str, stop: threading.Event) -> None:
     while not stop.is_set():
         subscription.ready.wait()
+        stop.wait(PRINT_INTERVAL)  # let a busy second's requests gather
         _write_events(subscription.drain(), log_format)
 
 
