@@ -8,7 +8,7 @@ request's header block, or idle between requests - and closes it once it has wai
 ``timeout``. A worker takes a connection only when it has something to do: a handshake step (the
 crypto runs outside the GIL, so handshakes use both cores) or a whole header block, whose
 request it parses, hands to the application, and answers in one write. A request body is read
-by the worker, blocking for at most ``timeout`` per read.
+by the worker, and must all arrive within ``timeout``.
 
 Why not cheroot, which served here before: its pure-Python buffered I/O and parsing cost more CPU
 per request than the whole Flask request, and keeping stalled clients off its workers needed
@@ -50,7 +50,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PLAIN_TO_TLS = b"The client sent a plain HTTP request, but this port only speaks HTTPS.\n"
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding"})
 
-HANDSHAKE, HEAD = "handshake", "head"  # what a connection in the selector waits for
+HANDSHAKE, HEAD = "handshake", "head"
+FAILED_ENVIRON_KEY = "engage.failed"  # set when the app's response could not be sent  # what a connection in the selector waits for
 
 
 class Refused(Exception):
@@ -117,6 +118,7 @@ class Server:
         self._busy: set[Connection] = set()
         self._idle = threading.Condition()
         self._stopping = False
+        self._accept_paused = False
         self._workers: list[threading.Thread] = []
 
     # --- control ---------------------------------------------------------------------------
@@ -160,6 +162,9 @@ class Server:
                         self._readable(key.data)
                 now = time.monotonic()
                 if now >= next_expiry:
+                    if self._accept_paused:
+                        self._accept_paused = False
+                        self._selector.register(self.socket, selectors.EVENT_READ, None)
                     self._expire(now)
                     next_expiry = now + WAKE_INTERVAL
         finally:
@@ -179,8 +184,6 @@ class Server:
                     conn.sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-        for _ in self._workers:
-            self._jobs.put(None)
 
     # --- selector thread -------------------------------------------------------------------
 
@@ -190,7 +193,9 @@ class Server:
                 sock, address = self.socket.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # out of file descriptors, say: the client will retry
+            except OSError:  # out of file descriptors, say: retry at the next tick, not at once
+                self._selector.unregister(self.socket)
+                self._accept_paused = True
                 return
             sock.setblocking(False)
             deadline = time.monotonic() + self.timeout
@@ -273,6 +278,8 @@ class Server:
                 key.data.close()
         while self._returned:
             self._returned.popleft()[0].close()
+        for _ in self._workers:  # behind every job the selector queued: nothing comes after
+            self._jobs.put(None)
         self._selector.close()
         self.socket.close()
         self._wake_r.close()
@@ -290,6 +297,9 @@ class Server:
 
     def _work(self) -> None:
         while (conn := self._jobs.get()) is not None:
+            if self._stopping:  # queued, not started: no request is taken in after a stop
+                conn.close()
+                continue
             with self._idle:
                 self._busy.add(conn)
             event = None
@@ -355,6 +365,8 @@ class Server:
             environ, keep = self._environ(conn)
         except Refused as refused:
             return self._refuse(conn, refused)
+        except Exception:  # a parse this server should have refused more precisely
+            return self._refuse(conn, Refused("400 Bad Request", "Malformed request."))
         conn.served += 1
         method = environ["REQUEST_METHOD"]
         response = _Response()
@@ -366,13 +378,20 @@ class Server:
         try:
             body = b"".join(itertools.chain(response.written, result)) \
                 if response.written else b"".join(result)
+            if not response.status:
+                raise RuntimeError("the application never called start_response")
+        except Exception:  # nothing is sent yet: a 500, reported here and not as the app's
+            environ[FAILED_ENVIRON_KEY] = True
+            _close(result)
+            return self._refuse(conn, Refused("500 Internal Server Error", "Internal error.",
+                                              method, environ["PATH_INFO"]))
+        try:
             keep = keep and not environ["wsgi.input"].failed
             head = response.head(len(body), keep)
             keep = keep and not response.closes
             conn.sock.sendall(head if method == "HEAD" else head + body)
         finally:
-            if hasattr(result, "close"):
-                result.close()
+            _close(result)
         return keep and environ["wsgi.input"].finish()
 
     def _refuse(self, conn: Connection, refused: Refused) -> bool:
@@ -422,21 +441,26 @@ class Server:
         headers = _headers(head, method, target)
         environ["engage.headers"] = headers
         for name, value in headers:
+            if "_" in name:  # would pass for a header with '-' in its place: dropped
+                continue
             key = name.upper().replace("-", "_")
             if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 if key in environ and environ[key] != value:
                     raise Refused("400 Bad Request", f"Conflicting {name} headers.", method, target)
-            elif "_" in name:  # would pass for a header with '-' in its place
-                continue
             else:
                 key = "HTTP_" + key
                 if key in environ:
                     value = environ[key] + ", " + value
             environ[key] = value
-        environ["wsgi.input"] = _Body.of(conn, environ, method, target)
+        environ["wsgi.input"] = _Body.of(conn, environ, method, target, self.timeout)
         tokens = environ.get("HTTP_CONNECTION", "").lower()
         keep = version == "HTTP/1.1" and "close" not in tokens
         return environ, keep
+
+
+def _close(result) -> None:
+    if hasattr(result, "close"):
+        result.close()
 
 
 def _answer_in_plain(sock: ssl.SSLSocket) -> None:
@@ -541,11 +565,15 @@ def _http_date() -> str:
 
 class _Body:
     """``wsgi.input``: the request body, first from what came with the head, then from the
-    socket (blocking at most ``timeout`` per read). Ends at ``Content-Length`` or the last
-    chunk; a body that stalls is a 408 and one cut short a 400, raised to the application."""
+    socket; all of it within ``timeout`` of its head, so that a client trickling bytes cannot
+    hold a worker. Ends at ``Content-Length`` or the last chunk; a body that stalls is a 408
+    and one cut short a 400, raised to the application."""
 
-    def __init__(self, conn: Connection, length: int | None, expect_continue: bool):
+    def __init__(self, conn: Connection, length: int | None, expect_continue: bool,
+                 timeout: float):
         self._conn = conn
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout  # for the whole body, not per read
         self._left = length  # bytes left in the body, or in the current chunk when chunked
         self._chunked = length is None
         self._done = length == 0
@@ -553,7 +581,8 @@ class _Body:
         self._failed = False
 
     @classmethod
-    def of(cls, conn: Connection, environ: dict, method: str, target: str) -> "_Body":
+    def of(cls, conn: Connection, environ: dict, method: str, target: str,
+           timeout: float) -> "_Body":
         coding = environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         length = environ.get("CONTENT_LENGTH", "")
         if coding:
@@ -563,13 +592,13 @@ class _Body:
                               method, target)
             size = None
         elif length:
-            if not length.isdigit() or len(length) > 18:
+            if not (length.isascii() and length.isdigit()) or len(length) > 18:
                 raise Refused("400 Bad Request", "Malformed Content-Length.", method, target)
             size = int(length)
         else:
             size = 0
         expect = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
-        return cls(conn, size, expect and size != 0)
+        return cls(conn, size, expect and size != 0, timeout)
 
     def read(self, size: int | None = -1) -> bytes:
         out = bytearray()
@@ -665,10 +694,17 @@ class _Body:
         if self._continue:
             self._continue = False
             self._conn.sock.sendall(CONTINUE)
+        sock = self._conn.sock
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise RequestTimeout()
         try:
-            data = self._conn.sock.recv(RECV_BYTES)
+            sock.settimeout(min(left, self._timeout))
+            data = sock.recv(RECV_BYTES)
         except (TimeoutError, socket.timeout):
             raise RequestTimeout() from None
+        finally:
+            sock.settimeout(self._timeout)
         if not data:
             raise BadRequest("the client closed the connection before the end of the body")
         self._conn.buf += data

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .events import Event, RequestLog, safe_headers
-from .httpserver import Server
+from .httpserver import FAILED_ENVIRON_KEY, Server
 
 STOPPED, RUNNING, FAILED = "STOPPED", "RUNNING", "FAILED"
 SERIAL_ENVIRON_KEY = "engage.serial"
@@ -213,6 +213,8 @@ class Listener:
         return _Closing(body, lambda: self._record(environ, seen, started))
 
     def _record(self, environ, seen: dict, started: float) -> None:
+        if environ.get(FAILED_ENVIRON_KEY):
+            return  # never sent: the server reports the 500 it sent instead
         event = Event(
             listener=self.name,
             client=environ.get("REMOTE_ADDR", ""),
