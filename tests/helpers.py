@@ -9,6 +9,7 @@ import http.client
 import json
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -121,3 +122,13 @@ def wait_for_event(log, predicate, timeout: float = 5.0) -> list:
         sub.close()
     assert found, "no matching event in the request log"
     return found
+
+
+def until(condition, timeout: float = 5.0) -> bool:
+    """Whether ``condition()`` became true within ``timeout`` (polled every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
