@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+WRITE_INTERVAL = 0.1  # seconds the file writer lets events gather before a write
 MAX_TARGET = 1000  # characters of path and of query string kept per event
 
 
@@ -149,6 +150,7 @@ class RequestLog:
         self.write_errors = 0
         self._file_queue: queue.SimpleQueue = queue.SimpleQueue()
         self._file = None  # the open log file, used by the writer thread only
+        self._hurry = threading.Event()  # a flush is waiting: write without gathering more
         self._writer: threading.Thread | None = None
         if self.path:
             self._writer = threading.Thread(target=self._write_loop, name="request-log-writer",
@@ -188,11 +190,14 @@ class RequestLog:
             return True
         done = threading.Event()
         self._file_queue.put(done)
+        self._hurry.set()
         return done.wait(timeout)
 
     def _write_loop(self) -> None:
         while True:
             item = self._file_queue.get()
+            self._hurry.wait(WRITE_INTERVAL)  # let a busy moment's events gather: one write
+            self._hurry.clear()
             batch = [item]
             while True:  # write what has piled up in one go
                 try:

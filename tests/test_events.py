@@ -6,7 +6,10 @@ import dataclasses
 import json
 import threading
 
+from server import events
 from server.events import MAX_TARGET, Event, RequestLog
+
+from .helpers import until
 
 
 def _event(i: int) -> Event:
@@ -80,6 +83,25 @@ def test_unwritable_log_folder_counts_errors_and_keeps_serving(tmp_path):
     log.record(_event(1))
     assert log.flush()
     assert log.write_errors == 1 and log.recent()[-1].path == "/p1"
+
+
+def test_a_burst_of_events_reaches_the_file_in_one_write(tmp_path, monkeypatch):
+    """The writer lets events gather before it writes: a busy second costs a few writes, not a
+    wake-up and a write per request; flush() cuts the gathering short. Before, the event
+    already taken by the writer went out alone and the rest in a second write."""
+    monkeypatch.setattr(events, "WRITE_INTERVAL", 60.0)
+    log = RequestLog(path=tmp_path / "requests.jsonl")
+    writes = []
+    real_append = log._append
+    monkeypatch.setattr(log, "_append", lambda lines: (writes.append(len(lines)),
+                                                      real_append(lines)))
+    log.record(_event(0))
+    assert until(log._file_queue.empty)  # the writer has taken the first event
+    for i in range(1, 50):
+        log.record(_event(i))
+    assert log.flush()  # within its 5 s, not after the 60 s gathering
+    assert writes == [50]
+    assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 50
 
 
 def test_handshake_event_line_says_why():
