@@ -3,6 +3,9 @@ connection (full handshake) carrying PUT Config, GET db and POST audit, sent by 
 (``server/lockclient.py``) in client processes against ``engage-console --headless`` in its own
 process. Target: at least 150 call-ins/s on a 2-core machine (90,000 locks every 10 minutes).
 
+The note also gives the host's CPU per call-in, which does not depend on how the two cores are
+shared with the simulated locks.
+
 Also the device list: ``Devices.summaries()`` over 10,000 records, each with an audit log,
 after a call-in (from the index), with the first listing (from disk, reading every log's last
 line), a cold listing as ``devices list`` does it in a new process (from disk, audit counts from
@@ -19,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_delivery import LOOPBACK, free_ports, prepare_site, start_ours
+from benchmarks.bench_delivery import (LOOPBACK, free_ports, prepare_site, process_cpu_seconds,
+                                       start_ours)
 from benchmarks.run import Row
 from server.config import Settings
 from server.devices import Devices
@@ -51,7 +55,7 @@ def measure_callins(seconds: float) -> list[Row]:
         folder = Path(tmp)
         key, _ = prepare_site(folder)
         http_port, tls_port = free_ports(2)
-        start_ours(stack, folder, http_port, tls_port)
+        host_pid = start_ours(stack, folder, http_port, tls_port).pids["tls"]
         probe = make_fleet(1, LOOPBACK, http_port, tls_port, key.hmac_key(), seed=0)[0]
         anchor = probe.fetch_anchor()
         warm = probe.call_in()
@@ -59,8 +63,10 @@ def measure_callins(seconds: float) -> list[Row]:
             raise RuntimeError(f"warm-up call-in failed: {warm.error}")
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(PROCESSES) as pool:
+            cpu_before = process_cpu_seconds(host_pid)
             parts = pool.starmap(_clients, [(seed, http_port, tls_port, key.hmac_key(), seconds,
                                              anchor) for seed in range(1, PROCESSES + 1)])
+            cpu_after = process_cpu_seconds(host_pid)
         records = len(list((folder / "Engage_Data").glob("*.json")))
     ok = sum(p["ok"] for p in parts)
     failed: dict[str, int] = {}
@@ -71,8 +77,11 @@ def measure_callins(seconds: float) -> list[Row]:
     latencies = [x for p in parts for x in p["latencies"]]
     p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else 0.0
     p50 = statistics.median(latencies) * 1000 if latencies else 0.0
+    cpu = "?" if cpu_before is None or cpu_after is None or not ok \
+        else f"{(cpu_after - cpu_before) / ok * 1000:.2f} ms"
     note = (f"ratio {rate / TARGET_PER_SECOND:.2f} of the target; p50 {p50:.1f} ms, "
-            f"p99 {p99:.1f} ms; {ok} call-ins from {PROCESSES * LOCKS_PER_PROCESS} locks "
+            f"p99 {p99:.1f} ms; host CPU per call-in {cpu}; "
+            f"{ok} call-ins from {PROCESSES * LOCKS_PER_PROCESS} locks "
             f"({records} records), {PROCESSES}x{THREADS} in flight"
             + (f"; failed: {json.dumps(failed)}" if failed else ""))
     return [Row(benchmark="call-ins TLS (new connection each)", figure=rate, unit="call-ins/s",
