@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
@@ -11,18 +11,23 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) 
     """Replace ``path`` with ``data`` so a reader sees the old or the new content, never a mix.
 
     The file gets ``mode`` before any byte is written, so a key is never readable by others.
+    Records are written at every call-in: the system calls are kept to the needed ones (each
+    lets another thread take the GIL), so the folder is made only when it is missing.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = _create(tmp)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -33,14 +38,28 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) 
     _fsync_dir(path.parent)
 
 
+def _create(path: Path) -> int:
+    """A new file only this process can read yet, its folder made if missing."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line to a JSON-lines file and fsync it (history and audit files). A file
     whose last line was cut short (a crash mid-write) gets its newline first, so the new line
     stays whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    with open(path, "a+b") as f:
+    try:
+        f = open(path, "a+b")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+b")
+    with f:
         if f.seek(0, os.SEEK_END) > 0:
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
