@@ -353,7 +353,6 @@ class Server:
             if event is None or self._stopping:
                 conn.close()
                 continue
-            conn.sock.setblocking(False)
             self._returned.append((conn, event))
             self._wake()
             while self._stopping and self._returned:  # the selector may have closed already
@@ -373,7 +372,6 @@ class Server:
             if not data:
                 return None
             conn.buf += data
-        conn.sock.settimeout(self.timeout)
         while HEAD_END.search(conn.buf) or len(conn.buf) > MAX_HEADER_BYTES:
             if not self._serve_one(conn) or self._stopping:
                 return None
@@ -428,7 +426,7 @@ class Server:
             keep = keep and not environ["wsgi.input"].failed
             head = response.head(len(body), keep)
             keep = keep and not response.closes
-            conn.sock.sendall(head if method == "HEAD" else head + body)
+            _send(conn.sock, head if method == "HEAD" else head + body, self.timeout)
         finally:
             _close(result)
         return keep and environ["wsgi.input"].finish()
@@ -438,9 +436,9 @@ class Server:
         self.on_refused(conn.address, refused.status, refused.method, refused.target,
                         refused.message)
         body = refused.message.encode("latin-1", "replace")
-        conn.sock.sendall((f"HTTP/1.1 {refused.status}\r\nContent-Length: {len(body)}\r\n"
-                           "Content-Type: text/plain\r\nConnection: close\r\n\r\n")
-                          .encode("latin-1") + body)
+        _send(conn.sock, (f"HTTP/1.1 {refused.status}\r\nContent-Length: {len(body)}\r\n"
+                          "Content-Type: text/plain\r\nConnection: close\r\n\r\n")
+              .encode("latin-1") + body, self.timeout)
         return False
 
     def _environ(self, conn: Connection) -> tuple[dict, bool]:
@@ -495,6 +493,23 @@ class Server:
         tokens = environ.get("HTTP_CONNECTION", "").lower()
         keep = version == "HTTP/1.1" and "close" not in tokens
         return environ, keep
+
+
+def _send(sock: socket.socket, data: bytes, timeout: float) -> None:
+    """Send all of ``data`` on a non-blocking socket: at once when the socket takes it (a reply
+    nearly always fits), else waiting up to ``timeout`` for the client to read. The socket
+    stays non-blocking: each switch of mode, and a blocking TLS write's poll before it, is a
+    system call, and each system call lets another thread take the GIL."""
+    try:
+        sent = sock.send(data)
+    except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+        sent = 0  # TLS: nothing counts as sent; the same bytes are written again below
+    if sent < len(data):
+        sock.settimeout(timeout)
+        try:
+            sock.sendall(memoryview(data)[sent:])
+        finally:
+            sock.setblocking(False)
 
 
 def _close(result) -> None:
@@ -732,18 +747,21 @@ class _Body:
     def _fill(self) -> None:
         if self._continue:
             self._continue = False
-            self._conn.sock.sendall(CONTINUE)
+            _send(self._conn.sock, CONTINUE, self._timeout)
         sock = self._conn.sock
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise RequestTimeout()
         try:
-            sock.settimeout(min(left, self._timeout))
-            data = sock.recv(RECV_BYTES)
-        except (TimeoutError, socket.timeout):
-            raise RequestTimeout() from None
-        finally:
-            sock.settimeout(self._timeout)
+            data = sock.recv(RECV_BYTES)  # what has arrived: no wait, no mode switch
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            try:
+                sock.settimeout(min(left, self._timeout))
+                data = sock.recv(RECV_BYTES)
+            except (TimeoutError, socket.timeout):
+                raise RequestTimeout() from None
+            finally:
+                sock.setblocking(False)
         if not data:
             raise BadRequest("the client closed the connection before the end of the body")
         self._conn.buf += data

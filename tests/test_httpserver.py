@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import resource
 import socket
+import ssl
 import threading
 import time
 
@@ -16,7 +17,8 @@ from server.events import RequestLog
 from server.httpserver import MAX_HEADER_BYTES, Server
 from server.listeners import Listener
 
-from .helpers import until, wait_for_event
+from . import chains
+from .helpers import raw_exchange, until, wait_for_event
 
 
 def echo_app(environ, start_response):
@@ -531,6 +533,33 @@ def test_requests_one_after_another_are_served_by_the_same_warm_worker():
     finally:
         _stop(server)
     assert len(threads) == 20 and len(set(threads)) <= 2
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_a_reply_larger_than_the_socket_buffers_arrives_whole(tls, tmp_path):
+    """Replies go out on a non-blocking socket; one the socket cannot take at once waits for
+    the client to read (TLS: the pending write is completed, not written again)."""
+    payload = bytes(range(256)) * (6 * 1024 * 1024 // 256)  # more than loopback buffers hold
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [payload]
+
+    context = client = None
+    if tls:
+        cert_set = chains.write(tmp_path, chains.build())
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_set.chain_path, cert_set.key_path)
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    server = _serve(app, timeout=5.0, tls_context=(lambda: context) if tls else None)
+    try:
+        answer = raw_exchange(server.port, b"GET /big HTTP/1.1\r\nHost: x\r\n"
+                              b"Connection: close\r\n\r\n", tls=client)
+    finally:
+        _stop(server)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == payload
 
 
 # --- the selector thread -------------------------------------------------------------------
