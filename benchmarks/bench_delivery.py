@@ -4,7 +4,9 @@ listeners (``engage-console --headless``) and for a baseline that behaves like t
 sample (``benchmarks/sample_baseline.py``), each server in its own process, both driven by the
 same load generator in the same run. Targets, ours/baseline: plain >= 1.0, TLS >= 2.0.
 Each row's note gives both p99 latencies and each server's CPU per request: on a small shared
-machine the ratio is noisy, the CPU cost much less so.
+machine the ratio is noisy, the CPU cost much less so. The TLS rows' notes also give the rate of
+a bare TLS server (``benchmarks/bare_tls.py``: handshake and a fixed reply, nothing else)
+measured in the same run: the most any server could reach here with this load generator.
 """
 
 from __future__ import annotations
@@ -153,6 +155,14 @@ def start_ours(stack, folder: Path, http_port: int, tls_port: int) -> Server:
     return Server(http_port, tls_port, {"http": proc.pid, "tls": proc.pid})
 
 
+def start_bare(stack, folder: Path, port: int, certificates: Certificates) -> Server:
+    cert_set = certificates.current().cert_set
+    proc = spawn(stack, "bare-tls", [sys.executable, "-m", "benchmarks.bare_tls", "--port",
+                                     str(port), "--chain", str(cert_set.chain_path),
+                                     "--key", str(cert_set.key_path)], folder, [port])
+    return Server(0, port, {"tls": proc.pid}, der_path=DER_PATH)
+
+
 def start_sample(stack, folder: Path, http_port: int, tls_port: int,
                  certificates: Certificates) -> Server:
     """The sample ran two scripts: port 80 plain, 443 with ``ssl_context``; both answer the
@@ -190,14 +200,14 @@ def check_delivery(server: Server, name: str, certificates: Certificates) -> Non
             raise RuntimeError(f"{name} DER download over {transport} answered {status}")
 
 
-def measure_pair(gen: LoadGenerator, endpoint: str, transport: str, ours: Server,
-                 sample: Server, seconds: float, rounds: int) -> tuple[Measured, Measured]:
-    """Alternate ours and the sample in ``rounds`` slices, so a burst of load from elsewhere
-    on the machine hits both alike."""
+def measure(gen: LoadGenerator, endpoint: str, transport: str, servers: dict[str, Server],
+            seconds: float, rounds: int) -> dict[str, Measured]:
+    """Alternate the servers in ``rounds`` slices, so a burst of load from elsewhere on the
+    machine hits all alike."""
     slice_seconds = seconds / rounds
-    measured = {"ours": Measured(), "sample": Measured()}
+    measured = {name: Measured() for name in servers}
     for i in range(rounds):
-        order = (("ours", ours), ("sample", sample))
+        order = list(servers.items())
         for name, server in (order if i % 2 == 0 else order[::-1]):
             pid = server.pids[transport]
             before = process_cpu_seconds(pid)
@@ -205,14 +215,15 @@ def measure_pair(gen: LoadGenerator, endpoint: str, transport: str, ours: Server
             after = process_cpu_seconds(pid)
             measured[name].add(part, slice_seconds,
                                None if before is None or after is None else after - before)
-    return measured["ours"], measured["sample"]
+    return measured
 
 
 def _ms(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}"
 
 
-def make_row(endpoint: str, transport: str, ours_m: Measured, sample_m: Measured) -> Row:
+def make_row(endpoint: str, transport: str, measured: dict[str, Measured]) -> Row:
+    ours_m, sample_m = measured["ours"], measured["sample"]
     ours, sample = ours_m.result, sample_m.result
     target = TARGETS[transport]
     ratio = ours.rate / sample.rate if sample.rate else 0.0
@@ -225,6 +236,11 @@ def make_row(endpoint: str, transport: str, ours_m: Measured, sample_m: Measured
             f"sample {_ms(sample_m.cpu_ms_per_request)} ms; "
             f"{ours.exchanges} vs {sample.exchanges} requests"
             + ("; " + "; ".join(problems) if problems else ""))
+    if "bare" in measured and sample.rate:
+        bare = measured["bare"].result
+        note += (f"; a bare TLS server (handshake and a fixed reply, nothing else) "
+                 f"{bare.rate:,.1f} req/s, ratio {bare.rate / sample.rate:.2f}"
+                 + (f" ({bare.errors} errors)" if bare.errors else ""))
     return Row(benchmark=f"delivery {endpoint} {transport}", figure=ours.rate, unit="req/s",
                baseline=sample.rate, target=f"ratio >= {target:.1f}",
                ok=ratio >= target and not ours.errors and not ours.resumed and sample.rate > 0,
@@ -238,13 +254,17 @@ def run(quick: bool) -> list[Row]:
             contextlib.ExitStack() as stack:
         folder = Path(tmp)
         _, certificates = prepare_site(folder)
-        ports = free_ports(4)
+        ports = free_ports(5)
         ours = start_ours(stack, folder, ports[0], ports[1])
         sample = start_sample(stack, folder, ports[2], ports[3], certificates)
+        bare = start_bare(stack, folder, ports[4], certificates)
         check_delivery(ours, "ours", certificates)
         check_delivery(sample, "sample", certificates)
         gen = stack.enter_context(LoadGenerator(processes=2, threads=4))
         for endpoint, transport in CASES:
-            rows.append(make_row(endpoint, transport, *measure_pair(
-                gen, endpoint, transport, ours, sample, seconds, rounds)))
+            servers = {"ours": ours, "sample": sample}
+            if transport == "tls":
+                servers["bare"] = bare
+            rows.append(make_row(endpoint, transport, measure(
+                gen, endpoint, transport, servers, seconds, rounds)))
     return rows

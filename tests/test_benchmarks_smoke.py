@@ -127,3 +127,6 @@ def test_delivery_benchmark_prints_a_row_per_endpoint_and_transport():
     note = re.compile(r"p99 ours [\d.]+ ms, sample [\d.]+ ms; server CPU per request "
                       r"ours ([\d.]+|\?) ms, sample ([\d.]+|\?) ms; \d+ vs \d+ requests")
     assert all(note.search(line) for line in notes), notes
+    bare = re.compile(r"a bare TLS server \(handshake and a fixed reply, nothing else\) "
+                      r"[\d,.]+ req/s, ratio \d+\.\d\d")
+    assert [bool(bare.search(line)) for line in notes] == [" tls: " in line for line in notes]
