@@ -56,7 +56,8 @@ def handshake_reason(exc: BaseException) -> str:
     """Why a handshake failed, in words an operator can act on."""
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "handshake timed out (client went silent)"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)):
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError,
+                        ssl.SSLZeroReturnError)):
         return "client closed the connection during the handshake"
     if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "reason", None) or exc.__class__.__name__
