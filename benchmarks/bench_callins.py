@@ -3,8 +3,9 @@ connection (full handshake) carrying PUT Config, GET db and POST audit, sent by 
 (``server/lockclient.py``) in client processes against ``engage-console --headless`` in its own
 process. Target: at least 150 call-ins/s on a 2-core machine (90,000 locks every 10 minutes).
 
-The note also gives the host's CPU per call-in, which does not depend on how the two cores are
-shared with the simulated locks.
+The note also gives the host's CPU per call-in: a second view of the run, less tied than the
+rate to how the two cores are shared with the simulated locks (it still moves with the machine:
+5 to 8 ms for the same code on 2026-12-01).
 
 Also the device list: ``Devices.summaries()`` over 10,000 records, each with an audit log,
 after a call-in (from the index), with the first listing (from disk, reading every log's last
