@@ -18,6 +18,7 @@ subclasses of most of its classes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import email.utils
 import itertools
 import re
@@ -304,7 +305,6 @@ class Server:
             self.on_handshake_failure(conn.address, TimeoutError())
         elif conn.buf or not conn.served:
             try:
-                conn.sock.setblocking(False)
                 conn.sock.send(REQUEST_TIMEOUT)
             except OSError:
                 pass
@@ -495,21 +495,28 @@ class Server:
         return environ, keep
 
 
+@contextlib.contextmanager
+def _blocking(sock: socket.socket, timeout: float):
+    """Let ``sock`` wait up to ``timeout`` for its client, then make it non-blocking again.
+    Sockets stay non-blocking otherwise: each switch of mode, and a blocking TLS write's poll
+    before it, is a system call, and each system call lets another thread take the GIL."""
+    sock.settimeout(timeout)
+    try:
+        yield
+    finally:
+        sock.setblocking(False)
+
+
 def _send(sock: socket.socket, data: bytes, timeout: float) -> None:
-    """Send all of ``data`` on a non-blocking socket: at once when the socket takes it (a reply
-    nearly always fits), else waiting up to ``timeout`` for the client to read. The socket
-    stays non-blocking: each switch of mode, and a blocking TLS write's poll before it, is a
-    system call, and each system call lets another thread take the GIL."""
+    """Send all of ``data``: at once when the socket takes it (a reply nearly always fits),
+    else waiting up to ``timeout`` for the client to read."""
     try:
         sent = sock.send(data)
     except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
         sent = 0  # TLS: nothing counts as sent; the same bytes are written again below
     if sent < len(data):
-        sock.settimeout(timeout)
-        try:
+        with _blocking(sock, timeout):
             sock.sendall(memoryview(data)[sent:])
-        finally:
-            sock.setblocking(False)
 
 
 def _close(result) -> None:
@@ -756,12 +763,10 @@ class _Body:
             data = sock.recv(RECV_BYTES)  # what has arrived: no wait, no mode switch
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             try:
-                sock.settimeout(min(left, self._timeout))
-                data = sock.recv(RECV_BYTES)
+                with _blocking(sock, min(left, self._timeout)):
+                    data = sock.recv(RECV_BYTES)
             except (TimeoutError, socket.timeout):
                 raise RequestTimeout() from None
-            finally:
-                sock.setblocking(False)
         if not data:
             raise BadRequest("the client closed the connection before the end of the body")
         self._conn.buf += data
