@@ -1,7 +1,7 @@
 """Certificate delivery under load: requests/s and p99 latency of ``/current`` and of the DER
 download, a new connection per request (TLS: full handshakes), plain and TLS, for our
 listeners (``engage-console --headless``) and for a baseline that behaves like the Allegion
-sample (``benchmarks/sample_baseline.py``), each server in its own process, both driven by the
+sample (``benchmarks/sample_baseline.py``), each server in its own process, all driven by the
 same load generator in the same run. Targets, ours/baseline: plain >= 1.0, TLS >= 2.0.
 Each row's note gives both p99 latencies and each server's CPU per request: on a small shared
 machine the ratio is noisy, the CPU cost much less so. The TLS rows' notes also give the rate of

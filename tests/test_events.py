@@ -104,6 +104,14 @@ def test_a_burst_of_events_reaches_the_file_in_one_write(tmp_path, monkeypatch):
     assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 50
 
 
+def test_an_event_reaches_the_file_without_a_flush(tmp_path):
+    """Gathering events delays the file write by WRITE_INTERVAL, it never waits for a flush."""
+    path = tmp_path / "requests.jsonl"
+    log = RequestLog(path=path)
+    log.record(_event(1))
+    assert until(lambda: path.exists() and "/p1" in path.read_text(), timeout=2.0)
+
+
 def test_handshake_event_line_says_why():
     line = Event(listener="tls", client="10.0.0.9", kind="handshake",
                  error="client does not trust our chain (unknown CA)").line()
