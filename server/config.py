@@ -59,7 +59,8 @@ class Settings:
                                   minimum=1024)
     log_backups: int = _setting(3, "rotated request logs kept", minimum=0, maximum=100)
     max_body_bytes: int = _setting(1024 * 1024, "largest request body accepted", minimum=1024)
-    threads: int = _setting(32, "worker threads per listener", minimum=1, maximum=1000)
+    threads: int = _setting(2, "event-loop threads per listener (see README)", minimum=1,
+                           maximum=1000)
     callin_interval: int = _setting(
         600, "seconds until a lock's next call-in (dbDwnLdTm in the db reply)",
         minimum=60, maximum=7 * 24 * 3600)

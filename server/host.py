@@ -58,7 +58,7 @@ class Host:
 
         self.app = create_app(self)
         common = dict(log=self.log, bind=settings.bind, timeout=settings.connection_timeout,
-                      threads=settings.threads)
+                      threads=settings.threads, body_wait=settings.max_body_bytes)
         self.listeners = {
             "http": Listener("http", self.app, port=settings.http_port,
                              port_flag="--http-port", **common),

@@ -1,14 +1,21 @@
-"""A small HTTP/1.1 WSGI server: one selector thread and a pool of worker threads.
+"""A small HTTP/1.1 WSGI server: a few event-loop threads, each serving the connections it
+accepted from start to end.
 
 What the locks and the listeners need from it (DESIGN.md "Listeners"): HTTP/1.1 with persistent
 connections, ``Content-Length:`` on every response, a client that stalls delays nobody, a TLS
-context taken afresh for each new connection, and a quick stop. The selector thread accepts and
-keeps every connection that is waiting - for its TLS handshake's next flight, for the rest of a
-request's header block, or idle between requests - and closes it once it has waited longer than
-``timeout``. A worker takes a connection only when it has something to do: a handshake step (the
-crypto runs outside the GIL, so handshakes use both cores) or a whole header block, whose
-request it parses, hands to the application, and answers in one write. A request body is read
-by the worker, and must all arrive within ``timeout``.
+context taken afresh for each new connection, and a quick stop. Each loop (``threads`` of them)
+has its own epoll with the listening socket in it; the kernel wakes one idle loop per new
+connection (``EPOLLEXCLUSIVE``), and that loop does everything for it without blocking: the TLS
+handshake's steps (the crypto runs outside the GIL, so loops handshake side by side on all
+cores), the header block, the whole body (up to ``body_wait`` bytes), the application call and
+the reply. A connection waiting for its client costs a loop nothing; one that waited longer than
+``timeout`` is closed. Only the application call holds a loop, and only its own connections
+wait meanwhile: an idle loop takes the new ones.
+
+Why loops and not one selector thread with a pool of workers, as here before: that handed
+each connection from thread to thread four times per TLS request, two context switches each.
+In the same runs on the 2-core benchmark machine a TLS request cost 1.6 ms of host CPU there
+and 1.35 ms here, and a lock's call-in 5 to 8 ms there and 3.6 ms here.
 
 Why not cheroot, which served here before: its pure-Python buffered I/O and parsing cost more CPU
 per request than the whole Flask request, and keeping stalled clients off its workers needed
@@ -17,12 +24,11 @@ subclasses of most of its classes.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import email.utils
 import itertools
 import re
-import selectors
+import select
 import socket
 import ssl
 import sys
@@ -42,16 +48,19 @@ NOT_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
 NOT_IN_VALUE = re.compile(rb"[\x00\r]")
 TRAILER_LINE = re.compile(rb"[^\r\n]*\r?\n")
 RECV_BYTES = 65536
-DRAIN_BYTES = 64 * 1024  # an unread body up to this size is skipped to keep the connection
-WAKE_INTERVAL = 0.25     # how often the selector looks for connections that waited too long
+LOOPS = 2  # event loops per server; why so few: see Server
+BODY_WAIT = 1 << 20     # bytes of a body awaited before the application is called
+WAKE_INTERVAL = 0.25     # how often a loop looks for connections that waited too long
 REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
                    b"Connection: close\r\n\r\n")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PLAIN_TO_TLS = b"The client sent a plain HTTP request, but this port only speaks HTTPS.\n"
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding"})
 
-HANDSHAKE, HEAD = "handshake", "head"
-FAILED_ENVIRON_KEY = "engage.failed"  # set when the app's response could not be sent  # what a connection in the selector waits for
+HANDSHAKE, HEAD, BODY, SEND = "handshake", "head", "body", "send"  # what a connection waits for
+FAILED_ENVIRON_KEY = "engage.failed"  # set when the app's response could not be sent
+IN, OUT = select.EPOLLIN, select.EPOLLOUT
+EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)  # Linux >= 4.5: one idle loop is woken
 
 
 class Refused(Exception):
@@ -63,14 +72,15 @@ class Refused(Exception):
 
 
 class Connection:
-    """One client connection; owned by the selector or by one worker at a time."""
+    """One client connection, owned by the event loop that accepted it."""
 
-    __slots__ = ("sock", "address", "id", "buf", "state", "deadline", "served", "tls_version",
-                 "local")
+    __slots__ = ("sock", "fd", "address", "id", "buf", "state", "deadline", "served",
+                 "tls_version", "local", "environ", "keep", "out", "events")
     _ids = itertools.count(1)
 
     def __init__(self, sock: socket.socket, address, state: str, deadline: float):
         self.sock = sock
+        self.fd = sock.fileno()
         self.address = address
         self.id = next(self._ids)  # never reused, unlike the address and port
         self.buf = bytearray()
@@ -79,6 +89,10 @@ class Connection:
         self.served = 0
         self.tls_version = ""
         self.local: tuple | None = None
+        self.environ: dict | None = None  # the request whose body is awaited
+        self.keep = False  # whether the connection goes on once ``out`` is sent
+        self.out = b""  # the part of a reply the socket could not take yet
+        self.events = IN
 
     def close(self) -> None:
         try:
@@ -87,54 +101,126 @@ class Connection:
             pass
 
 
-class _Jobs:
-    """Hands connections to the worker threads. The worker that went idle last takes the next
-    one: a few warm threads serve a steady load instead of every thread in turn (which cost a
-    context switch and a cold cache per request), and a connection that finds every worker busy
-    waits in order."""
+class _Loop:
+    """One event-loop thread: its own epoll, the listening socket, and the connections it
+    accepted, which it serves to the end."""
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._idle: list[list] = []  # the slots of idle workers, most recently idle last
-        self._waiting: collections.deque = collections.deque()
+    def __init__(self, server: "Server"):
+        self.server = server
+        self.epoll = select.epoll()
+        self.conns: dict[int, Connection] = {}
+        self.accepting = True
 
-    @staticmethod
-    def slot() -> list:
-        """A worker's slot: [a lock held until a job is handed over, the job]."""
-        wake = threading.Lock()
-        wake.acquire()
-        return [wake, None]
+    def run(self) -> None:
+        server = self.server
+        listen_fd, wake_fd = server.socket.fileno(), server._wake_r.fileno()
+        self.epoll.register(listen_fd, IN | EXCLUSIVE)
+        self.epoll.register(wake_fd, IN)
+        next_expiry = time.monotonic() + WAKE_INTERVAL
+        try:
+            while not server._stopping:
+                idle = not self.conns and self.accepting  # nothing can expire: sleep
+                for fd, _ in self.epoll.poll(-1 if idle else WAKE_INTERVAL):
+                    if server._stopping:
+                        break
+                    if fd == listen_fd:
+                        self.accept()
+                    elif (conn := self.conns.get(fd)) is not None:
+                        self.step(conn)
+                now = time.monotonic()
+                if now >= next_expiry:
+                    if not self.accepting:
+                        self.accepting = True
+                        self.epoll.register(listen_fd, IN | EXCLUSIVE)
+                    self.expire(now)
+                    next_expiry = now + WAKE_INTERVAL
+        finally:
+            self.close_all()
 
-    def put(self, conn: Connection | None) -> None:
-        with self._lock:
-            if not self._idle:
-                self._waiting.append(conn)
-                return
-            slot = self._idle.pop()
-        slot[1] = conn
-        slot[0].release()
+    def accept(self) -> None:
+        """Take one new connection: the other idle loops take the next ones."""
+        server = self.server
+        try:
+            sock, address = server.socket.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # out of file descriptors, say: retry at the next tick, not at once
+            self.epoll.unregister(server.socket.fileno())
+            self.accepting = False
+            return
+        sock.setblocking(False)
+        deadline = time.monotonic() + server.timeout
+        if server.tls_context is None:
+            self.add(Connection(sock, address, HEAD, deadline))
+            return
+        try:
+            tls = server.tls_context().wrap_socket(sock, server_side=True,
+                                                   do_handshake_on_connect=False)
+        except Exception as exc:  # no usable certificate set any more
+            server.on_handshake_failure(address, exc)
+            sock.close()
+            return
+        self.add(Connection(tls, address, HANDSHAKE, deadline))
 
-    def get(self, slot: list) -> Connection | None:
-        with self._lock:
-            if self._waiting:
-                return self._waiting.popleft()
-            self._idle.append(slot)
-        slot[0].acquire()
-        return slot[1]
+    def add(self, conn: Connection) -> None:
+        self.conns[conn.fd] = conn
+        self.epoll.register(conn.fd, conn.events)
 
-    def qsize(self) -> int:
-        return len(self._waiting)
+    def step(self, conn: Connection) -> None:
+        try:
+            events = self.server._advance(conn)
+        except Exception:  # a broken connection: nothing more to say to it
+            events = None
+        if events is None:
+            self.drop(conn)
+        elif events != conn.events:
+            conn.events = events
+            self.epoll.modify(conn.fd, events)
+
+    def forget(self, conn: Connection) -> None:
+        """Take ``conn`` out of this loop (before it is closed: its fd may be reused then)."""
+        if self.conns.pop(conn.fd, None) is not None:
+            try:
+                self.epoll.unregister(conn.fd)
+            except (OSError, ValueError):
+                pass
+
+    def drop(self, conn: Connection) -> None:
+        self.forget(conn)
+        conn.close()
+
+    def expire(self, now: float) -> None:
+        for conn in list(self.conns.values()):
+            if conn.deadline <= now:
+                self.forget(conn)
+                try:
+                    self.server._expired(conn)
+                except Exception:  # a report that failed must not end the loop
+                    conn.close()
+
+    def close_all(self) -> None:
+        for conn in list(self.conns.values()):
+            conn.close()
+        self.conns.clear()
+        self.epoll.close()
 
 
 class Server:
-    """Serve ``app`` on ``address``. ``bind`` raises ``OSError``; ``serve`` runs the selector
-    until ``stop``, which gives requests in flight ``grace`` seconds to finish.
+    """Serve ``app`` on ``address``. ``bind`` raises ``OSError``; ``serve`` runs the event
+    loops until ``stop``, which gives requests in flight ``grace`` seconds to finish.
+
+    ``threads`` event loops: two suit most hosts. Python code runs one thread at a time, while
+    handshake crypto and disk writes overlap across loops; a loop with several connections
+    rarely sleeps, whereas many loops with one connection each sleep and wake (two context
+    switches) at every step. On the benchmark machine (2 cores) 32 loops cost 17 context
+    switches per TLS request and 2 loops 3: 1.6 vs 1.4 ms of CPU. More loops help when
+    application calls wait long (records on slow storage): a call holds its own loop only.
 
     ``on_handshake_failure(address, exc)`` and ``on_refused(address, status, method, target,
     message)`` report what never reaches the application."""
 
-    def __init__(self, address: tuple[str, int], app, *, threads: int = 32,
-                 timeout: float = 10.0, grace: float = 0.5,
+    def __init__(self, address: tuple[str, int], app, *, threads: int = LOOPS,
+                 timeout: float = 10.0, grace: float = 0.5, body_wait: int = BODY_WAIT,
                  tls_context: Callable[[], ssl.SSLContext] | None = None,
                  on_handshake_failure: Callable = lambda address, exc: None,
                  on_refused: Callable = lambda address, status, method, target, message: None,
@@ -144,21 +230,18 @@ class Server:
         self.threads = threads
         self.timeout = timeout
         self.grace = grace
+        self.body_wait = body_wait
         self.tls_context = tls_context
         self.on_handshake_failure = on_handshake_failure
         self.on_refused = on_refused
         self.connection_key = connection_key
         self.socket: socket.socket | None = None
-        self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
-        self._woken = False
-        self._jobs = _Jobs()
-        self._returned: collections.deque[Connection] = collections.deque()
         self._busy: set[Connection] = set()
         self._idle = threading.Condition()
         self._stopping = False
-        self._accept_paused = False
-        self._workers: list[threading.Thread] = []
+        self._stop_requested = threading.Event()
+        self._loops: list[_Loop] = []
 
     # --- control ---------------------------------------------------------------------------
 
@@ -175,45 +258,43 @@ class Server:
             sock.close()
             raise
         self.socket = sock
-        self._selector.register(sock, selectors.EVENT_READ, None)
-        self._wake_r.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
-        for n in range(self.threads):
-            worker = threading.Thread(target=self._work, name=f"http-worker-{n}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
 
     @property
     def port(self) -> int:
         return self.socket.getsockname()[1]
 
     def serve(self) -> None:
-        """Run the selector until ``stop``; closes the listening socket and waiting clients."""
-        next_expiry = time.monotonic() + WAKE_INTERVAL
-        try:
-            while not self._stopping:
-                for key, _ in self._selector.select(WAKE_INTERVAL):
-                    if key.data is None:
-                        self._accept()
-                    elif key.data is self._wake_r:
-                        self._take_returned()
-                    else:
-                        self._readable(key.data)
-                now = time.monotonic()
-                if now >= next_expiry:
-                    if self._accept_paused:
-                        self._accept_paused = False
-                        self._selector.register(self.socket, selectors.EVENT_READ, None)
-                    self._expire(now)
-                    next_expiry = now + WAKE_INTERVAL
-        finally:
-            self._close_waiting()
+        """Run the event loops until ``stop``; then close the listening socket and every
+        connection (one cut by ``stop`` may still be in its application call)."""
+        self._loops = [_Loop(self) for _ in range(self.threads)]
+        threads = [threading.Thread(target=loop.run, name=f"http-loop-{n}", daemon=True)
+                   for n, loop in enumerate(self._loops)]
+        for thread in threads:
+            thread.start()
+        self._stop_requested.wait()
+        deadline = time.monotonic() + WAKE_INTERVAL
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+        for loop, thread in zip(self._loops, threads):
+            if thread.is_alive():  # in an application call past the grace: close its waiting
+                for conn in list(loop.conns.values()):  # clients now (``stop`` cut the busy one)
+                    if conn not in self._busy:
+                        conn.close()
+        for sock in (self.socket, self._wake_r, self._wake_w):
+            sock.close()
 
     def stop(self) -> None:
-        """Stop accepting, close waiting clients, give busy workers ``grace`` seconds, then cut
+        """Stop accepting, close waiting clients, give busy requests ``grace`` seconds, then cut
         their connections. The caller joins the thread that runs ``serve``."""
         self._stopping = True
-        self._wake()
+        try:
+            self._wake_w.send(b"\0")  # never read: every loop's poll returns from now on
+        except OSError:
+            pass
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)  # not listening: new clients are refused
+        except OSError:
+            pass
         deadline = time.monotonic() + self.grace
         with self._idle:
             while self._busy and (left := deadline - time.monotonic()) > 0:
@@ -223,169 +304,118 @@ class Server:
                     conn.sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+        self._stop_requested.set()
 
-    # --- selector thread -------------------------------------------------------------------
+    def connections(self, state: str) -> int:
+        """How many connections wait for ``state`` (for tests)."""
+        return sum(conn.state == state for loop in self._loops
+                   for conn in list(loop.conns.values()))
 
-    def _accept(self) -> None:
-        for _ in range(64):
-            try:
-                sock, address = self.socket.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # out of file descriptors, say: retry at the next tick, not at once
-                self._selector.unregister(self.socket)
-                self._accept_paused = True
-                return
-            sock.setblocking(False)
-            deadline = time.monotonic() + self.timeout
-            if self.tls_context is None:
-                self._register(Connection(sock, address, HEAD, deadline))
-                continue
-            try:
-                tls = self.tls_context().wrap_socket(sock, server_side=True,
-                                                     do_handshake_on_connect=False)
-            except Exception as exc:  # no usable certificate set any more
-                self.on_handshake_failure(address, exc)
-                sock.close()
-                continue
-            self._register(Connection(tls, address, HANDSHAKE, deadline))
+    # --- in the event loops ----------------------------------------------------------------
 
-    def _register(self, conn: Connection, event: int = selectors.EVENT_READ) -> None:
-        try:
-            self._selector.register(conn.sock, event, conn)
-        except (OSError, ValueError):  # closed meanwhile
-            conn.close()
-
-    def _readable(self, conn: Connection) -> None:
-        """Take in what a waiting connection sent; a whole header block goes to a worker."""
+    def _advance(self, conn: Connection) -> int | None:
+        """Do what the connection is ready for: the events to wait for next, or None to close."""
         if conn.state == HANDSHAKE:
-            self._selector.unregister(conn.sock)
-            self._jobs.put(conn)
-            return
+            events = self._handshake_step(conn)
+            if conn.state != HEAD:
+                return events  # under way, or failed
+            conn.deadline = time.monotonic() + self.timeout
+        if conn.state == SEND:
+            if not self._flush(conn):
+                return OUT
+            if not conn.keep:
+                return None
+            conn.state = HEAD
+            if not conn.buf:
+                conn.deadline = time.monotonic() + self.timeout
+        elif not self._receive(conn):
+            return None
+        return self._process(conn)
+
+    def _receive(self, conn: Connection) -> bool:
+        """Take in what the client sent; False when it closed (or broke) the connection."""
         try:
             data = conn.sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return
+            return True
         except OSError:
             data = b""
         if not data:
-            self._selector.unregister(conn.sock)
-            conn.close()
-            return
-        start = max(len(conn.buf) - 3, 0)
-        if not conn.buf:
+            if conn.state == BODY:
+                environ = conn.environ
+                self._refuse(conn, Refused("400 Bad Request", "The client closed the connection "
+                                           "before the end of the body.",
+                                           environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+            return False
+        if conn.state == HEAD and not conn.buf:
             conn.deadline = time.monotonic() + self.timeout  # a slow header block counts from here
         conn.buf += data
-        if HEAD_END.search(conn.buf, start) or len(conn.buf) > MAX_HEADER_BYTES:
-            self._selector.unregister(conn.sock)
-            self._jobs.put(conn)
+        return True
 
-    def _take_returned(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except OSError:
-            pass
-        self._woken = False
-        while self._returned:
-            conn, event = self._returned.popleft()
-            self._register(conn, event)
-
-    def _expire(self, now: float) -> None:
-        for key in list(self._selector.get_map().values()):
-            conn = key.data
-            if isinstance(conn, Connection) and conn.deadline <= now:
-                self._selector.unregister(conn.sock)
-                self._expired(conn)
+    def _process(self, conn: Connection) -> int | None:
+        """Answer every request the buffer holds in full; the events to wait for next."""
+        while True:
+            if conn.state == HEAD:
+                if not (HEAD_END.search(conn.buf) or len(conn.buf) > MAX_HEADER_BYTES):
+                    return IN
+                if self._stopping:
+                    return None
+                try:
+                    conn.environ, conn.keep = self._environ(conn)
+                except Refused as refused:
+                    return self._refuse(conn, refused)
+                except Exception:  # a parse this server should have refused more precisely
+                    return self._refuse(conn, Refused("400 Bad Request", "Malformed request."))
+                conn.state = BODY
+                conn.deadline = time.monotonic() + self.timeout  # for the whole body
+            body = conn.environ["wsgi.input"]
+            if not body.arrived(self.body_wait):
+                body.go_ahead()
+                return IN
+            if self._stopping:
+                return None
+            with self._idle:
+                self._busy.add(conn)
+            try:
+                keep = self._respond(conn)
+            finally:
+                with self._idle:
+                    self._busy.discard(conn)
+                    self._idle.notify_all()
+            conn.environ = None
+            if conn.out:
+                conn.state, conn.keep = SEND, keep
+                conn.deadline = time.monotonic() + self.timeout
+                return OUT
+            if not keep or self._stopping:
+                return None
+            conn.state = HEAD
+            if not conn.buf:
+                conn.deadline = time.monotonic() + self.timeout
 
     def _expired(self, conn: Connection) -> None:
         """Close a connection that waited too long: a handshake timeout is an event; a request
-        that never came, or whose header block never finished, gets a 408."""
+        that never came, or whose header block or body never finished, gets a 408."""
         if conn.state == HANDSHAKE:
             self.on_handshake_failure(conn.address, TimeoutError())
-        elif conn.buf or not conn.served:
+        elif conn.state == BODY:
+            self.on_refused(conn.address, "408 Request Timeout", conn.environ["REQUEST_METHOD"],
+                            conn.environ["PATH_INFO"],
+                            f"The request body did not arrive within {self.timeout:g} s.")
+        if conn.state == BODY or conn.state == HEAD and (conn.buf or not conn.served):
             try:
                 conn.sock.send(REQUEST_TIMEOUT)
             except OSError:
                 pass
         conn.close()
 
-    def _close_waiting(self) -> None:
-        for key in list(self._selector.get_map().values()):
-            if isinstance(key.data, Connection):
-                key.data.close()
-        while self._returned:
-            self._returned.popleft()[0].close()
-        for _ in self._workers:  # behind every job the selector queued: nothing comes after
-            self._jobs.put(None)
-        self._selector.close()
-        self.socket.close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def _wake(self) -> None:
-        if not self._woken:
-            self._woken = True
-            try:
-                self._wake_w.send(b"\0")
-            except OSError:
-                pass
-
-    # --- worker threads --------------------------------------------------------------------
-
-    def _work(self) -> None:
-        slot = _Jobs.slot()
-        while (conn := self._jobs.get(slot)) is not None:
-            if self._stopping:  # queued, not started: no request is taken in after a stop
-                conn.close()
-                continue
-            with self._idle:
-                self._busy.add(conn)
-            event = None
-            try:
-                event = self._advance(conn)
-            except Exception:  # a broken connection: nothing more to say to it
-                event = None
-            finally:
-                with self._idle:
-                    self._busy.discard(conn)
-                    self._idle.notify_all()
-            if event is None or self._stopping:
-                conn.close()
-                continue
-            self._returned.append((conn, event))
-            self._wake()
-            while self._stopping and self._returned:  # the selector may have closed already
-                self._returned.popleft()[0].close()
-
-    def _advance(self, conn: Connection) -> int | None:
-        """Do what the connection is ready for: the event to wait for next, or None to close."""
-        if conn.state == HANDSHAKE:
-            event = self._handshake_step(conn)
-            if event is not None or conn.state == HANDSHAKE:
-                return event
-            conn.deadline = time.monotonic() + self.timeout
-            try:  # the request often comes with the handshake's last flight
-                data = conn.sock.recv(RECV_BYTES)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                return selectors.EVENT_READ
-            if not data:
-                return None
-            conn.buf += data
-        while HEAD_END.search(conn.buf) or len(conn.buf) > MAX_HEADER_BYTES:
-            if not self._serve_one(conn) or self._stopping:
-                return None
-        if not conn.buf:
-            conn.deadline = time.monotonic() + self.timeout
-        return selectors.EVENT_READ
-
     def _handshake_step(self, conn: Connection) -> int | None:
         try:
             conn.sock.do_handshake()
         except ssl.SSLWantReadError:
-            return selectors.EVENT_READ
+            return IN
         except ssl.SSLWantWriteError:
-            return selectors.EVENT_WRITE
+            return OUT
         except (ssl.SSLError, OSError) as exc:
             self.on_handshake_failure(conn.address, exc)
             conn.state = ""
@@ -396,22 +426,20 @@ class Server:
         conn.tls_version = conn.sock.version() or ""
         return None
 
-    def _serve_one(self, conn: Connection) -> bool:
-        """Answer the request at the start of ``conn.buf``; whether to keep the connection."""
-        try:
-            environ, keep = self._environ(conn)
-        except Refused as refused:
-            return self._refuse(conn, refused)
-        except Exception:  # a parse this server should have refused more precisely
-            return self._refuse(conn, Refused("400 Bad Request", "Malformed request."))
+    def _respond(self, conn: Connection) -> bool:
+        """Answer the request whose head was parsed into ``conn.environ`` and whose body has
+        arrived; whether to keep the connection. What the socket cannot take at once stays in
+        ``conn.out``."""
+        environ = conn.environ
         conn.served += 1
         method = environ["REQUEST_METHOD"]
         response = _Response()
         try:
             result = self.app(environ, response.start)
         except Exception:  # the application's own error handling failed
-            return self._refuse(conn, Refused("500 Internal Server Error", "Internal error.",
-                                              method, environ["PATH_INFO"]))
+            self._refuse(conn, Refused("500 Internal Server Error", "Internal error.",
+                                       method, environ["PATH_INFO"]))
+            return False
         try:
             body = b"".join(itertools.chain(response.written, result)) \
                 if response.written else b"".join(result)
@@ -420,26 +448,38 @@ class Server:
         except Exception:  # nothing is sent yet: a 500, reported here and not as the app's
             environ[FAILED_ENVIRON_KEY] = True
             _close(result)
-            return self._refuse(conn, Refused("500 Internal Server Error", "Internal error.",
-                                              method, environ["PATH_INFO"]))
+            self._refuse(conn, Refused("500 Internal Server Error", "Internal error.",
+                                       method, environ["PATH_INFO"]))
+            return False
         try:
-            keep = keep and not environ["wsgi.input"].failed
+            keep = conn.keep and environ["wsgi.input"].finish()
             head = response.head(len(body), keep)
-            keep = keep and not response.closes
-            _send(conn.sock, head if method == "HEAD" else head + body, self.timeout)
+            conn.out = memoryview(head if method == "HEAD" else head + body)
+            self._flush(conn)
         finally:
             _close(result)
-        return keep and environ["wsgi.input"].finish()
+        return keep and not response.closes
 
-    def _refuse(self, conn: Connection, refused: Refused) -> bool:
-        """Answer a request the application never saw, and close."""
+    def _flush(self, conn: Connection) -> bool:
+        """Send what the socket takes of ``conn.out``; whether all of it went."""
+        while conn.out:
+            try:
+                sent = conn.sock.send(conn.out)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return False  # TLS: nothing counts as sent; the same bytes go again
+            conn.out = conn.out[sent:]
+            conn.deadline = time.monotonic() + self.timeout  # a client that reads, slowly
+        return True
+
+    def _refuse(self, conn: Connection, refused: Refused) -> None:
+        """Answer a request the application never saw, and close (returns None: close)."""
         self.on_refused(conn.address, refused.status, refused.method, refused.target,
                         refused.message)
         body = refused.message.encode("latin-1", "replace")
         _send(conn.sock, (f"HTTP/1.1 {refused.status}\r\nContent-Length: {len(body)}\r\n"
                           "Content-Type: text/plain\r\nConnection: close\r\n\r\n")
               .encode("latin-1") + body, self.timeout)
-        return False
+        return None
 
     def _environ(self, conn: Connection) -> tuple[dict, bool]:
         """Parse the head at the start of ``conn.buf`` (and take it off): the WSGI environ and
@@ -625,10 +665,11 @@ def _http_date() -> str:
 
 
 class _Body:
-    """``wsgi.input``: the request body, first from what came with the head, then from the
-    socket; all of it within ``timeout`` of its head, so that a client trickling bytes cannot
-    hold a worker. Ends at ``Content-Length`` or the last chunk; a body that stalls is a 408
-    and one cut short a 400, raised to the application."""
+    """``wsgi.input``: the request body. The event loop waits (``arrived``) until the whole body
+    is in the buffer, so the application never waits for the client; only a body larger than
+    the server's ``body_wait`` is read from the socket, all of it within ``timeout`` of its
+    head. Ends at ``Content-Length`` or the last chunk; a body that stalls is a 408 and one cut
+    short or malformed a 400, raised to the application."""
 
     def __init__(self, conn: Connection, length: int | None, expect_continue: bool,
                  timeout: float):
@@ -661,6 +702,28 @@ class _Body:
         expect = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
         return cls(conn, size, expect and size != 0, timeout)
 
+    def arrived(self, wait_limit: int) -> bool:
+        """Whether the application can be called without waiting for the client: the whole
+        body is in the buffer (or is malformed there, for the application's read to report),
+        or it is longer than ``wait_limit`` bytes and is read from the socket."""
+        return (self._buffered() or len(self._conn.buf) > wait_limit
+                or not self._chunked and self._left > wait_limit)
+
+    def _buffered(self) -> bool:
+        """Whether the rest of the body is in the buffer (or is malformed there)."""
+        buf = self._conn.buf
+        if self._done:
+            return True
+        if not self._chunked:
+            return len(buf) >= self._left
+        return not self._left and _chunked_end(buf)  # at a chunk's start
+
+    def go_ahead(self) -> None:
+        """Send ``100 Continue`` once, if the client waits for it before sending the body."""
+        if self._continue:
+            self._continue = False
+            _send(self._conn.sock, CONTINUE, self._timeout)
+
     def read(self, size: int | None = -1) -> bytes:
         out = bytearray()
         while not self._done and (size is None or size < 0 or len(out) < size):
@@ -686,13 +749,12 @@ class _Body:
         return self._failed
 
     def finish(self) -> bool:
-        """Skip what the application left unread, if small: whether the connection can go on."""
-        if self._failed or (self._continue and not self._done):
-            return False  # a broken body, or one the client waits for leave to send
+        """Skip what the application left unread, when it is all in the buffer (so never
+        waiting for the client): whether the connection can go on."""
+        if self._failed or not self._buffered():
+            return False  # a broken body, a long one, or one the client waits to send
         try:
-            while not self._done:
-                if len(self.read(DRAIN_BYTES)) >= DRAIN_BYTES:
-                    return False
+            self.read()
         except Exception:
             return False
         return True
@@ -752,9 +814,7 @@ class _Body:
             self._fill()
 
     def _fill(self) -> None:
-        if self._continue:
-            self._continue = False
-            _send(self._conn.sock, CONTINUE, self._timeout)
+        self.go_ahead()
         sock = self._conn.sock
         left = self._deadline - time.monotonic()
         if left <= 0:
@@ -770,3 +830,32 @@ class _Body:
         if not data:
             raise BadRequest("the client closed the connection before the end of the body")
         self._conn.buf += data
+
+
+def _chunked_end(buf: bytearray) -> bool:
+    """Whether ``buf`` holds a whole chunked body (with its trailers), or one malformed so far
+    that reading it will fail; False while more is to come."""
+    pos = 0
+    while True:
+        end = buf.find(b"\n", pos)
+        if end < 0:
+            return len(buf) - pos > 4096  # a size line this long is refused by the read
+        found = CHUNK_SIZE.fullmatch(buf, pos, end + 1)
+        if not found:
+            return True
+        size, pos = int(found.group(1), 16), end + 1
+        if not size:
+            break
+        end = buf.find(b"\n", pos + size)
+        if end < 0:
+            return len(buf) - pos - size > 4096
+        if buf[pos + size:end + 1].strip():
+            return True  # data after the chunk
+        pos = end + 1
+    while True:  # trailers, up to the blank line
+        end = buf.find(b"\n", pos)
+        if end < 0:
+            return len(buf) - pos > 4096
+        if not buf[pos:end + 1].strip():
+            return True
+        pos = end + 1

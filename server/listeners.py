@@ -1,7 +1,7 @@
 """The embedded HTTP and TLS listeners, each started and stopped from any thread.
 
 Each listener is a :class:`server.httpserver.Server` (HTTP/1.1, persistent connections, stalled
-clients kept off the workers) with the request log wired in: one event per request, per request
+clients holding no thread) with the request log wired in: one event per request, per request
 the server refused itself, and per failed TLS handshake.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .events import Event, RequestLog, safe_headers
-from .httpserver import FAILED_ENVIRON_KEY, Server
+from .httpserver import BODY_WAIT, FAILED_ENVIRON_KEY, LOOPS, Server
 
 STOPPED, RUNNING, FAILED = "STOPPED", "RUNNING", "FAILED"
 SERIAL_ENVIRON_KEY = "engage.serial"
@@ -79,8 +79,8 @@ class Listener:
     idempotent; both may be called again any number of times."""
 
     def __init__(self, name: str, app, log: RequestLog, bind: str, port: int,
-                 port_flag: str, timeout: float = 10.0, threads: int = 32,
-                 tls_context: Callable[[], ssl.SSLContext] | None = None):
+                 port_flag: str, timeout: float = 10.0, threads: int = LOOPS,
+                 body_wait: int = BODY_WAIT, tls_context: Callable[[], ssl.SSLContext] | None = None):
         self.name = name
         self.app = app
         self.log = log
@@ -89,6 +89,7 @@ class Listener:
         self.port_flag = port_flag
         self.timeout = timeout
         self.threads = threads
+        self.body_wait = body_wait
         self.tls_context = tls_context
         self._lock = threading.RLock()
         self._server: Server | None = None
@@ -158,7 +159,7 @@ class Listener:
         if self.tls_context is not None:
             self.tls_context()  # no usable set: fail now, with the store's message
         return Server((self.bind, self.port), self._wsgi, threads=self.threads,
-                      timeout=self.timeout, grace=STOP_GRACE_SECONDS,
+                      timeout=self.timeout, grace=STOP_GRACE_SECONDS, body_wait=self.body_wait,
                       tls_context=self.tls_context, on_handshake_failure=self._handshake_failed,
                       on_refused=self._refused, connection_key=CONNECTION_ENVIRON_KEY)
 
