@@ -8,6 +8,7 @@ concern; decisions live in the host services they call.
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -24,9 +25,15 @@ def json_response(obj, status: int = 200) -> Response:
     return Response(json_bytes(obj), status=status, mimetype="application/json")
 
 
+def error_bytes(environ, status: int, message: str) -> bytes:
+    """The JSON body of an error answer; the request-log event of ``environ`` gets the message."""
+    environ["engage.error"] = message
+    return json_bytes({"error": message, "status": status})
+
+
 def error_response(status: int, message: str) -> Response:
-    request.environ["engage.error"] = message
-    return json_response({"error": message, "status": status}, status)
+    return Response(error_bytes(request.environ, status, message), status=status,
+                    mimetype="application/json")
 
 
 def note_serial(serial: str) -> None:
@@ -34,8 +41,9 @@ def note_serial(serial: str) -> None:
     request.environ[SERIAL_ENVIRON_KEY] = serial
 
 
-def create_app(host) -> Flask:
-    """Build the app for a :class:`server.host.Host` (or anything with the same services)."""
+def create_app(host):
+    """The WSGI app for a :class:`server.host.Host` (or anything with the same services):
+    certificate-delivery GETs answered directly (``routes_certs.answer``), all else by Flask."""
     from . import routes_certs, routes_lock
 
     app = Flask("engage-console", static_folder=None)
@@ -68,4 +76,13 @@ def create_app(host) -> Flask:
             response.headers["Content-Length"] = str(len(response.get_data()))
         return response
 
-    return app
+    def wsgi(environ, start_response):
+        if environ["REQUEST_METHOD"] == "GET" \
+                and (found := routes_certs.answer(host, environ)) is not None:
+            status, content_type, body = found
+            start_response(f"{status} {HTTPStatus(status).phrase}",
+                           [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+    return wsgi

@@ -128,3 +128,23 @@ def test_valid_host_header_with_a_port_is_used_as_given(site):
     for given in ("10.44.68.128:8080", "engage.example", "[fd00::5]:8080"):
         url = _cert_url(site.http_port, f"HTTP/1.1\r\nHost: {given}")
         assert url.startswith(f"http://{given}/swordfish/"), (given, url)
+
+
+def test_head_answers_as_get_does_without_the_body(host, site):
+    """GETs of delivery paths are answered before Flask, HEADs by the Flask routes: both from
+    routes_certs.answer, so they must agree (status, type, length) - found and not found."""
+    answer, _ = site.fetch_anchor()
+    der_path = answer["cert_url"].split(str(site.http_port), 1)[1]
+    for path in (CURRENT, der_path, "/static/Device_Certificates/other.der",
+                 der_path.replace(der_path[-68:-4], "0" * 64)):
+        status, headers, body = http_get(site.http_port, path)
+        head_status, head_headers, head_body = http_get(site.http_port, path, method="HEAD")
+        assert (head_status, head_body) == (status, b"")
+        assert head_headers["Content-Type"] == headers["Content-Type"]
+        assert head_headers["Content-Length"] == headers["Content-Length"] == str(len(body))
+
+
+def test_a_delivery_error_reaches_the_request_log_with_its_reason(host, site):
+    status, _, _ = http_get(site.http_port, "/static/Device_Certificates/other.der")
+    [event] = wait_for_event(host.log, lambda e: e.path.endswith("/other.der"))
+    assert (status, event.status, event.error) == (404, 404, "no such certificate")
