@@ -5,7 +5,7 @@ process. Target: at least 150 call-ins/s on a 2-core machine (90,000 locks every
 
 The note also gives the host's CPU per call-in: a second view of the run, less tied than the
 rate to how the two cores are shared with the simulated locks (it still moves with the machine:
-5 to 8 ms for the same code on 2026-12-01).
+3.6 to 4.0 ms on 2026-12-01; 5 to 8 ms the same day with the selector-and-workers server).
 
 Also the device list: ``Devices.summaries()`` over 10,000 records, each with an audit log,
 after a call-in (from the index), with the first listing (from disk, reading every log's last
