@@ -364,14 +364,16 @@ def make_fleet(count: int, host: str, http_port: int, tls_port: int, hmac_key: b
 def run_fleet(locks: list[SimulatedLock], interval: float, duration: float,
               workers: int = 16, alert_probability: float = 0.05,
               stop: threading.Event | None = None) -> FleetSummary:
-    """Each lock calls in at a random moment of the first ``interval`` and every ``interval``
-    after that (``0``: back to back, as fast as ``workers`` threads go) until ``duration``
-    seconds have passed: no call-in starts after that, those already started finish."""
+    """Each lock calls in at a random moment of the first ``interval`` (of the whole run when
+    ``duration`` is shorter, so that every lock calls in) and every ``interval`` after that
+    (``0``: back to back, as fast as ``workers`` threads go) until ``duration`` seconds have
+    passed: no call-in starts after that, those already started finish."""
     stop = stop or threading.Event()
     started = time.monotonic()
     deadline = started + duration
     spread = random.Random(len(locks))
-    due = [(started + spread.uniform(0, interval) if interval else started, i)
+    first = min(interval, duration)
+    due = [(started + spread.uniform(0, first) if first else started, i)
            for i in range(len(locks))]
     heapq.heapify(due)
     guard = threading.Condition()

@@ -188,6 +188,16 @@ def test_simulate_command_runs_a_fleet_against_the_host(site, host, capsys):
     assert len(host.devices.summaries()) == 3
 
 
+def test_simulate_shorter_than_the_interval_still_calls_in_every_lock(site, host, capsys):
+    """`simulate --locks 5 --duration 4` (interval 10 s by default) made no call-in at all:
+    every first call-in fell after the end of the run."""
+    code = main(["simulate", "--locks", "5", "--interval", "10", "--duration", "1",
+                 "--http-port", str(site.http_port), "--tls-port", str(site.tls_port), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["ok"] == out["call_ins"] == 5
+    assert len(host.devices.summaries()) == 5
+
+
 def test_simulate_against_nothing_exits_1_with_the_reason(settings, site_key, capsys):
     code = main(["simulate", "--locks", "1", "--interval", "0", "--duration", "0.2",
                  "--http-port", "1", "--tls-port", "1"])
