@@ -91,3 +91,22 @@ def test_request_log_keeps_content_headers_and_only_the_presence_of_secret_ones(
     host.log.flush()
     text = (host.settings.path("logs_dir") / "requests.jsonl").read_text()
     assert not [value for value in secrets.values() if value in text]
+
+
+def test_no_committed_file_holds_a_private_key():
+    """Keys are generated at run time (fixtures, demo set, benchmarks), never committed; a
+    benchmark or scratch run that left its temporary folder in the checkout would be caught
+    here before it lands."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    marker = b"PRIVATE KEY" + b"-----"  # as a PEM key has it (split: not in this file)
+    holding = [name for name in tracked if name and (root / name).is_file()
+               and marker in (root / name).read_bytes()]
+    assert holding == []
