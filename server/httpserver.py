@@ -163,8 +163,12 @@ class _Loop:
         self.add(Connection(tls, address, HANDSHAKE, deadline))
 
     def add(self, conn: Connection) -> None:
+        try:
+            self.epoll.register(conn.fd, conn.events)
+        except OSError:  # the kernel's limit of watched descriptors: drop this one, go on
+            conn.close()
+            return
         self.conns[conn.fd] = conn
-        self.epoll.register(conn.fd, conn.events)
 
     def step(self, conn: Connection) -> None:
         try:

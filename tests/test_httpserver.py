@@ -635,3 +635,38 @@ def test_out_of_file_descriptors_does_not_spin_the_loop():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         _stop(server)
     assert cpu < 0.5, f"{cpu:.2f} s of CPU in 1 s while out of file descriptors"
+
+
+class _FullEpoll:
+    """An epoll that refuses to watch the next client connection, as the kernel does at
+    max_user_watches."""
+
+    def __init__(self, real, server):
+        self.real, self.refuse = real, 1
+        self.own = {server.socket.fileno(), server._wake_r.fileno()}
+
+    def register(self, fd, events):
+        if self.refuse and fd not in self.own:
+            self.refuse -= 1
+            raise OSError(28, "No space left on device")
+        self.real.register(fd, events)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_connection_the_loop_cannot_watch_is_closed_and_the_loop_goes_on():
+    server = _serve(threads=1)
+    try:
+        assert until(lambda: server._loops)
+        loop = server._loops[0]
+        loop.epoll = _FullEpoll(loop.epoll, server)
+        refused = Client(server.port)
+        assert refused.closed() and refused.data == b""
+        client = Client(server.port)
+        client.send(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert json.loads(client.response()[2])["path"] == "/after"
+        refused.close()
+        client.close()
+    finally:
+        _stop(server)
