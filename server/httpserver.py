@@ -329,9 +329,7 @@ class Server:
                 return OUT
             if not conn.keep:
                 return None
-            conn.state = HEAD
-            if not conn.buf:
-                conn.deadline = time.monotonic() + self.timeout
+            self._next_request(conn)
         elif not self._receive(conn):
             return None
         return self._process(conn)
@@ -393,9 +391,13 @@ class Server:
                 return OUT
             if not keep or self._stopping:
                 return None
-            conn.state = HEAD
-            if not conn.buf:
-                conn.deadline = time.monotonic() + self.timeout
+            self._next_request(conn)
+
+    def _next_request(self, conn: Connection) -> None:
+        """After an answer: wait for the next request (idle for ``timeout`` at most)."""
+        conn.state = HEAD
+        if not conn.buf:
+            conn.deadline = time.monotonic() + self.timeout
 
     def _expired(self, conn: Connection) -> None:
         """Close a connection that waited too long: a handshake timeout is an event; a request

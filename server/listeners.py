@@ -80,7 +80,8 @@ class Listener:
 
     def __init__(self, name: str, app, log: RequestLog, bind: str, port: int,
                  port_flag: str, timeout: float = 10.0, threads: int = LOOPS,
-                 body_wait: int = BODY_WAIT, tls_context: Callable[[], ssl.SSLContext] | None = None):
+                 body_wait: int = BODY_WAIT,
+                 tls_context: Callable[[], ssl.SSLContext] | None = None):
         self.name = name
         self.app = app
         self.log = log

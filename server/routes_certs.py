@@ -35,9 +35,10 @@ def answer(host, environ) -> tuple[int, str, bytes] | None:
     if path == CURRENT_PATH:
         active = host.certificates.current()
         if active is None:
-            return 503, JSON_TYPE, error_bytes(environ, 503, "no active certificate set on this host")
-        return 200, JSON_TYPE, json_bytes({"cert_url": _base_url(host, environ) + active.anchor_path,
-                                           "hash": active.hash})
+            return 503, JSON_TYPE, error_bytes(environ, 503,
+                                               "no active certificate set on this host")
+        cert_url = _base_url(host, environ) + active.anchor_path
+        return 200, JSON_TYPE, json_bytes({"cert_url": cert_url, "hash": active.hash})
     if (sha256 := _der_name(path, ANCHOR_URL_PREFIX)) is not None:
         der = host.certificates.store.anchor_by_sha256(sha256)
     elif (name := _der_name(path, LEGACY_PREFIX)) is not None:
