@@ -54,7 +54,7 @@ class Host:
         self.certificates = Certificates(self.store, site_key, settings,
                                          gate=certcheck.gate(site_key, settings))
         self.devices = Devices(settings.path("data_dir"), settings)
-        from .web import create_app  # the app needs the services above
+        from .web.app import create_app  # lazily: Flask loads only where a host serves
 
         self.app = create_app(self)
         common = dict(log=self.log, bind=settings.bind, timeout=settings.connection_timeout,

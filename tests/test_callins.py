@@ -579,7 +579,7 @@ def test_on_change_is_called_with_the_serial_after_a_call_in(host, conn):
 @pytest.mark.parametrize("depth, refused", [(64, False), (65, True)])
 def test_json_nesting_limit_is_exact(depth, refused):
     from server.devices import BadRequest
-    from server.routes_lock import MAX_JSON_DEPTH, parse_json
+    from server.web.routes_lock import MAX_JSON_DEPTH, parse_json
 
     assert depth - refused == MAX_JSON_DEPTH
     data = b"[" * depth + b"]" * depth
@@ -591,6 +591,6 @@ def test_json_nesting_limit_is_exact(depth, refused):
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting():
-    from server.routes_lock import parse_json
+    from server.web.routes_lock import parse_json
 
     assert parse_json(json.dumps({"note": "[{" * 500}).encode()) == {"note": "[{" * 500}

@@ -15,8 +15,8 @@ import re
 
 from flask import Blueprint, Response, current_app, request
 
-from .activation import ANCHOR_URL_PREFIX
-from .web import error_bytes, json_bytes
+from ..activation import ANCHOR_URL_PREFIX
+from .responses import error_bytes, json_bytes
 
 CURRENT_PATH = "/swordfish/lock/certificates/current"
 LEGACY_PREFIX = "/static/Device_Certificates/"  # where the Allegion sample served its DER

@@ -22,10 +22,10 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
-from .devices import AUDIT, ALERT, BadRequest, CorruptRecord, DeviceError, UnknownLock, \
+from ..devices import AUDIT, ALERT, BadRequest, CorruptRecord, DeviceError, UnknownLock, \
     normalise_serial, serial_from_config
-from .listeners import CONNECTION_ENVIRON_KEY
-from .web import error_response, json_response, note_serial
+from ..listeners import CONNECTION_ENVIRON_KEY
+from .responses import error_response, json_response, note_serial
 
 blueprint = Blueprint("lock", __name__)
 QUERY_SERIAL_FIELDS = ("lckSn", "mnSn", "serial")
@@ -91,7 +91,7 @@ def _connection_key() -> tuple:
 
 def _body():
     """The request's JSON; BadRequest for an empty body or anything that is not JSON.
-    A body over ``max_body_bytes`` raises 413 (web.py answers it): a ``Content-Length`` over
+    A body over ``max_body_bytes`` raises 413 (app.py answers it): a ``Content-Length`` over
     it before reading, a chunked body once one byte more than the limit has arrived (werkzeug
     would cut it at the limit)."""
     limit = request.max_content_length

@@ -1,4 +1,4 @@
-"""The Flask application: factory, JSON responses and the HTTP rules locks depend on.
+"""The Flask application factory and the HTTP rules locks depend on.
 
 Every response is HTTP/1.1 with a ``Content-Length:`` header (never chunked) and compact JSON
 whose keys keep insertion order (PROTOCOL.md "HTTP rules"). Routes live in blueprints per
@@ -7,45 +7,18 @@ concern; decisions live in the host services they call.
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from .listeners import SERIAL_ENVIRON_KEY
-
-
-def json_bytes(obj) -> bytes:
-    """Compact JSON in insertion order, as the locks expect."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def json_response(obj, status: int = 200) -> Response:
-    return Response(json_bytes(obj), status=status, mimetype="application/json")
-
-
-def error_bytes(environ, status: int, message: str) -> bytes:
-    """The JSON body of an error answer; the request-log event of ``environ`` gets the message."""
-    environ["engage.error"] = message
-    return json_bytes({"error": message, "status": status})
-
-
-def error_response(status: int, message: str) -> Response:
-    return Response(error_bytes(request.environ, status, message), status=status,
-                    mimetype="application/json")
-
-
-def note_serial(serial: str) -> None:
-    """Tag this request's log event with the lock's serial."""
-    request.environ[SERIAL_ENVIRON_KEY] = serial
+from . import routes_certs, routes_lock
+from .responses import error_response
 
 
 def create_app(host):
     """The WSGI app for a :class:`server.host.Host` (or anything with the same services):
     certificate-delivery GETs answered directly (``routes_certs.answer``), all else by Flask."""
-    from . import routes_certs, routes_lock
-
     app = Flask("engage-console", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = host.settings.max_body_bytes
     app.extensions["engage.host"] = host
