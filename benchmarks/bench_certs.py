@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from benchmarks.run import Row
 from server import pki
-from server.certcheck import check_set
+from server.certcheck.rules import check_set
 from server.config import load_settings
 from server.host import Host
 from server.sitekey import SiteKey, write_key_file

@@ -13,7 +13,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static, Tree
 from textual.worker import get_current_worker
 
-from server.certcheck import Report, check_set
+from server.certcheck.report import Report
+from server.certcheck.rules import check_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
 

@@ -17,7 +17,8 @@ from cryptography import x509
 
 from server import pki
 from server.activation import Certificates
-from server.certcheck import check_set, gate, short_name
+from server.certcheck.rules import check_set, gate
+from server.certcheck.x509util import short_name
 from server.certimport import PassphraseRequired, import_set
 from server.certstore import CertSet, CertStore, current_user
 from server.errors import CertificateError

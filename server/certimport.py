@@ -23,7 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .certcheck import is_ca, issuer_path, issues, short_name, spki
+from .certcheck.x509util import is_ca, issuer_path, issues, short_name, spki
 from .certstore import CertSet, CertStore, check_set_name, write_set
 from .errors import CertificateError
 from .pki import cert_der, cert_pem, key_pem

@@ -7,8 +7,9 @@ import os
 import threading
 from typing import Mapping
 
-from . import certcheck, pki
+from . import pki
 from .activation import Certificates
+from .certcheck.rules import gate
 from .certstore import CertStore
 from .config import Settings
 from .devices import Devices
@@ -52,7 +53,7 @@ class Host:
                               settings.log_max_bytes, settings.log_backups)
         self.store = CertStore(settings.path("certs_dir"))
         self.certificates = Certificates(self.store, site_key, settings,
-                                         gate=certcheck.gate(site_key, settings))
+                                         gate=gate(site_key, settings))
         self.devices = Devices(settings.path("data_dir"), settings)
         from .web.app import create_app  # lazily: Flask loads only where a host serves
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from server import pki
-from server.certcheck import ERROR, FINDING_IDS, INFO, WARNING, check_set, gate
+from server.certcheck.report import ERROR, FINDING_IDS, INFO, WARNING
+from server.certcheck.rules import check_set, gate
 from server.config import load_settings
 from server.sitekey import SiteKey
 

@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from server import pki
-from server.certcheck import check_set, spki
+from server.certcheck.rules import check_set
+from server.certcheck.x509util import spki
 from server.certimport import PassphraseRequired, import_set
 from server.certstore import CertStore
 from server.config import load_settings

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from server import certstore, pki
 from server.activation import Certificates
-from server.certcheck import gate
+from server.certcheck.rules import gate
 from server.errors import CertificateError
 
 from . import chains

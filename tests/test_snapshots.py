@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from console import certificates as certificates_screen
 from console.app import EngageConsole
 from console.lock_log import LockLog
-from server.certcheck import CertInfo, Finding, Report
+from server.certcheck.report import CertInfo, Finding, Report
 from server.certstore import write_set
 from server.config import load_settings
 from server.devices import DeviceError, DeviceSummary

@@ -1,0 +1,34 @@
+"""Rules on the anchor as the locks see it: the hash they receive for it (HMAC with the site
+key), its fingerprint, and whether activating the set changes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .context import Context
+from .report import INFO, WARNING, Finding
+from .x509util import fingerprint, short_name
+
+
+def identity(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:
+    yield ctx.finding("hash", INFO, f"locks receive hash {ctx.site_key.hash(ctx.set.anchor_der)} "
+                      "(HMAC-SHA1 of the anchor's DER with the site key)", ctx.anchor)
+    yield ctx.finding("anchor.fingerprint", INFO, f"anchor {short_name(ctx.anchor)}, SHA-256 "
+                      f"{fingerprint(ctx.set.anchor_der)}", ctx.anchor)
+
+
+def change(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:
+    if ctx.active is None:
+        return
+    if ctx.active.anchor_sha256 == ctx.set.anchor_sha256:
+        if ctx.active.name != ctx.set.name:
+            yield ctx.finding("anchor.same", INFO, "same anchor as the active set "
+                              f"{ctx.active.name}: locks need nothing to accept this set",
+                              ctx.anchor)
+        return
+    yield ctx.finding("anchor.changes", WARNING, "activating this set changes the anchor from "
+                      f"{short_name(ctx.active.anchor)} to {short_name(ctx.anchor)}: every lock "
+                      "keeps the old anchor and fails TLS until it fetches the new one "
+                      "(commissioning or a manual start from the ENGAGE app), a fleet-wide "
+                      "change; a server certificate renewed under the same anchor avoids it",
+                      ctx.anchor)
