@@ -1,6 +1,6 @@
 """The embedded HTTP and TLS listeners, each started and stopped from any thread.
 
-Each listener is a :class:`server.httpserver.Server` (HTTP/1.1, persistent connections, stalled
+Each listener is a :class:`server.http.loop.Server` (HTTP/1.1, persistent connections, stalled
 clients holding no thread) with the request log wired in: one event per request, per request
 the server refused itself, and per failed TLS handshake.
 """
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .events import Event, RequestLog, safe_headers
-from .httpserver import BODY_WAIT, FAILED_ENVIRON_KEY, LOOPS, Server
+from .http.loop import BODY_WAIT, LOOPS, Server
+from .http.wsgi import FAILED_ENVIRON_KEY
 
 STOPPED, RUNNING, FAILED = "STOPPED", "RUNNING", "FAILED"
 SERIAL_ENVIRON_KEY = "engage.serial"

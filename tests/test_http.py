@@ -14,7 +14,8 @@ import pytest
 from werkzeug.exceptions import HTTPException
 
 from server.events import RequestLog
-from server.httpserver import MAX_HEADER_BYTES, Server
+from server.http.loop import Server
+from server.http.parse import MAX_HEADER_BYTES
 from server.listeners import Listener
 
 from . import chains
