@@ -105,7 +105,7 @@ class Body:
     def of(cls, conn: Connection, environ: dict, method: str, target: str,
            timeout: float) -> "Body":
         coding = environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        size = body_length(coding, environ.get("CONTENT_LENGTH", ""), method, target)
+        size = body_length(coding, environ.get("CONTENT_LENGTH"), method, target)
         expect = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
         return cls(conn, size, expect and size != 0, timeout)
 

@@ -84,16 +84,16 @@ def header_fields(head: bytes, method: str, target: str) -> list[tuple[str, str]
     return headers
 
 
-def body_length(coding: str, length: str, method: str, target: str) -> int | None:
+def body_length(coding: str, length: str | None, method: str, target: str) -> int | None:
     """The body's length in bytes from the Transfer-Encoding (in lower case) and Content-Length
-    headers, or None for a chunked body."""
+    (None when absent) headers, or None for a chunked body."""
     if coding:
-        if coding != "chunked" or length:
-            raise Refused("400 Bad Request" if length else "501 Not Implemented",
+        if coding != "chunked" or length is not None:
+            raise Refused("400 Bad Request" if length is not None else "501 Not Implemented",
                           "Transfer-Encoding must be chunked, without Content-Length.",
                           method, target)
         return None
-    if length:
+    if length is not None:
         if not (length.isascii() and length.isdigit()) or len(length) > 18:
             raise Refused("400 Bad Request", "Malformed Content-Length.", method, target)
         return int(length)

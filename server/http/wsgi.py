@@ -46,9 +46,14 @@ def request_environ(conn: Connection, connection_key: str, timeout: float) -> tu
         else:
             key = "HTTP_" + key
             if key in environ:
+                if key == "HTTP_HOST":
+                    raise Refused("400 Bad Request", "More than one Host header.", method, target)
                 value = environ[key] + ", " + value
         environ[key] = value
     environ["wsgi.input"] = Body.of(conn, environ, method, target, timeout)
+    if version == "HTTP/1.1" and "HTTP_HOST" not in environ:
+        raise Refused("400 Bad Request", "An HTTP/1.1 request needs a Host header "
+                      "(RFC 9112 section 3.2).", method, target)
     tokens = environ.get("HTTP_CONNECTION", "").lower()
     keep = version == "HTTP/1.1" and "close" not in tokens
     return environ, keep
