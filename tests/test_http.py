@@ -614,6 +614,8 @@ def test_out_of_file_descriptors_does_not_spin_the_loop():
     hands it straight back: the loop spins at a full core (holding the GIL the others need to
     finish and free descriptors) until a descriptor frees up."""
     server = _serve(timeout=5.0)
+    # serve() makes each loop's epoll on its own thread: wait for them before the table fills
+    assert until(lambda: len(server._loops) == server.threads)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     held, clients = [], []
     try:
