@@ -11,7 +11,7 @@ from . import certcheck, pki
 from .activation import Certificates
 from .certstore import CertStore
 from .config import Settings
-from .devices import Devices
+from .devices.store import Devices
 from .errors import CertificateError, SiteKeyError
 from .events import RequestLog
 from .listeners import Listener, ListenerStatus
