@@ -27,7 +27,7 @@ from benchmarks.bench_delivery import (LOOPBACK, free_ports, prepare_site, proce
                                        start_ours)
 from benchmarks.run import Row
 from server.config import Settings
-from server.devices import Devices
+from server.devices.store import Devices
 from server.lockclient import SimulatedLock, make_fleet, run_fleet
 
 TARGET_PER_SECOND = 150.0
@@ -120,7 +120,7 @@ def measure_listing() -> list[Row]:
         settings = Settings()
         write_records(Path(tmp))
         devices = Devices(Path(tmp), settings)
-        devices.rescan_seconds = 0
+        devices.index.rescan_seconds = 0
         first = timed_listing(devices, RECORDS)  # no counts file yet: reads every log's end
         cold = timed_listing(Devices(Path(tmp), settings), RECORDS)  # `devices list`
         devices.config_callin({"lckPrmtrs": {"lckSn": "FFFF0000FFFF0000", "mdl": "LE"}})

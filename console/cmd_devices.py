@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from server.devices import CorruptRecord, DeviceError, Devices
+from server.devices.errors import CorruptRecord, DeviceError
+from server.devices.store import Devices
 
 from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
 

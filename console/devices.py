@@ -17,7 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from server.devices import DeviceSummary
+from server.devices.index import DeviceSummary
 from server.errors import EngageError
 
 from .base import ConsoleScreen

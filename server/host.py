@@ -12,7 +12,7 @@ from .activation import Certificates
 from .certcheck.rules import gate
 from .certstore import CertStore
 from .config import Settings
-from .devices import Devices
+from .devices.store import Devices
 from .errors import CertificateError, SiteKeyError
 from .events import RequestLog
 from .listeners import Listener, ListenerStatus

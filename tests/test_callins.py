@@ -578,7 +578,7 @@ def test_on_change_is_called_with_the_serial_after_a_call_in(host, conn):
 
 @pytest.mark.parametrize("depth, refused", [(64, False), (65, True)])
 def test_json_nesting_limit_is_exact(depth, refused):
-    from server.devices import BadRequest
+    from server.devices.errors import BadRequest
     from server.web.routes_lock import MAX_JSON_DEPTH, parse_json
 
     assert depth - refused == MAX_JSON_DEPTH

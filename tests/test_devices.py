@@ -10,7 +10,11 @@ import threading
 import pytest
 
 from console.__main__ import main
-from server.devices import CorruptRecord, Devices, ImportRejected, UnknownLock
+from server.devices import logs
+from server.devices.allowlist import ImportRejected
+from server.devices.errors import CorruptRecord, UnknownLock
+from server.devices.index import Index
+from server.devices.store import Devices
 
 SERIAL = "00A1B2C3D4E5F607"
 
@@ -23,7 +27,7 @@ def config(serial: str, model: str = "NDE") -> dict:
 @pytest.fixture
 def devices(settings):
     d = Devices(settings.path("data_dir"), settings)
-    d.rescan_seconds = 0
+    d.index.rescan_seconds = 0
     return d
 
 
@@ -71,11 +75,11 @@ def test_record_repaired_in_place_is_noticed_by_the_periodic_rescan(devices, mon
     path = devices.path(SERIAL)
     path.write_text("{")
     assert devices.summaries()[0].corrupt
-    devices.rescan_seconds = 3600  # the folder's mtime alone would not trigger a rescan
+    devices.index.rescan_seconds = 3600  # the folder's mtime alone would not trigger a rescan
     with open(path, "r+") as f:  # edited in place: the folder's mtime does not change
         f.write(json.dumps({"serial": SERIAL, "model": "LE"}))
     assert devices.summaries()[0].corrupt
-    monkeypatch.setattr("server.devices.FULL_RESCAN_SECONDS", 0)
+    monkeypatch.setattr("server.devices.index.FULL_RESCAN_SECONDS", 0)
     [summary] = devices.summaries()
     assert (summary.corrupt, summary.model) == (False, "LE")
 
@@ -259,8 +263,8 @@ def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypa
             json.dumps({"serial": f"{i:016X}", "model": "NDE", "last_seen": "x"}))
     assert len(devices.summaries()) == 10_000
     reads = []
-    original = Devices._summary_from_disk
-    monkeypatch.setattr(Devices, "_summary_from_disk",
+    original = Index._summary_from_disk
+    monkeypatch.setattr(Index, "_summary_from_disk",
                         lambda self, *a: reads.append(a) or original(self, *a))
     scans = []
     real_scandir = os.scandir
@@ -276,15 +280,15 @@ def post_audits(devices, serial: str, n: int) -> None:
 
 
 def test_cold_listing_reads_no_audit_log_whose_count_is_saved(devices, settings, monkeypatch):
-    monkeypatch.setattr("server.devices.COUNTS_FILE_WORTH", 0)  # even for a few records
+    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)  # even for a few records
     for i in range(5):
         devices.config_callin(config(f"00A{i}"))
         post_audits(devices, f"00A{i}", i + 1)
     devices.save_counts()
     tails = []
-    original = Devices._tail
-    monkeypatch.setattr(Devices, "_tail", staticmethod(
-        lambda path, n: tails.append(path) or original(path, n)))
+    original = logs.tail
+    monkeypatch.setattr(logs, "tail",
+                        lambda path, n: tails.append(path) or original(path, n))
     cold = Devices(settings.path("data_dir"), settings)  # another process: `devices list`
     assert [s.audit_count for s in cold.summaries()] == [1, 2, 3, 4, 5]
     assert tails == []
@@ -299,20 +303,20 @@ def test_cold_listing_reads_a_log_that_grew_after_its_count_was_saved(devices, s
 
 
 def test_audit_counts_are_saved_shortly_after_audits_arrive(devices, settings, monkeypatch):
-    monkeypatch.setattr("server.devices.COUNTS_SAVE_SECONDS", 0)
+    monkeypatch.setattr("server.devices.counts.COUNTS_SAVE_SECONDS", 0)
     devices.config_callin(config(SERIAL))
     post_audits(devices, SERIAL, 3)
-    devices._counts_timer.join()
+    devices.counts._timer.join()
     saved = json.loads((devices.root / ".audit-counts.json").read_bytes())
     assert saved[SERIAL][0] == 3
 
 
 def test_cold_listing_saves_the_counts_it_read_for_the_next_one(devices, settings, monkeypatch):
-    monkeypatch.setattr("server.devices.COUNTS_FILE_WORTH", 0)
+    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)
     devices.config_callin(config(SERIAL))
     post_audits(devices, SERIAL, 4)
     assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
-    monkeypatch.setattr(Devices, "_tail", staticmethod(lambda path, n: pytest.fail("read")))
+    monkeypatch.setattr(logs, "tail", lambda path, n: pytest.fail("read"))
     assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
 
 

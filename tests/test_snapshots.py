@@ -24,7 +24,8 @@ from console.lock_log import LockLog
 from server.certcheck.report import CertInfo, Finding, Report
 from server.certstore import write_set
 from server.config import load_settings
-from server.devices import DeviceError, DeviceSummary
+from server.devices.errors import DeviceError
+from server.devices.index import DeviceSummary
 from server.host import Host
 from server.sitekey import SiteKey
 

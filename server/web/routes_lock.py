@@ -1,6 +1,6 @@
 """Lock call-ins (PROTOCOL.md "Call-in over TLS"): PUT Config, GET db, POST audit and alert.
 
-HTTP details live here; what a call-in changes lives in :mod:`server.devices`.
+HTTP details live here; what a call-in changes lives in :mod:`server.devices.callin`.
 
 Which lock is calling [inferred]: ``PUT Config`` names it in its body. The db, audit and alert
 requests carry no documented serial, so they take one from the query (``lckSn``, ``mnSn`` or
@@ -22,8 +22,9 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
-from ..devices import AUDIT, ALERT, BadRequest, CorruptRecord, DeviceError, UnknownLock, \
-    normalise_serial, serial_from_config
+from ..devices.errors import BadRequest, CorruptRecord, DeviceError, UnknownLock
+from ..devices.logs import ALERT, AUDIT
+from ..devices.serials import normalise_serial, serial_from_config
 from ..listeners import CONNECTION_ENVIRON_KEY
 from .responses import error_response, json_response, note_serial
 

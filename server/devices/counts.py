@@ -1,0 +1,94 @@
+"""The counts file ``.audit-counts.json``: serial -> audit count, log size and mtime, written a
+few seconds after audits arrive, and after a listing that had to read logs. A record parsed by
+a re-synchronisation of the index gets its audit count without reading its log when this
+process, or the counts file, knows the count for the log's current size and mtime; else from
+the log's last line. Only a cache: without it listings stay correct, only slower."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from ..atomic import write_atomic
+from .folder import FolderStamp
+from .logs import AUDIT, EventLogs
+
+COUNTS_FILE = ".audit-counts.json"
+COUNTS_SAVE_SECONDS = 2.0
+
+
+class AuditCounts:
+    """The audit counts this process learnt, and the counts file they are merged into."""
+
+    def __init__(self, root: Path, stamp: FolderStamp, logs: EventLogs):
+        self.root = root
+        self._stamp = stamp
+        self._logs = logs
+        self._counts: dict[str, list] = {}  # serial -> [audits, log size, log mtime_ns]
+        self._dirty = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def cold_count(self, serial: str, log: os.DirEntry | None, saved: dict) -> int:
+        """A log's audit count, from memory or ``saved`` when they know it for the log's size
+        and mtime, else from its last line (and then remembered)."""
+        if log is None:
+            return 0
+        state = self._logs.known(serial, AUDIT)
+        if state is not None:
+            return state.count
+        try:
+            st = log.stat()
+        except OSError:
+            return 0
+        stamp = [st.st_size, st.st_mtime_ns]
+        for known in (self._counts.get(serial), saved.get(serial)):
+            if known is not None and known[1:] == stamp:
+                return known[0]
+        count = self._logs.count(serial, AUDIT)[0]
+        with self._lock:
+            self._counts[serial] = [count, *stamp]
+            self._dirty = True
+        return count
+
+    def note(self, serial: str, count: int, path: Path) -> None:
+        """After an audit post: remember the count for the counts file, saved shortly."""
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        with self._lock:
+            self._counts[serial] = [count, st.st_size, st.st_mtime_ns]
+            self._dirty = True
+            if self._timer is None:
+                self._timer = threading.Timer(COUNTS_SAVE_SECONDS, self.save)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def saved(self) -> dict[str, list]:
+        """The counts file's entries that have the right shape (it is only a cache)."""
+        try:
+            data = json.loads((self.root / COUNTS_FILE).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {serial: v for serial, v in data.items() if isinstance(v, list) and len(v) == 3
+                and all(type(x) is int for x in v)}
+
+    def save(self) -> None:
+        """Merge the audit counts this process learnt into the counts file, if any."""
+        with self._lock:
+            self._timer = None
+            if not self._dirty or not self.root.is_dir():
+                return
+            self._dirty = False
+            mine = dict(self._counts)
+        try:
+            with self._stamp.own_change():
+                write_atomic(self.root / COUNTS_FILE,
+                             json.dumps({**self.saved(), **mine}, separators=(",", ":")))
+        except OSError:
+            pass  # a cache: listings stay correct, only slower

@@ -1,0 +1,122 @@
+"""The device store the host composes (DESIGN.md "Device records"): one :class:`Devices` over
+``Engage_Data/`` holding the record files, the event logs and their counts, the listing index
+and the change notices, with the call-ins and the allowlist import working on them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Callable
+
+from . import allowlist, callin
+from .allowlist import ImportRow
+from .counts import AuditCounts
+from .errors import UnknownLock
+from .folder import FolderStamp
+from .index import DeviceSummary, Index
+from .logs import ALERT, AUDIT, COUNT_KEY, EventLogs, EventsAdded, tail
+from .notices import ChangeNotices
+from .records import RecordFiles
+from .serials import check_format, normalise_serial
+
+
+class Devices:
+    """Every lock's record and logs; the methods the routes, console and CLI call."""
+
+    def __init__(self, root: Path, settings=None):
+        self.root = Path(root)
+        self.settings = settings
+        if settings is not None:
+            callin.site_zone(settings.time_zone)  # a bad name fails at start-up, not at a call-in
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+        # Called with the serial after any record, audit or alert of that lock changed.
+        self.on_change: list[Callable[[str], None]] = []
+        self.notices = ChangeNotices(self.on_change)
+        self.stamp = FolderStamp(self.root)
+        self.logs = EventLogs(self.root)
+        self.counts = AuditCounts(self.root, self.stamp, self.logs)
+        self.index = Index(self.root, self.stamp, self.logs, self.counts)
+        self.files = RecordFiles(self.root, self.stamp, self.index)
+
+    @property
+    def zone(self) -> dt.tzinfo | None:
+        return callin.site_zone(self.settings.time_zone) if self.settings is not None else None
+
+    @property
+    def allowlist(self) -> bool:
+        return bool(self.settings is not None and self.settings.allowlist)
+
+    @property
+    def interval(self) -> int:
+        return self.settings.callin_interval if self.settings is not None else 600
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def path(self, serial: str) -> Path:
+        return self.files.path(serial)
+
+    def log_path(self, serial: str, kind: str) -> Path:
+        return self.logs.path(serial, kind)
+
+    def summaries(self) -> list[DeviceSummary]:
+        """Every record, quickly (10,000 records), corrupt ones included and marked."""
+        return self.index.summaries()
+
+    def record(self, serial: str) -> dict:
+        """The whole record; DeviceError if missing or corrupt."""
+        serial = normalise_serial(serial)
+        record = self.files.read(serial)
+        if record is None:
+            raise UnknownLock(f"no record for lock {serial}")
+        for kind, key in COUNT_KEY.items():
+            count, last = self.logs.count(serial, kind)
+            record[key] = {"count": count, "last": last}
+        return record
+
+    def recent_audits(self, serial: str, n: int = 20) -> list[dict]:
+        return tail(self.log_path(normalise_serial(serial), AUDIT), n)
+
+    def recent_alerts(self, serial: str, n: int = 20) -> list[dict]:
+        return tail(self.log_path(normalise_serial(serial), ALERT), n)
+
+    def served(self, serial: str) -> dict:
+        """The record of a lock that may call in, or UnknownLock / NotListed / CorruptRecord."""
+        return callin.served(self, serial)
+
+    def save_counts(self) -> None:
+        """Merge the audit counts this process learnt into the counts file, if any."""
+        self.counts.save()
+
+    # --- call-ins (server.devices.callin) ----------------------------------------------------
+
+    def config_callin(self, body, address: str = "", listener: str = "",
+                      auth_present: bool = False) -> tuple[str, bool]:
+        """Create or update the record from a ``PUT Config`` body; (serial, created)."""
+        return callin.config_callin(self, body, address, listener, auth_present)
+
+    def db_reply(self, serial: str, lock_version: str, record_it: bool = True) -> dict:
+        """The ``GET db`` reply (see :func:`server.devices.callin.db_reply`)."""
+        return callin.db_reply(self, serial, lock_version, record_it)
+
+    def append_events(self, serial: str, kind: str, body) -> EventsAdded:
+        """Append every new event of an audit or alert post; skip repeated ``auditId``s."""
+        return callin.append_events(self, serial, kind, body)
+
+    def set_db(self, serial: str, db: dict, config: dict | None = None) -> str:
+        """Give a lock a credential database (and commanded settings); a new version only when
+        the database differs from the one it has. Returns the version."""
+        return callin.set_db(self, serial, db, config)
+
+    # --- the device list (server.devices.allowlist) ------------------------------------------
+
+    def check_format(self, serial: str) -> str | None:
+        """Why ``serial`` does not fit the configured identity format, or None."""
+        return check_format(serial, self.settings)
+
+    def parse_import(self, text: str, source: str = "device list") -> list[ImportRow]:
+        """Rows of a ``serial,name,tags`` CSV; ImportRejected naming every bad row."""
+        return allowlist.parse_import(self, text, source)
+
+    def import_rows(self, rows: list[ImportRow]) -> tuple[int, int]:
+        """Add or update listed locks; (added, updated). Call-in data is kept."""
+        return allowlist.import_rows(self, rows)
