@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
-from .format import days_to_expiry, expiry_words, fingerprint
+from ..format import days_to_expiry, expiry_words, fingerprint
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 CLOCK_SECONDS = 60.0  # days to expiry are recomputed this often while the console stays open

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from server.devices import CorruptRecord, DeviceError, Devices
 
-from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
 
 
 def register(sub, parent) -> None:
