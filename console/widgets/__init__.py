@@ -1,1 +1,1 @@
-"""Widgets the console's screens are built from: the lock log and tables updated in place."""
+"""Widgets the console's screens are built from: the lock log, the status bar, in-place tables."""
