@@ -24,7 +24,7 @@ from textual import events
 from benchmarks.loadgen import Load, LoadGenerator, Request
 from benchmarks.run import Row
 from console.app import EngageConsole
-from console.lock_log import LockLog
+from console.widgets.lock_log import LockLog
 from server.config import load_settings
 from server.events import Event
 from server.host import Host

@@ -8,10 +8,10 @@ import sys
 
 from server.errors import EngageError
 
-from . import cmd_certs, cmd_devices, cmd_simulate, cmd_sitekey
-from .cli import EXIT_USAGE, settings_from_args, settings_parent
+from .commands import certs, devices, simulate, sitekey
+from .commands.common import EXIT_USAGE, settings_from_args, settings_parent
 
-COMMANDS = (cmd_sitekey, cmd_certs, cmd_devices, cmd_simulate)
+COMMANDS = (sitekey, certs, devices, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:

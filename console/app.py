@@ -26,12 +26,12 @@ from server.events import Event
 from server.host import LISTENERS, Host
 from server.listeners import FAILED, RUNNING
 
-from .base import MIN_HEIGHT, MIN_WIDTH, ConsoleScreen
-from .certificates import CertificatesScreen
-from .confirm import ConfirmScreen
-from .dashboard import LABELS, DashboardScreen
-from .devices import DevicesScreen
-from .help import HelpScreen
+from .screens.base import MIN_HEIGHT, MIN_WIDTH, ConsoleScreen
+from .screens.certificates import CertificatesScreen
+from .screens.confirm import ConfirmScreen
+from .screens.dashboard import LABELS, DashboardScreen
+from .screens.devices import DevicesScreen
+from .screens.help import HelpScreen
 
 DRAIN_INTERVAL = 0.1      # seconds between log drains: ten batched updates a second at most
 LISTENER_POLL_TICKS = 5   # listener counters refreshed every half second even without events

@@ -102,7 +102,7 @@ def test_every_engage_variable_the_code_base_uses_is_accepted(tmp_path, monkeypa
     """Not settings, but read by the site-key loader, the CLI or the test scripts."""
     monkeypatch.chdir(tmp_path)
     root = Path(__file__).resolve().parents[1]
-    files = [*root.glob("server/*.py"), *root.glob("console/*.py"),
+    files = [*root.glob("server/**/*.py"), *root.glob("console/**/*.py"),
              *root.glob("benchmarks/*.py"), root / "tests" / "tmux_console.sh"]
     names = {m for f in files for m in re.findall(r"ENGAGE_[A-Z0-9_]+", f.read_text())}
     assert {"ENGAGE_SITE_KEY", "ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD"} <= names

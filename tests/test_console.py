@@ -19,14 +19,14 @@ from textual.widgets import DataTable, Input
 from textual.worker import WorkerCancelled
 
 from console.app import EngageConsole
-from console.certificates import CertificatesScreen
-from console.confirm import ConfirmScreen
-from console.dashboard import DashboardScreen, EventScreen
-from console.devices import DevicesScreen
-from console.help import HelpScreen
-from console.import_form import ImportScreen
-from console.lock_log import LockLog
-from console.tables import cursor_key
+from console.screens.certificates import CertificatesScreen
+from console.screens.confirm import ConfirmScreen
+from console.screens.dashboard import DashboardScreen, EventScreen
+from console.screens.devices import DevicesScreen
+from console.screens.help import HelpScreen
+from console.screens.import_form import ImportScreen
+from console.widgets.lock_log import LockLog
+from console.widgets.tables import cursor_key
 from server import pki
 from server.events import Event
 from server.host import Host
@@ -212,7 +212,7 @@ def test_the_command_line_opens_the_console_with_listeners_started_unless_no_sta
 @pytest.mark.parametrize("crash", [False, True])
 def test_the_console_exits_with_the_apps_return_code(settings, site_key, monkeypatch, crash):
     from console.app import run_console
-    from console.dashboard import DashboardScreen
+    from console.screens.dashboard import DashboardScreen
 
     original = EngageConsole.run
 
@@ -302,7 +302,7 @@ async def test_with_no_active_set_tls_fails_with_the_fix_and_the_status_bar_says
 async def test_a_cell_that_grows_is_drawn_whole_at_once_and_stays_whole():
     from textual.app import App
 
-    from console.tables import sync_rows
+    from console.widgets.tables import sync_rows
 
     class OneTable(App):
         def compose(self):
@@ -632,7 +632,7 @@ async def test_the_latest_report_wins_and_a_slow_one_never_blocks_the_ui(stopped
                                                                          monkeypatch):
     import threading
 
-    from console import certificates
+    from console.screens import certificates
     from textual.widgets import Tree
 
     add_set(stopped_host, "alpha")
@@ -696,7 +696,7 @@ async def test_days_to_expiry_follow_the_clock_while_the_console_stays_open(stop
                                                                             monkeypatch):
     import datetime as dt
 
-    from console import base
+    from console.screens import base
 
     monkeypatch.setattr(base, "CLOCK_SECONDS", 0.05)
     now = [dt.datetime.now(dt.timezone.utc)]
@@ -904,7 +904,7 @@ async def test_import_without_a_name_asks_for_one(stopped_host):
 
 @sync
 async def test_a_report_that_fails_is_a_notification_not_a_crash(stopped_host, monkeypatch):
-    from console import certificates
+    from console.screens import certificates
 
     def broken_check(*args, **kwargs):
         raise RuntimeError("validator exploded")
@@ -982,7 +982,7 @@ async def test_a_huge_record_is_shown_summarised_with_where_to_find_the_rest(sto
 
 
 def test_a_record_view_past_its_limit_is_truncated_with_a_note():
-    from console.devices import RECORD_CHARS_SHOWN, record_parts
+    from console.screens.devices import RECORD_CHARS_SHOWN, record_parts
 
     parts = record_parts({"serial": "X1", "blobs": ["x" * 1000] * 4, "big": "y" * 50_000},
                          "Engage_Data/X1.json")
@@ -1035,7 +1035,7 @@ async def test_device_filter(stopped_host):
 @sync
 async def test_a_long_device_list_draws_the_first_rows_and_the_filter_finds_the_rest(
         stopped_host, monkeypatch):
-    from console import devices as devices_screen
+    from console.screens import devices as devices_screen
     from server.devices.index import DeviceSummary
 
     monkeypatch.setattr(devices_screen, "MAX_ROWS", 50)
@@ -1163,7 +1163,7 @@ async def test_quit_without_running_listeners_does_not_ask(stopped_host):
 @sync
 async def test_a_tick_while_the_console_shuts_down_hands_nothing_to_its_screens(stopped_host,
                                                                                monkeypatch):
-    from console.dashboard import DashboardScreen
+    from console.screens.dashboard import DashboardScreen
 
     app = EngageConsole(stopped_host, start=False)
     handed = []

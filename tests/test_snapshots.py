@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption
                                                           PrivateFormat)
 from cryptography.x509.oid import NameOID
 
-from console import certificates as certificates_screen
 from console.app import EngageConsole
-from console.lock_log import LockLog
+from console.screens import certificates as certificates_screen
+from console.widgets.lock_log import LockLog
 from server.certcheck.report import CertInfo, Finding, Report
 from server.certstore import write_set
 from server.config import load_settings

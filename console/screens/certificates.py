@@ -18,11 +18,11 @@ from server.certcheck.rules import check_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
 
+from ..format import expiry_words, fingerprint
+from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
 from .confirm import ConfirmScreen
-from .format import expiry_words, fingerprint
 from .import_form import ImportRequest, ImportScreen
-from .tables import cursor_key, sync_rows
 
 SET_COLUMNS = (("name", "Set"), ("active", "Active"), ("verdict", "Verdict"),
                ("chain", "Chain bytes"), ("key", "Largest key"), ("expiry", "Expires in"))

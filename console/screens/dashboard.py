@@ -18,10 +18,10 @@ from textual.widgets import DataTable, Input, Static
 from server.events import Event
 from server.listeners import FAILED
 
+from ..format import clock_time
+from ..widgets.lock_log import LockLog, marker
+from ..widgets.tables import sync_rows
 from .base import ConsoleScreen
-from .format import clock_time
-from .lock_log import LockLog, marker
-from .tables import sync_rows
 
 LISTENER_COLUMNS = (("name", "Listener"), ("state", "State"), ("address", "Address"),
                     ("port", "Port"), ("since", "Since"), ("requests", "Requests"),

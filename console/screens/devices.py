@@ -20,9 +20,9 @@ from textual.worker import get_current_worker
 from server.devices.index import DeviceSummary
 from server.errors import EngageError
 
+from ..format import relative
+from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
-from .format import relative
-from .tables import cursor_key, sync_rows
 
 MAX_ROWS = 1000
 LIST_ITEMS_SHOWN = 5          # a long list in a record (3,000 users) shows its first items...

@@ -7,7 +7,7 @@ from pathlib import Path
 from server.errors import SiteKeyError
 from server.sitekey import SiteKey, read_key_file, write_key_file
 
-from .cli import EXIT_OK
+from .common import EXIT_OK
 
 
 def register(sub, parent) -> None:

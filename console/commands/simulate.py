@@ -8,7 +8,7 @@ from server.errors import ConfigError
 from server.host import load_site_key
 from server.lockclient import make_fleet, run_fleet
 
-from .cli import EXIT_FINDINGS, EXIT_OK, print_json
+from .common import EXIT_FINDINGS, EXIT_OK, print_json
 
 
 def register(sub, parent) -> None:

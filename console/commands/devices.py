@@ -9,7 +9,7 @@ from pathlib import Path
 from server.devices.errors import CorruptRecord, DeviceError
 from server.devices.store import Devices
 
-from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
 
 
 def register(sub, parent) -> None:

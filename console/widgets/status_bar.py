@@ -1,22 +1,16 @@
-"""What every console screen shares: header, body, the too-small message, the status bar of
-the active certificate set, the footer, and worker errors shown as notifications."""
+"""The status bar under every screen: the active certificate set, its anchor fingerprint, the
+hash the locks receive and the days to expiry, or why the TLS listener cannot start."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Container
 from textual.geometry import Size
-from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Static
 
-from .format import days_to_expiry, expiry_words, fingerprint
+from ..format import days_to_expiry, expiry_words, fingerprint
 
-MIN_WIDTH, MIN_HEIGHT = 80, 24
-CLOCK_SECONDS = 60.0  # days to expiry are recomputed this often while the console stays open
 NO_ACTIVE_SET = ("Active set: NONE - the TLS listener cannot start until a set is activated "
                  "(Certificates, key a)")
 
@@ -75,41 +69,3 @@ class StatusBar(Widget):
 
     def render(self) -> Text:
         return Text(self.line(self.content_size.width))
-
-
-class ConsoleScreen(Screen):
-    """Base of the dashboard, certificates and devices screens."""
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Container(id="body"):
-            yield from self.compose_body()
-        yield Static(f"The terminal is too small: make it at least {MIN_WIDTH} columns by "
-                     f"{MIN_HEIGHT} lines.", id="too-small")
-        yield StatusBar(id="status-bar")
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p is listed in help
-
-    def compose_body(self) -> ComposeResult:
-        yield from ()
-
-    def on_mount(self) -> None:
-        self.app.register_view(self)
-        self.set_interval(CLOCK_SECONDS, self.clock_tick)
-
-    def on_unmount(self) -> None:
-        self.app.unregister_view(self)
-
-    def refresh_status(self) -> None:
-        self.query_one(StatusBar).show_active(self.app.host.certificates.current(), self.app.now())
-
-    def clock_tick(self) -> None:
-        """Time passed: what counts days (to expiry) is recomputed."""
-        self.refresh_status()
-
-    def host_changed(self, change) -> None:
-        """Called by the app's drain timer with what changed since the last tick."""
-        if change.active_changed:
-            self.refresh_status()
-
-    def on_worker_state_changed(self, event) -> None:
-        self.app.on_worker_state_changed(event)  # a failed worker is a notification, not a crash

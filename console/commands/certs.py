@@ -24,7 +24,7 @@ from server.certstore import CertSet, CertStore, current_user
 from server.errors import CertificateError
 from server.host import load_site_key
 
-from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
 
 PASSPHRASE_ENV = ("ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD")
 PASSPHRASE_HELP = ("Encrypted keys and PKCS#12 files: the passphrase is asked for on the "

@@ -1,0 +1,1 @@
+"""The ``engage-console`` sub-commands for scripts, one module per verb."""

@@ -1,0 +1,1 @@
+"""The console's screens: dashboard, certificates, devices, help, and the modal dialogs."""

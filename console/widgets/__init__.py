@@ -1,0 +1,1 @@
+"""Widgets the console's screens are built from: the lock log, the status bar, in-place tables."""
