@@ -13,6 +13,7 @@ from server import pki
 from server.certcheck.report import ERROR, FINDING_IDS, INFO, WARNING
 from server.certcheck.rules import check_set, gate
 from server.config import load_settings
+from server.errors import SiteKeyError
 from server.sitekey import SiteKey
 
 from . import chains
@@ -143,6 +144,16 @@ def test_sound_chain_reports_only_hash_fingerprint_and_size(work, key, conf):
     assert [c.role for c in report.chain] == ["server", "intermediate", "anchor"]
     assert [c.depth for c in report.chain] == [0, 1, 2]
     assert report.days_to_expiry in (363, 364, 365)
+
+
+def test_without_a_site_key_the_report_says_why_the_hash_is_unavailable(work, conf):
+    reason = SiteKeyError("site key file site.key does not exist; create one with "
+                          "`engage-console sitekey generate`")
+    report = check(work, reason, conf, chains.build())
+    assert report.hash is None and "hash" not in report.ids()
+    finding = next(f for f in report.findings if f.id == "hash.unavailable")
+    assert finding.severity == WARNING and str(reason) in finding.message
+    assert report.verdict == "WARNING" and not report.errors
 
 
 def test_anchor_at_an_intermediate_validates_to_it(work, key, conf):

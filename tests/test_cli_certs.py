@@ -118,6 +118,45 @@ def test_show_prints_chain_details_and_json(cli, two_sets):
     assert [c["role"] for c in data["chain"]] == ["server", "intermediate", "anchor"]
 
 
+def test_without_a_site_key_list_show_and_check_report_the_hash_unavailable(cli, two_sets,
+                                                                             settings):
+    settings.path("site_key_file").unlink()
+    code, out, _ = cli("list")
+    assert code == 0 and "alpha" in out and "beta" in out
+    assert "Hashes unavailable: site key file" in out and "sitekey generate" in out
+    code, out, _ = cli("list", "--json")
+    assert code == 0 and [r["hash"] for r in json.loads(out)] == [None, None]
+    code, out, _ = cli("show", "alpha")
+    assert code == 0 and "Chain (server first):" in out
+    assert "WARNING  hash.unavailable" in out and "sitekey generate" in out
+    code, out, _ = cli("check", "alpha", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["hash"] is None and report["verdict"] == "WARNING"
+    assert "hash.unavailable" in {f["id"] for f in report["findings"]}
+
+
+def test_without_a_site_key_import_and_renew_still_work(cli, two_sets, loose_files, store,
+                                                        settings):
+    settings.path("site_key_file").unlink()
+    folder, _ = loose_files
+    code, out, _ = cli("import", "partner", *map(str, folder.iterdir()))
+    assert code == 0 and "Imported set partner" in out and "hash.unavailable" in out
+    code, out, _ = cli("renew", "alpha", "--json")
+    assert code == 0 and json.loads(out)["report"]["hash"] is None
+    assert set(store.names()) >= {"partner", json.loads(out)["set"]}
+
+
+def test_without_a_site_key_activation_and_hash_refuse_saying_how_to_create_it(cli, two_sets,
+                                                                                store, settings):
+    assert cli("activate", "beta")[0] == 0
+    settings.path("site_key_file").unlink()
+    for argv in (("activate", "alpha"), ("rollback",), ("hash", str(store.root / "beta" /
+                                                                    "anchor.der"))):
+        code, out, err = cli(*argv)
+        assert code == 2 and "sitekey generate" in err, argv
+    assert store.active_name() == "beta"
+
+
 # --- import -----------------------------------------------------------------------------------
 
 def test_import_loose_files(cli, loose_files, store):

@@ -21,7 +21,7 @@ from server.certcheck.rules import check_set, gate
 from server.certcheck.x509util import short_name
 from server.certimport import PassphraseRequired, import_set
 from server.certstore import CertSet, CertStore, current_user
-from server.errors import CertificateError
+from server.errors import CertificateError, SiteKeyError
 from server.host import load_site_key
 
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
@@ -106,8 +106,15 @@ def _store(settings) -> CertStore:
     return CertStore(settings.path("certs_dir"))
 
 
-def _site_key(settings):
-    return load_site_key(settings, create_demo=False)[0]
+def _site_key(settings, required: bool = True):
+    """The site key. Only what needs the hash requires it (activation, ``certs hash``); for
+    the others a missing or bad key is returned as its SiteKeyError, which the report shows."""
+    try:
+        return load_site_key(settings, create_demo=False)[0]
+    except SiteKeyError as exc:
+        if required:
+            raise
+        return exc
 
 
 def _active_set(store: CertStore) -> CertSet | None:
@@ -156,7 +163,7 @@ def format_chain(report) -> str:
 
 def list_sets(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     active = _active_set(store)
     rows, broken = [], 0
     for name, item in store.scan().items():
@@ -187,13 +194,15 @@ def list_sets(args, settings) -> int:
             print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
         print(f"{len(rows)} set(s) in {store.root}; * = active"
               + (f"; {broken} unreadable" if broken else ""))
+        if isinstance(site_key, SiteKeyError):
+            print(f"Hashes unavailable: {site_key}")
     return EXIT_FINDINGS if broken else EXIT_OK
 
 
 def show_set(args, settings) -> int:
     store = _store(settings)
     cert_set = store.load(args.name)
-    report = _report(store, _site_key(settings), settings, cert_set)
+    report = _report(store, _site_key(settings, required=False), settings, cert_set)
     active = store.active_name()
     if args.json:
         print_json({**report.to_dict(), "active": active == cert_set.name, "path": cert_set.path,
@@ -209,7 +218,7 @@ def show_set(args, settings) -> int:
 
 def check_sets(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     names = args.names or store.names()
     if not names:
         return _err(f"no certificate sets in {store.root}")
@@ -224,7 +233,7 @@ def check_sets(args, settings) -> int:
 
 def import_files(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     passphrases = [os.environ[v] for v in PASSPHRASE_ENV if os.environ.get(v)]
     for attempt in range(4):
         try:
@@ -327,7 +336,7 @@ def _print_activated(args, store, previous: CertSet | None, active) -> None:
 
 def renew(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     hosts = args.hosts or settings.host_names or None
     new = pki.renew_set(store, settings.path("ca_dir"), args.name, new_name=args.new_name,
                         hosts=hosts, days=args.days)

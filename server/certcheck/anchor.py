@@ -11,8 +11,13 @@ from .x509util import fingerprint, short_name
 
 
 def identity(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:
-    yield ctx.finding("hash", INFO, f"locks receive hash {ctx.site_key.hash(ctx.set.anchor_der)} "
-                      "(HMAC-SHA1 of the anchor's DER with the site key)", ctx.anchor)
+    if ctx.hash is None:
+        yield ctx.finding("hash.unavailable", WARNING, "the hash locks receive is unavailable: "
+                          f"{ctx.no_hash_reason} (activating this set needs the site key)",
+                          ctx.anchor)
+    else:
+        yield ctx.finding("hash", INFO, f"locks receive hash {ctx.hash} (HMAC-SHA1 of the "
+                          "anchor's DER with the site key)", ctx.anchor)
     yield ctx.finding("anchor.fingerprint", INFO, f"anchor {short_name(ctx.anchor)}, SHA-256 "
                       f"{fingerprint(ctx.set.anchor_der)}", ctx.anchor)
 
