@@ -23,7 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .certcheck.x509util import is_ca, issuer_path, issues, short_name, spki
+from .certcheck.x509util import is_ca, issuer_label, issuer_path, issues, short_name, spki
 from .certstore import CertSet, CertStore, check_set_name, write_set
 from .errors import CertificateError
 from .pki import cert_der, cert_pem, key_pem
@@ -257,8 +257,16 @@ def _server_pair(material: _Material):
 def _choose_anchor(path, material: _Material, anchor: str | None) -> x509.Certificate:
     leaf, issuers = path[0], path[1:]
     if not issuers:
+        given = [c for c in material.certs if c != leaf and is_ca(c)]
+        if given:
+            names = ", ".join(f"{short_name(c)} ({', '.join(p.name for p in material.certs[c])})"
+                              for c in given)
+            raise CertificateError(f"none of the CA certificates given ({names}) issued "
+                                   f"{short_name(leaf)}: its issuer {issuer_label(leaf)} is "
+                                   "missing; add that certificate (an intermediate, e.g. "
+                                   "partner_intermediate.der)")
         raise CertificateError(f"no CA certificate among the files issued {short_name(leaf)} "
-                               f"(issuer {leaf.issuer.rfc4514_string()}): add the CA certificate "
+                               f"(issuer {issuer_label(leaf)}): add the CA certificate "
                                "(partner_CA.der) the locks should trust")
     if anchor is None:
         return issuers[-1]

@@ -20,6 +20,7 @@ FINDING_IDS = {
     "hash.unavailable": "no usable site key, so the hash the locks receive is unknown",
     "anchor.fingerprint": "SHA-256 fingerprint of the anchor",
     "anchor.not_ca": "the anchor is not a CA certificate",
+    "anchor.intermediate": "the anchor is an intermediate CA, not a root (allowed, but said)",
     "anchor.changes": "activating the set changes the anchor (a fleet-wide change)",
     "anchor.same": "same anchor as the active set (locks need nothing)",
     "chain.size": "DER bytes of root + intermediates + server against the 4096-byte limit",
