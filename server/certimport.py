@@ -59,13 +59,14 @@ class _Material:
 
 
 def import_set(store: CertStore, name: str, paths: Iterable, passphrase=None,
-               anchor: str | None = None) -> CertSet:
+               anchor: str | None = None, accept=None) -> CertSet:
     """Normalise ``paths`` into the new set ``name`` and return it.
 
     ``passphrase``: one text, or several to try (e.g. a key passphrase and a PKCS#12
     password). ``anchor``: a file name or stem, subject or common name, or SHA-256 prefix of
     the CA certificate the locks should trust; default the top CA on the server's path.
-    Raises PassphraseRequired for an encrypted file without a fitting passphrase, and
+    ``accept(cert_set)`` is shown the set before it is moved into place (e.g. to refuse one
+    whose report has errors): an exception it raises writes nothing. Raises PassphraseRequired for an encrypted file without a fitting passphrase, and
     CertificateError for anything else; either way nothing is written."""
     check_set_name(name)
     if store.set_path(name).exists():
@@ -94,7 +95,7 @@ def import_set(store: CertStore, name: str, paths: Iterable, passphrase=None,
         "dropped": [c.subject.rfc4514_string() for c in dropped],
     }
     write_set(store.set_path(name), cert_der(chosen), b"".join(cert_pem(c) for c in chain),
-              key_pem(key), meta)
+              key_pem(key), meta, accept)
     return store.load(name)
 
 

@@ -82,9 +82,10 @@ def check_set_name(name: str) -> str:
     return name
 
 
-def load_set(path: Path) -> CertSet:
-    """Read a set folder; a missing or malformed file is a CertificateError naming it."""
-    name = check_set_name(path.name)
+def load_set(path: Path, name: str | None = None) -> CertSet:
+    """Read a set folder (``name`` for one not yet in place: default the folder's name); a
+    missing or malformed file is a CertificateError naming it."""
+    name = check_set_name(name or path.name)
     try:
         anchor_der = (path / ANCHOR).read_bytes()
         chain_pem = (path / CHAIN).read_bytes()
@@ -114,9 +115,10 @@ def load_set(path: Path) -> CertSet:
 
 
 def write_set(folder: Path, anchor_der: bytes, chain_pem: bytes, key_pem: bytes,
-              meta: dict | None = None) -> None:
+              meta: dict | None = None, accept=None) -> None:
     """Write a complete set into a new folder. Files land in a temp folder that is renamed
-    into place, so a half-written set is never picked up."""
+    into place, so a half-written set is never picked up. ``accept(cert_set)`` sees the set
+    in the temp folder first: an exception it raises writes nothing."""
     check_set_name(folder.name)
     if folder.exists():
         raise CertificateError(f"set {folder.name} already exists")
@@ -128,6 +130,8 @@ def write_set(folder: Path, anchor_der: bytes, chain_pem: bytes, key_pem: bytes,
         write_atomic(tmp / CHAIN, chain_pem)
         write_atomic(tmp / KEY, key_pem, mode=0o600)
         write_atomic(tmp / META, json.dumps(meta or {}, indent=2) + "\n")
+        if accept is not None:
+            accept(load_set(tmp, folder.name))
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -176,15 +176,29 @@ def test_import_of_a_bad_file_exits_2_and_writes_nothing(cli, loose_files, store
     assert store.names() == []
 
 
-def test_import_of_a_set_with_errors_exits_1_but_imports(cli, store, tmp_path):
+def _oversized_bundle(tmp_path):
     chain = chains.sized(4300)
     bundle = tmp_path / "big.pem"
     bundle.write_bytes(b"".join(pki.cert_pem(c) for c in chain.certs)
                        + chains.pem_key(chain.server_key))
+    return bundle
+
+
+def test_import_of_a_set_with_errors_says_them_and_writes_nothing(cli, store, tmp_path):
+    bundle = _oversized_bundle(tmp_path)
+    code, out, _ = cli("import", "big", str(bundle))
+    assert code == 1 and "ERROR    chain.size" in out and "Not imported" in out
     code, out, _ = cli("import", "big", str(bundle), "--json")
-    assert code == 1
-    assert json.loads(out)["report"]["verdict"] == "ERROR"
-    assert store.names() == ["big"]
+    data = json.loads(out)
+    assert code == 1 and data["imported"] is False and data["report"]["verdict"] == "ERROR"
+    assert store.names() == [] and [p.name for p in store.root.iterdir()] == []
+
+
+def test_import_of_a_set_with_errors_is_written_with_force(cli, store, tmp_path):
+    code, out, _ = cli("import", "big", str(_oversized_bundle(tmp_path)), "--force", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["imported"] is True and data["report"]["verdict"] == "ERROR"
+    assert store.names() == ["big"] and store.load("big").chain
 
 
 def test_import_encrypted_key_passphrase_from_the_environment(cli, loose_files, monkeypatch,

@@ -55,12 +55,16 @@ def register(sub, parent) -> None:
     imp = verb("import", import_files,
                "normalise an integrator's files (partner_CA.der, partner_intermediate.der, "
                "partner_server.pem, partner_server.key, PEM bundles, DER, PKCS#12) into a new "
-               f"set; nothing is written on any error. {PASSPHRASE_HELP}. ({EXIT_HELP})")
+               "set; nothing is written on any error, a validation error included (the report "
+               f"says which) unless --force. {PASSPHRASE_HELP}. ({EXIT_HELP})")
     imp.add_argument("name", help="name of the new set")
     imp.add_argument("files", nargs="+", metavar="FILE")
     imp.add_argument("--anchor", metavar="CA",
                      help="the CA the locks trust: a file name or stem (partner_intermediate), "
                           "common name or SHA-256 prefix (default: the top CA found)")
+    imp.add_argument("--force", action="store_true",
+                     help="write the set even if its report has errors (activating it still "
+                          "needs --force)")
     act = verb("activate", activate,
                "serve this set: switch active.json, log history; a running engage-console "
                "follows within a second. A set with errors is refused unless --force "
@@ -235,11 +239,20 @@ def import_files(args, settings) -> int:
     store = _store(settings)
     site_key = _site_key(settings, required=False)
     passphrases = [os.environ[v] for v in PASSPHRASE_ENV if os.environ.get(v)]
+    reports = []
+
+    def accept(candidate: CertSet) -> None:
+        reports.append(_report(store, site_key, settings, candidate))
+        if reports[-1].errors and not args.force:
+            raise _Refused()
+
     for attempt in range(4):
         try:
             cert_set = import_set(store, args.name, args.files, passphrase=passphrases,
-                                  anchor=args.anchor)
+                                  anchor=args.anchor, accept=accept)
             break
+        except _Refused:
+            return _refused_import(args, store, reports[-1])
         except PassphraseRequired as exc:
             if not sys.stdin.isatty() or attempt == 3:
                 return _err(f"{exc}: set ENGAGE_KEY_PASSPHRASE or ENGAGE_P12_PASSWORD, or run "
@@ -250,10 +263,10 @@ def import_files(args, settings) -> int:
             if not answer:
                 return _err("no passphrase given; nothing was imported")
             passphrases.append(answer)
-    report = _report(store, site_key, settings, cert_set)
+    report = reports[-1]
     if args.json:
-        print_json({"set": cert_set.name, "path": cert_set.path, "meta": cert_set.meta,
-                    "report": report.to_dict()})
+        print_json({"imported": True, "set": cert_set.name, "path": cert_set.path,
+                    "meta": cert_set.meta, "report": report.to_dict()})
     else:
         print(f"Imported set {cert_set.name} into {cert_set.path}: anchor "
               f"{short_name(cert_set.anchor)} (from {cert_set.meta.get('legacy_name')}), "
@@ -266,6 +279,20 @@ def import_files(args, settings) -> int:
         if not report.errors:
             print(f"Activate it with: engage-console certs activate {cert_set.name}")
     return _exit(report)
+
+
+class _Refused(Exception):
+    """The imported set's report has errors and --force was not given: nothing is written."""
+
+
+def _refused_import(args, store, report) -> int:
+    if args.json:
+        print_json({"imported": False, "set": args.name, "report": report.to_dict()})
+    else:
+        print(format_report(report, store.active_name()))
+        print(f"Not imported: set {args.name} has errors, so nothing was written. Fix the "
+              "files, or add --force to keep the set anyway (activating it needs --force too).")
+    return EXIT_FINDINGS
 
 
 def _confirm(question: str) -> bool:
