@@ -66,7 +66,8 @@ def import_set(store: CertStore, name: str, paths: Iterable, passphrase=None,
     password). ``anchor``: a file name or stem, subject or common name, or SHA-256 prefix of
     the CA certificate the locks should trust; default the top CA on the server's path.
     ``accept(cert_set)`` is shown the set before it is moved into place (e.g. to refuse one
-    whose report has errors): an exception it raises writes nothing. Raises PassphraseRequired for an encrypted file without a fitting passphrase, and
+    whose report has errors): an exception it raises writes nothing. Raises
+    PassphraseRequired for an encrypted file without a fitting passphrase, and
     CertificateError for anything else; either way nothing is written."""
     check_set_name(name)
     if store.set_path(name).exists():

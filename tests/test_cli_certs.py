@@ -352,6 +352,28 @@ def test_hash_of_something_else_exits_2(cli, tmp_path):
     assert cli("hash", str(tmp_path / "missing.der"))[0] == 2
 
 
+@pytest.mark.parametrize("argv, says", [
+    (("list", "--config", "absent.toml"), "absent.toml does not exist"),
+    (("show", "nosuch"), "no certificate set named 'nosuch'"),
+    (("check", "nosuch"), "no certificate set named 'nosuch'"),
+    (("import", "new", "absent.der"), "absent.der does not exist"),
+    (("activate", "nosuch"), "no certificate set named 'nosuch'"),
+    (("rollback",), "nothing to roll back to"),
+    (("renew", "nosuch"), "no certificate set named 'nosuch'"),
+    (("hash", "absent.der"), "cannot read absent.der"),
+])
+def test_input_errors_under_json_are_json_on_stdout(cli, argv, says):
+    code, out, err = cli(*argv, "--json")
+    assert (code, err) == (2, "") and says in json.loads(out)["error"]
+
+
+def test_input_errors_without_json_stay_one_line_on_stderr(cli):
+    code, out, err = cli("show", "nosuch")
+    assert (code, out) == (2, "")
+    assert err.startswith("engage-console: error: no certificate set named 'nosuch' in ")
+    assert err.count("\n") == 1
+
+
 def test_usage_errors_exit_2(cli):
     with pytest.raises(SystemExit) as info:
         cli()

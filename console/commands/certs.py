@@ -24,7 +24,7 @@ from server.certstore import CertSet, CertStore, current_user
 from server.errors import CertificateError, SiteKeyError
 from server.host import load_site_key
 
-from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
 PASSPHRASE_ENV = ("ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD")
 PASSPHRASE_HELP = ("Encrypted keys and PKCS#12 files: the passphrase is asked for on the "
@@ -134,11 +134,6 @@ def _report(store, site_key, settings, cert_set: CertSet):
     return check_set(cert_set, site_key, settings, active=active)
 
 
-def _err(message: str) -> int:
-    print(f"engage-console: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def _exit(*reports) -> int:
     return EXIT_FINDINGS if any(r.errors for r in reports) else EXIT_OK
 
@@ -225,7 +220,7 @@ def check_sets(args, settings) -> int:
     site_key = _site_key(settings, required=False)
     names = args.names or store.names()
     if not names:
-        return _err(f"no certificate sets in {store.root}")
+        return fail(args, f"no certificate sets in {store.root}")
     reports = [_report(store, site_key, settings, store.load(n)) for n in names]
     if args.json:
         print_json(reports[0].to_dict() if len(args.names) == 1 else [r.to_dict() for r in reports])
@@ -255,13 +250,13 @@ def import_files(args, settings) -> int:
             return _refused_import(args, store, reports[-1])
         except PassphraseRequired as exc:
             if not sys.stdin.isatty() or attempt == 3:
-                return _err(f"{exc}: set ENGAGE_KEY_PASSPHRASE or ENGAGE_P12_PASSWORD, or run "
-                            "on a terminal to be asked; nothing was imported")
+                return fail(args, f"{exc}: set ENGAGE_KEY_PASSPHRASE or ENGAGE_P12_PASSWORD, "
+                            "or run on a terminal to be asked; nothing was imported")
             if exc.tried:
                 print(f"{exc}.", file=sys.stderr)
             answer = getpass.getpass(f"Passphrase for {exc.path.name}: ")
             if not answer:
-                return _err("no passphrase given; nothing was imported")
+                return fail(args, "no passphrase given; nothing was imported")
             passphrases.append(answer)
     report = reports[-1]
     if args.json:
@@ -309,7 +304,7 @@ def activate(args, settings) -> int:
 def rollback(args, settings) -> int:
     target = _store(settings).rollback_target()
     if target is None:
-        return _err("nothing to roll back to: no earlier activation in history")
+        return fail(args, "nothing to roll back to: no earlier activation in history")
     return _switch(args, settings, target, lambda c, by: c.rollback(force=args.force, by=by))
 
 
@@ -332,8 +327,8 @@ def _switch(args, settings, name: str, change) -> int:
         if not args.yes and not _confirm(
                 f"Set {cert_set.name} has {len(report.errors)} error(s): "
                 + "; ".join(f.id for f in report.errors) + ". Locks may fail to connect."):
-            return _err("forced activation not confirmed (on a terminal type yes, in a script "
-                        "add --yes); nothing changed")
+            return fail(args, "forced activation not confirmed (on a terminal type yes, in a "
+                        "script add --yes); nothing changed")
     previous = _active_set(store)
     certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
     active = change(certificates, f"{current_user()} (command line)")
@@ -389,13 +384,13 @@ def hash_file(args, settings) -> int:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return _err(f"cannot read {path}: {exc.strerror}")
+        return fail(args, f"cannot read {path}: {exc.strerror}")
     converted = b"-----BEGIN" in data
     try:
         cert = (x509.load_pem_x509_certificate(data) if converted
                 else x509.load_der_x509_certificate(data))
     except ValueError:
-        return _err(f"{path} is not a certificate (PEM or DER)")
+        return fail(args, f"{path} is not a certificate (PEM or DER)")
     der = pki.cert_der(cert)
     out = {"file": str(path), "subject": cert.subject.rfc4514_string(),
            "hash": site_key.hash(der), "sha256": hashlib.sha256(der).hexdigest(),

@@ -22,8 +22,8 @@ from .x509util import der, key_bits, key_label, signature_hash
 
 Rule = Callable[[Context, frozenset[str]], Iterable[Finding]]
 RULES: tuple[Rule, ...] = (
-    keys.key_file, anchor.identity, anchor.position, chain.size, keys.sizes, keys.match, chain.order, chain.links,
-    chain.ca_flags, validity.dates, names.host_names, chain.path_validation, anchor.change,
+    keys.key_file, anchor.identity, anchor.position, chain.size, keys.sizes, keys.match,
+    chain.order, chain.links, chain.ca_flags, validity.dates, names.host_names, chain.path_validation, anchor.change,
 )
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
