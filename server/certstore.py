@@ -138,6 +138,21 @@ def write_set(folder: Path, anchor_der: bytes, chain_pem: bytes, key_pem: bytes,
         raise
 
 
+@dataclass(frozen=True)
+class ForcedActivation:
+    """The active set was activated despite errors: when (ISO 8601, UTC) and by whom."""
+
+    set: str
+    time: str
+    by: str
+
+    @property
+    def label(self) -> str:
+        """How the CLI and the console flag the active set, in the same words."""
+        when = self.time[:16].replace("T", " ") + " UTC" if self.time else "an unknown date"
+        return f"active with errors (forced on {when} by {self.by})"
+
+
 class CertStore:
     """The sets under ``certs/``; scanned on every listing so hand-dropped sets appear live."""
 
@@ -179,9 +194,32 @@ class CertStore:
 
     def active_name(self) -> str | None:
         """The set named in active.json, or None when no set was ever activated."""
+        record = self._active_record()
+        return record["set"] if record else None
+
+    def forced_activation(self) -> "ForcedActivation | None":
+        """How the active set was activated, when that was forced past its errors (None when
+        it was not, or nothing is active): what the CLI and the console flag as
+        ``ForcedActivation.label``. Kept in active.json; one written before the flag existed
+        falls back to the set's last history entry."""
+        record = self._active_record()
+        if record is None:
+            return None
+        if "forced" not in record:
+            entry = next((e for e in reversed(self.history()) if e.get("set") == record["set"]),
+                         {})
+            record = {**entry, **record, "forced": entry.get("forced")}
+        if not record["forced"]:
+            return None
+        return ForcedActivation(record["set"], str(record.get("activated_at") or
+                                                   record.get("time") or ""),
+                                str(record.get("by") or "unknown"))
+
+    def _active_record(self) -> dict | None:
         try:
             data = json.loads(self.active_file.read_text(encoding="utf-8"))
-            return check_set_name(data["set"])
+            check_set_name(data["set"])
+            return data
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, CertificateError) as exc:
@@ -210,21 +248,25 @@ class CertStore:
         return out
 
     def rollback_target(self) -> str | None:
-        """The set active before the current one, replaying activations and rollbacks.
+        """The set active before the current one, replaying activations and rollbacks; never
+        the active set itself (a set activated twice in a row is one step back).
 
-        A crash between switching active.json and appending history leaves the newest
-        activation unrecorded; the set active.json names then counts as the newest entry."""
+        A rollback returns to its target, undoing everything activated after it. A crash
+        between switching active.json and appending history leaves the newest activation
+        unrecorded; the set active.json names then counts as the newest entry."""
         stack: list[str] = []
         for entry in self.history():
-            if entry.get("action") == "rollback":
-                if stack:
-                    stack.pop()
-            elif entry.get("set"):
-                stack.append(entry["set"])
+            name = entry.get("set")
+            if not name:
+                continue
+            if entry.get("action") == "rollback" and name in stack:
+                del stack[len(stack) - stack[::-1].index(name):]
+            else:
+                stack.append(name)
         active = self._safe_active_name()
         if active and (not stack or stack[-1] != active):
             stack.append(active)
-        return stack[-2] if len(stack) >= 2 else None
+        return next((name for name in reversed(stack[:-1]) if name != active), None)
 
     def commit_activation(self, cert_set: CertSet, action: str = "activate",
                           forced: bool = False, by: str | None = None) -> dict:
@@ -242,7 +284,8 @@ class CertStore:
         }
         write_atomic(self.active_file, json.dumps(
             {"set": cert_set.name, "anchor_sha256": cert_set.anchor_sha256,
-             "activated_at": entry["time"], "by": entry["by"]}, indent=2) + "\n")
+             "activated_at": entry["time"], "by": entry["by"], "forced": forced},
+            indent=2) + "\n")
         return entry
 
     def append_history(self, entry: dict) -> None:

@@ -293,6 +293,53 @@ def test_rollback_to_a_set_with_errors_needs_force_like_activate(cli, two_sets, 
     assert (last["action"], last["set"], last["forced"]) == ("rollback", "oversize", True)
 
 
+def test_rollback_never_returns_to_the_set_already_active(cli, two_sets, store):
+    assert cli("activate", "beta")[0] == 0
+    assert cli("activate", "beta")[0] == 0  # activated twice in a row
+    assert store.rollback_target() == "alpha"
+    code, out, _ = cli("rollback")
+    assert code == 0 and "Active set: alpha (was beta)" in out
+    code, _, err = cli("rollback")
+    assert code == 2 and "nothing to roll back to" in err
+
+
+def test_a_forced_activation_stays_flagged_in_list_show_and_check(cli, two_sets, store):
+    chains.write(store.root, chains.sized(4200), name="oversize")
+    assert cli("activate", "oversize", "--force", "--yes")[0] == 0
+    when = store.history()[-1]["time"][:16].replace("T", " ")
+    label = f"active with errors (forced on {when} UTC by {store.history()[-1]['by']})"
+    code, out, _ = cli("list")
+    assert code == 0 and f"* oversize: {label}" in out
+    rows = {r["name"]: r for r in json.loads(cli("list", "--json")[1])}
+    assert rows["oversize"]["forced"]["label"] == label and rows["alpha"]["forced"] is None
+    assert cli("show", "oversize")[1].startswith(f"Set oversize ({label}): ERROR")
+    assert json.loads(cli("show", "oversize", "--json")[1])["forced"]["label"] == label
+    assert f"Set oversize ({label}): ERROR" in cli("check")[1]
+    assert cli("activate", "beta")[0] == 0
+    assert store.forced_activation() is None
+    assert cli("show", "beta")[1].startswith("Set beta (active): ")
+
+
+def test_a_forced_flag_missing_from_an_older_active_json_comes_from_history(cli, two_sets,
+                                                                             store):
+    chains.write(store.root, chains.sized(4200), name="oversize")
+    assert cli("activate", "oversize", "--force", "--yes")[0] == 0
+    record = json.loads(store.active_file.read_text())
+    del record["forced"]
+    store.active_file.write_text(json.dumps(record))
+    forced = store.forced_activation()
+    assert (forced.set, forced.time, forced.by) == ("oversize", record["activated_at"],
+                                                    record["by"])
+
+
+def test_rollback_after_a_rollback_goes_further_back_never_to_the_active_set(cli, two_sets,
+                                                                              store):
+    for name in ("beta", "alpha", "beta"):
+        assert cli("activate", name)[0] == 0
+    assert cli("rollback")[0] == 0 and store.active_name() == "alpha"
+    assert store.rollback_target() == "beta"  # alpha, beta, alpha: the one before is beta
+
+
 def test_a_running_host_follows_a_command_line_activation(host, cli):
     pki.init_set(host.store, host.settings.path("ca_dir"), "next", list(host.settings.host_names))
     switched = threading.Event()

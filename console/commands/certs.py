@@ -24,6 +24,7 @@ from server.certstore import CertSet, CertStore, current_user
 from server.errors import CertificateError, SiteKeyError
 from server.host import load_site_key
 
+from .certs_text import format_chain, format_report
 from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
 PASSPHRASE_ENV = ("ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD")
@@ -134,28 +135,12 @@ def _report(store, site_key, settings, cert_set: CertSet):
     return check_set(cert_set, site_key, settings, active=active)
 
 
+def _forced_json(forced) -> dict | None:
+    return {"time": forced.time, "by": forced.by, "label": forced.label} if forced else None
+
+
 def _exit(*reports) -> int:
     return EXIT_FINDINGS if any(r.errors for r in reports) else EXIT_OK
-
-
-def format_report(report, active_name: str | None = None) -> str:
-    """Findings in openssl-verify style: severity, id, depth and subject, then the sentence."""
-    flag = " (active)" if report.set_name == active_name else ""
-    expiry = "" if report.days_to_expiry is None else f", expires in {report.days_to_expiry} days"
-    lines = [f"Set {report.set_name}{flag}: {report.verdict}  (chain {report.chain_bytes:,} of "
-             f"{report.chain_limit:,} bytes, largest key {report.largest_key_bits} bits{expiry})"]
-    for f in report.findings:
-        where = f" [depth {f.depth}: {f.subject}]" if f.depth is not None else ""
-        lines.append(f"  {f.severity.upper():<8} {f.id}{where}: {f.message}")
-    return "\n".join(lines)
-
-
-def format_chain(report) -> str:
-    lines = ["Chain (server first):"]
-    for c in report.chain:
-        lines.append(f"  {c.depth} {c.role:<12} {c.subject}  {c.bytes:,} bytes  {c.key}  "
-                     f"valid {c.not_before[:10]} to {c.not_after[:10]}  {c.signature}")
-    return "\n".join(lines)
 
 
 # --- verbs ------------------------------------------------------------------------------------
@@ -164,6 +149,7 @@ def list_sets(args, settings) -> int:
     store = _store(settings)
     site_key = _site_key(settings, required=False)
     active = _active_set(store)
+    forced = store.forced_activation()
     rows, broken = [], 0
     for name, item in store.scan().items():
         if isinstance(item, CertificateError):
@@ -172,8 +158,9 @@ def list_sets(args, settings) -> int:
                          "error": str(item)})
             continue
         report = check_set(item, site_key, settings, active=active)
-        rows.append({"name": name, "active": bool(active and active.name == name),
-                     "demo": item.demo, "verdict": report.verdict, "errors": len(report.errors),
+        is_active = bool(active and active.name == name)
+        rows.append({"name": name, "active": is_active,
+                     "forced": _forced_json(forced) if is_active else None, "demo": item.demo, "verdict": report.verdict, "errors": len(report.errors),
                      "chain_bytes": report.chain_bytes, "largest_key_bits": report.largest_key_bits,
                      "days_to_expiry": report.days_to_expiry, "hash": report.hash,
                      "anchor_sha256": report.anchor_sha256})
@@ -193,6 +180,8 @@ def list_sets(args, settings) -> int:
             print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
         print(f"{len(rows)} set(s) in {store.root}; * = active"
               + (f"; {broken} unreadable" if broken else ""))
+        if forced and active:
+            print(f"* {active.name}: {forced.label}")
         if isinstance(site_key, SiteKeyError):
             print(f"Hashes unavailable: {site_key}")
     return EXIT_FINDINGS if broken else EXIT_OK
@@ -204,10 +193,13 @@ def show_set(args, settings) -> int:
     report = _report(store, _site_key(settings, required=False), settings, cert_set)
     active = store.active_name()
     if args.json:
-        print_json({**report.to_dict(), "active": active == cert_set.name, "path": cert_set.path,
-                    "meta": cert_set.meta, "legacy_names": sorted(cert_set.legacy_names)})
+        is_active = active == cert_set.name
+        print_json({**report.to_dict(), "active": is_active,
+                    "forced": _forced_json(store.forced_activation()) if is_active else None,
+                    "path": cert_set.path, "meta": cert_set.meta,
+                    "legacy_names": sorted(cert_set.legacy_names)})
     else:
-        print(format_report(report, active))
+        print(format_report(report, store))
         print(format_chain(report))
         print(f"Folder: {cert_set.path}")
         if cert_set.meta:
@@ -225,8 +217,7 @@ def check_sets(args, settings) -> int:
     if args.json:
         print_json(reports[0].to_dict() if len(args.names) == 1 else [r.to_dict() for r in reports])
     else:
-        active = store.active_name()
-        print("\n\n".join(format_report(r, active) for r in reports))
+        print("\n\n".join(format_report(r, store) for r in reports))
     return _exit(*reports)
 
 
@@ -270,7 +261,7 @@ def import_files(args, settings) -> int:
         for subject in cert_set.meta.get("dropped", []):
             print(f"  not used: {subject} (not on the path from the server certificate to the "
                   "anchor)")
-        print(format_report(report, store.active_name()))
+        print(format_report(report, store))
         if not report.errors:
             print(f"Activate it with: engage-console certs activate {cert_set.name}")
     return _exit(report)
@@ -284,7 +275,7 @@ def _refused_import(args, store, report) -> int:
     if args.json:
         print_json({"imported": False, "set": args.name, "report": report.to_dict()})
     else:
-        print(format_report(report, store.active_name()))
+        print(format_report(report, store))
         print(f"Not imported: set {args.name} has errors, so nothing was written. Fix the "
               "files, or add --force to keep the set anyway (activating it needs --force too).")
     return EXIT_FINDINGS
@@ -318,7 +309,7 @@ def _switch(args, settings, name: str, change) -> int:
     if report.errors:
         if not args.force:
             if not args.json:
-                print(format_report(report, store.active_name()))
+                print(format_report(report, store))
                 print(f"Not activated: set {cert_set.name} has errors. Fix them, or use --force "
                       "if you accept that locks may fail.")
             else:
@@ -372,7 +363,7 @@ def renew(args, settings) -> int:
         for role in ("server", "intermediate", "anchor"):
             if role in expiry:
                 print(f"  {role:<12} valid until {expiry[role][:10]}")
-        print(format_report(report, store.active_name()))
+        print(format_report(report, store))
         if not report.errors:
             print(f"Activate it with: engage-console certs activate {new.name}")
     return _exit(report)
