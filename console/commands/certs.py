@@ -160,7 +160,8 @@ def list_sets(args, settings) -> int:
         report = check_set(item, site_key, settings, active=active)
         is_active = bool(active and active.name == name)
         rows.append({"name": name, "active": is_active,
-                     "forced": _forced_json(forced) if is_active else None, "demo": item.demo, "verdict": report.verdict, "errors": len(report.errors),
+                     "forced": _forced_json(forced) if is_active else None, "demo": item.demo,
+                     "verdict": report.verdict, "errors": len(report.errors),
                      "chain_bytes": report.chain_bytes, "largest_key_bits": report.largest_key_bits,
                      "days_to_expiry": report.days_to_expiry, "hash": report.hash,
                      "anchor_sha256": report.anchor_sha256})
