@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from .errors import CertificateError
 
 ANCHOR, CHAIN, KEY, META = "anchor.der", "chain.pem", "server.key", "set.json"
 ACTIVE, HISTORY, ANCHORS = "active.json", "history.jsonl", ".anchors"
+TRASH = ".deleted-"  # a set being deleted: .<name>.deleted-<random>, never a set name
 SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -185,6 +187,26 @@ class CertStore:
         if not path.is_dir():
             raise CertificateError(f"no certificate set named {name!r} in {self.root}")
         return load_set(path)
+
+    def delete(self, name: str, force: bool = False) -> Path:
+        """Remove set ``name`` and return where it was. Refused for the active set, and for a
+        set in the activation history (a rollback may return to it) unless ``force``. The
+        folder is renamed to a hidden name first, so a half-deleted set is never listed or
+        loaded; the CA keys (``ca/``) are not the store's and stay."""
+        path = self.set_path(name)
+        if not path.is_dir():
+            raise CertificateError(f"no certificate set named {name!r} in {self.root}")
+        if self.active_name() == name:
+            raise CertificateError(f"set {name} is active: activate another set first")
+        if not force and any(e.get("set") == name for e in self.history()):
+            raise CertificateError(f"set {name} is in the activation history, so a rollback may "
+                                   "return to it: force the deletion to delete it anyway")
+        for stale in self.root.glob(f".*{TRASH}*"):  # left by a crash mid-delete
+            shutil.rmtree(stale, ignore_errors=True)
+        trash = self.root / f".{name}{TRASH}{secrets.token_hex(4)}"
+        os.rename(path, trash)
+        shutil.rmtree(trash)
+        return path
 
     # --- the active set and its history -------------------------------------------------
 

@@ -24,6 +24,7 @@ from server.certstore import CertSet, CertStore, current_user
 from server.errors import CertificateError, SiteKeyError
 from server.host import load_site_key
 
+from . import certs_delete
 from .certs_text import format_chain, format_report
 from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
@@ -35,7 +36,8 @@ EXIT_HELP = "exit 0 ok, 1 the set has errors, 2 usage or input error"
 
 
 def register(sub, parent) -> None:
-    p = sub.add_parser("certs", help="certificate sets: list, check, import, activate, rollback",
+    p = sub.add_parser("certs", help="certificate sets: list, check, import, activate, rollback, "
+                                     "delete",
                        parents=[parent], description=__doc__.split("\n\n", 1)[1])
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -90,6 +92,7 @@ def register(sub, parent) -> None:
     verb("hash", hash_file, "the hash a lock expects for a certificate file (HMAC-SHA1 of its DER "
                             "with the site key; PEM is converted to DER first)") \
         .add_argument("file")
+    certs_delete.register(verb)
     init = verb("init", init_set, "create a root CA, intermediate and server certificate as a "
                                   "set", json_=False)
     init.add_argument("name", help="name of the new set")
