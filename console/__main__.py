@@ -9,7 +9,7 @@ import sys
 from server.errors import EngageError
 
 from .commands import certs, devices, simulate, sitekey
-from .commands.common import EXIT_USAGE, settings_from_args, settings_parent
+from .commands.common import fail, settings_from_args, settings_parent
 
 COMMANDS = (sitekey, certs, devices, simulate)
 
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_console(settings, listeners, start=not args.no_start)
     except EngageError as exc:
-        print(f"engage-console: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(args, str(exc))
 
 
 if __name__ == "__main__":

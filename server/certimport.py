@@ -23,7 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .certcheck.x509util import is_ca, issuer_path, issues, short_name, spki
+from .certcheck.x509util import is_ca, issuer_label, issuer_path, issues, short_name, spki
 from .certstore import CertSet, CertStore, check_set_name, write_set
 from .errors import CertificateError
 from .pki import cert_der, cert_pem, key_pem
@@ -59,13 +59,15 @@ class _Material:
 
 
 def import_set(store: CertStore, name: str, paths: Iterable, passphrase=None,
-               anchor: str | None = None) -> CertSet:
+               anchor: str | None = None, accept=None) -> CertSet:
     """Normalise ``paths`` into the new set ``name`` and return it.
 
     ``passphrase``: one text, or several to try (e.g. a key passphrase and a PKCS#12
     password). ``anchor``: a file name or stem, subject or common name, or SHA-256 prefix of
     the CA certificate the locks should trust; default the top CA on the server's path.
-    Raises PassphraseRequired for an encrypted file without a fitting passphrase, and
+    ``accept(cert_set)`` is shown the set before it is moved into place (e.g. to refuse one
+    whose report has errors): an exception it raises writes nothing. Raises
+    PassphraseRequired for an encrypted file without a fitting passphrase, and
     CertificateError for anything else; either way nothing is written."""
     check_set_name(name)
     if store.set_path(name).exists():
@@ -94,7 +96,7 @@ def import_set(store: CertStore, name: str, paths: Iterable, passphrase=None,
         "dropped": [c.subject.rfc4514_string() for c in dropped],
     }
     write_set(store.set_path(name), cert_der(chosen), b"".join(cert_pem(c) for c in chain),
-              key_pem(key), meta)
+              key_pem(key), meta, accept)
     return store.load(name)
 
 
@@ -257,8 +259,16 @@ def _server_pair(material: _Material):
 def _choose_anchor(path, material: _Material, anchor: str | None) -> x509.Certificate:
     leaf, issuers = path[0], path[1:]
     if not issuers:
+        given = [c for c in material.certs if c != leaf and is_ca(c)]
+        if given:
+            names = ", ".join(f"{short_name(c)} ({', '.join(p.name for p in material.certs[c])})"
+                              for c in given)
+            raise CertificateError(f"none of the CA certificates given ({names}) issued "
+                                   f"{short_name(leaf)}: its issuer {issuer_label(leaf)} is "
+                                   "missing; add that certificate (an intermediate, e.g. "
+                                   "partner_intermediate.der)")
         raise CertificateError(f"no CA certificate among the files issued {short_name(leaf)} "
-                               f"(issuer {leaf.issuer.rfc4514_string()}): add the CA certificate "
+                               f"(issuer {issuer_label(leaf)}): add the CA certificate "
                                "(partner_CA.der) the locks should trust")
     if anchor is None:
         return issuers[-1]

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from .errors import CertificateError
 
 ANCHOR, CHAIN, KEY, META = "anchor.der", "chain.pem", "server.key", "set.json"
 ACTIVE, HISTORY, ANCHORS = "active.json", "history.jsonl", ".anchors"
+TRASH = ".deleted-"  # a set being deleted: .<name>.deleted-<random>, never a set name
 SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -82,9 +84,10 @@ def check_set_name(name: str) -> str:
     return name
 
 
-def load_set(path: Path) -> CertSet:
-    """Read a set folder; a missing or malformed file is a CertificateError naming it."""
-    name = check_set_name(path.name)
+def load_set(path: Path, name: str | None = None) -> CertSet:
+    """Read a set folder (``name`` for one not yet in place: default the folder's name); a
+    missing or malformed file is a CertificateError naming it."""
+    name = check_set_name(name or path.name)
     try:
         anchor_der = (path / ANCHOR).read_bytes()
         chain_pem = (path / CHAIN).read_bytes()
@@ -114,9 +117,10 @@ def load_set(path: Path) -> CertSet:
 
 
 def write_set(folder: Path, anchor_der: bytes, chain_pem: bytes, key_pem: bytes,
-              meta: dict | None = None) -> None:
+              meta: dict | None = None, accept=None) -> None:
     """Write a complete set into a new folder. Files land in a temp folder that is renamed
-    into place, so a half-written set is never picked up."""
+    into place, so a half-written set is never picked up. ``accept(cert_set)`` sees the set
+    in the temp folder first: an exception it raises writes nothing."""
     check_set_name(folder.name)
     if folder.exists():
         raise CertificateError(f"set {folder.name} already exists")
@@ -128,10 +132,27 @@ def write_set(folder: Path, anchor_der: bytes, chain_pem: bytes, key_pem: bytes,
         write_atomic(tmp / CHAIN, chain_pem)
         write_atomic(tmp / KEY, key_pem, mode=0o600)
         write_atomic(tmp / META, json.dumps(meta or {}, indent=2) + "\n")
+        if accept is not None:
+            accept(load_set(tmp, folder.name))
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@dataclass(frozen=True)
+class ForcedActivation:
+    """The active set was activated despite errors: when (ISO 8601, UTC) and by whom."""
+
+    set: str
+    time: str
+    by: str
+
+    @property
+    def label(self) -> str:
+        """How the CLI and the console flag the active set, in the same words."""
+        when = self.time[:16].replace("T", " ") + " UTC" if self.time else "an unknown date"
+        return f"active with errors (forced on {when} by {self.by})"
 
 
 class CertStore:
@@ -167,6 +188,26 @@ class CertStore:
             raise CertificateError(f"no certificate set named {name!r} in {self.root}")
         return load_set(path)
 
+    def delete(self, name: str, force: bool = False) -> Path:
+        """Remove set ``name`` and return where it was. Refused for the active set, and for a
+        set in the activation history (a rollback may return to it) unless ``force``. The
+        folder is renamed to a hidden name first, so a half-deleted set is never listed or
+        loaded; the CA keys (``ca/``) are not the store's and stay."""
+        path = self.set_path(name)
+        if not path.is_dir():
+            raise CertificateError(f"no certificate set named {name!r} in {self.root}")
+        if self.active_name() == name:
+            raise CertificateError(f"set {name} is active: activate another set first")
+        if not force and any(e.get("set") == name for e in self.history()):
+            raise CertificateError(f"set {name} is in the activation history, so a rollback may "
+                                   "return to it: force the deletion to delete it anyway")
+        for stale in self.root.glob(f".*{TRASH}*"):  # left by a crash mid-delete
+            shutil.rmtree(stale, ignore_errors=True)
+        trash = self.root / f".{name}{TRASH}{secrets.token_hex(4)}"
+        os.rename(path, trash)
+        shutil.rmtree(trash)
+        return path
+
     # --- the active set and its history -------------------------------------------------
 
     @property
@@ -175,9 +216,32 @@ class CertStore:
 
     def active_name(self) -> str | None:
         """The set named in active.json, or None when no set was ever activated."""
+        record = self._active_record()
+        return record["set"] if record else None
+
+    def forced_activation(self) -> "ForcedActivation | None":
+        """How the active set was activated, when that was forced past its errors (None when
+        it was not, or nothing is active): what the CLI and the console flag as
+        ``ForcedActivation.label``. Kept in active.json; one written before the flag existed
+        falls back to the set's last history entry."""
+        record = self._active_record()
+        if record is None:
+            return None
+        if "forced" not in record:
+            entry = next((e for e in reversed(self.history()) if e.get("set") == record["set"]),
+                         {})
+            record = {**entry, **record, "forced": entry.get("forced")}
+        if not record["forced"]:
+            return None
+        return ForcedActivation(record["set"], str(record.get("activated_at") or
+                                                   record.get("time") or ""),
+                                str(record.get("by") or "unknown"))
+
+    def _active_record(self) -> dict | None:
         try:
             data = json.loads(self.active_file.read_text(encoding="utf-8"))
-            return check_set_name(data["set"])
+            check_set_name(data["set"])
+            return data
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, CertificateError) as exc:
@@ -206,21 +270,25 @@ class CertStore:
         return out
 
     def rollback_target(self) -> str | None:
-        """The set active before the current one, replaying activations and rollbacks.
+        """The set active before the current one, replaying activations and rollbacks; never
+        the active set itself (a set activated twice in a row is one step back).
 
-        A crash between switching active.json and appending history leaves the newest
-        activation unrecorded; the set active.json names then counts as the newest entry."""
+        A rollback returns to its target, undoing everything activated after it. A crash
+        between switching active.json and appending history leaves the newest activation
+        unrecorded; the set active.json names then counts as the newest entry."""
         stack: list[str] = []
         for entry in self.history():
-            if entry.get("action") == "rollback":
-                if stack:
-                    stack.pop()
-            elif entry.get("set"):
-                stack.append(entry["set"])
+            name = entry.get("set")
+            if not name:
+                continue
+            if entry.get("action") == "rollback" and name in stack:
+                del stack[len(stack) - stack[::-1].index(name):]
+            else:
+                stack.append(name)
         active = self._safe_active_name()
         if active and (not stack or stack[-1] != active):
             stack.append(active)
-        return stack[-2] if len(stack) >= 2 else None
+        return next((name for name in reversed(stack[:-1]) if name != active), None)
 
     def commit_activation(self, cert_set: CertSet, action: str = "activate",
                           forced: bool = False, by: str | None = None) -> dict:
@@ -238,7 +306,8 @@ class CertStore:
         }
         write_atomic(self.active_file, json.dumps(
             {"set": cert_set.name, "anchor_sha256": cert_set.anchor_sha256,
-             "activated_at": entry["time"], "by": entry["by"]}, indent=2) + "\n")
+             "activated_at": entry["time"], "by": entry["by"], "forced": forced},
+            indent=2) + "\n")
         return entry
 
     def append_history(self, entry: dict) -> None:

@@ -7,12 +7,14 @@ import hashlib
 import itertools
 
 import pytest
+from cryptography import x509
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from server import pki
 from server.certcheck.report import ERROR, FINDING_IDS, INFO, WARNING
 from server.certcheck.rules import check_set, gate
 from server.config import load_settings
+from server.errors import SiteKeyError
 from server.sitekey import SiteKey
 
 from . import chains
@@ -145,12 +147,37 @@ def test_sound_chain_reports_only_hash_fingerprint_and_size(work, key, conf):
     assert report.days_to_expiry in (363, 364, 365)
 
 
-def test_anchor_at_an_intermediate_validates_to_it(work, key, conf):
+def test_without_a_site_key_the_report_says_why_the_hash_is_unavailable(work, conf):
+    reason = SiteKeyError("site key file site.key does not exist; create one with "
+                          "`engage-console sitekey generate`")
+    report = check(work, reason, conf, chains.build())
+    assert report.hash is None and "hash" not in report.ids()
+    finding = next(f for f in report.findings if f.id == "hash.unavailable")
+    assert finding.severity == WARNING and str(reason) in finding.message
+    assert report.verdict == "WARNING" and not report.errors
+
+
+def test_anchor_at_an_intermediate_validates_to_it_with_a_warning_naming_the_root(work, key,
+                                                                                 conf):
     chain = chains.build()
     chain.anchor, chain.presented = chain.certs[1], [chain.certs[0]]
     report = check(work, key, conf, chain)
-    assert report.verdict == "OK", report.findings
+    assert problems(report) == {("anchor.intermediate", 1)}
     assert [c.role for c in report.chain] == ["server", "anchor"]
+    message = next(f.message for f in report.findings if f.id == "anchor.intermediate")
+    assert message.startswith("the anchor is an intermediate CA (Inter 1, issued by CN=Root)")
+    assert "the locks will trust it as their anchor" in message
+
+
+def test_a_missing_intermediate_names_the_missing_issuer_and_its_key_identifier(work, key,
+                                                                                 conf):
+    chain = chains.build(intermediates=2)
+    chain.presented = [chain.certs[0], chain.certs[1]]  # Inter 1 left out
+    report = check(work, key, conf, chain)
+    aki = chain.certs[1].extensions.get_extension_for_class(
+        x509.AuthorityKeyIdentifier).value.key_identifier.hex(":").upper()
+    message = next(f.message for f in report.errors if f.id == "chain.incomplete")
+    assert f"CN=Inter 1 (key identifier {aki})" in message
 
 
 def test_chain_from_another_root_is_untrusted(work, key, conf):

@@ -9,7 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from cryptography import x509
+
 from server import pki
+from server.certcheck.report import WARNING
 from server.certcheck.rules import check_set
 from server.certcheck.x509util import spki
 from server.certimport import PassphraseRequired, import_set
@@ -36,7 +39,7 @@ def files(tmp_path, chain):
     return chains.loose_files(tmp_path / "incoming", chain)
 
 
-def assert_normalised(cert_set, chain, anchor=None, chain_certs=None):
+def assert_normalised(cert_set, chain, anchor=None, chain_certs=None, verdict="OK"):
     assert cert_set.anchor_der == pki.cert_der(anchor or chain.root)
     assert list(cert_set.chain) == (chain_certs or chain.certs[:2])
     key = serialization.load_pem_private_key(cert_set.key_path.read_bytes(), None)
@@ -44,7 +47,8 @@ def assert_normalised(cert_set, chain, anchor=None, chain_certs=None):
     assert os.stat(cert_set.key_path).st_mode & 0o777 == 0o600
     report = check_set(cert_set, SiteKey.generate(),
                        load_settings(env={}, flags={"host_names": list(chains.HOSTS)}))
-    assert report.verdict == "OK", report.findings
+    assert report.verdict == verdict, report.findings
+    return report
 
 
 def assert_nothing_written(store):
@@ -102,15 +106,23 @@ def test_encrypted_pem_key_with_passphrase(store, files, chain, traditional):
 def test_explicit_anchor_at_the_intermediate(store, files, chain):
     cert_set = import_set(store, "inter", sorted(files.iterdir()),
                           anchor="partner_intermediate")
-    assert_normalised(cert_set, chain, anchor=chain.certs[1], chain_certs=chain.certs[:1])
+    report = assert_normalised(cert_set, chain, anchor=chain.certs[1],
+                               chain_certs=chain.certs[:1], verdict="WARNING")
+    assert report.ids(WARNING) == {"anchor.intermediate"}
     assert cert_set.meta["legacy_name"] == "partner_intermediate"
     assert cert_set.meta["dropped"] == ["CN=Root"]
 
 
-def test_without_the_root_the_intermediate_is_the_anchor(store, files, chain):
+def test_without_the_root_the_intermediate_is_the_anchor_and_the_report_says_so(store, files,
+                                                                                chain):
     (files / "partner_CA.der").unlink()
     cert_set = import_set(store, "noroot", sorted(files.iterdir()))
-    assert_normalised(cert_set, chain, anchor=chain.certs[1], chain_certs=chain.certs[:1])
+    report = assert_normalised(cert_set, chain, anchor=chain.certs[1],
+                               chain_certs=chain.certs[:1], verdict="WARNING")
+    finding = next(f for f in report.findings if f.id == "anchor.intermediate")
+    assert finding.severity == WARNING and finding.depth == 1
+    assert "the anchor is an intermediate CA (Inter 1" in finding.message
+    assert "add the root CN=Root (key identifier " in finding.message
 
 
 def test_anchor_by_common_name_or_fingerprint(store, files, chain):
@@ -268,6 +280,18 @@ def test_no_certificate_at_all(store, files):
 def test_no_ca_above_the_server_certificate(store, files):
     _bad(store, [files / "partner_server.pem", files / "partner_server.key"],
          "no CA certificate among the files issued server")
+
+
+def test_a_missing_intermediate_is_named_not_the_root_that_was_given(store, files, chain):
+    (files / "partner_intermediate.der").unlink()
+    with pytest.raises(CertificateError) as info:
+        import_set(store, "nointer", sorted(files.iterdir()))
+    message = str(info.value)
+    aki = chain.server.extensions.get_extension_for_class(
+        x509.AuthorityKeyIdentifier).value.key_identifier.hex(":").upper()
+    assert f"its issuer CN=Inter 1 (key identifier {aki}) is missing" in message
+    assert "Root (partner_CA.der)" in message and "add partner_CA" not in message
+    assert_nothing_written(store)
 
 
 def test_an_anchor_choice_that_is_not_above_the_server(store, files):

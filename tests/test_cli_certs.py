@@ -118,6 +118,45 @@ def test_show_prints_chain_details_and_json(cli, two_sets):
     assert [c["role"] for c in data["chain"]] == ["server", "intermediate", "anchor"]
 
 
+def test_without_a_site_key_list_show_and_check_report_the_hash_unavailable(cli, two_sets,
+                                                                             settings):
+    settings.path("site_key_file").unlink()
+    code, out, _ = cli("list")
+    assert code == 0 and "alpha" in out and "beta" in out
+    assert "Hashes unavailable: site key file" in out and "sitekey generate" in out
+    code, out, _ = cli("list", "--json")
+    assert code == 0 and [r["hash"] for r in json.loads(out)] == [None, None]
+    code, out, _ = cli("show", "alpha")
+    assert code == 0 and "Chain (server first):" in out
+    assert "WARNING  hash.unavailable" in out and "sitekey generate" in out
+    code, out, _ = cli("check", "alpha", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["hash"] is None and report["verdict"] == "WARNING"
+    assert "hash.unavailable" in {f["id"] for f in report["findings"]}
+
+
+def test_without_a_site_key_import_and_renew_still_work(cli, two_sets, loose_files, store,
+                                                        settings):
+    settings.path("site_key_file").unlink()
+    folder, _ = loose_files
+    code, out, _ = cli("import", "partner", *map(str, folder.iterdir()))
+    assert code == 0 and "Imported set partner" in out and "hash.unavailable" in out
+    code, out, _ = cli("renew", "alpha", "--json")
+    assert code == 0 and json.loads(out)["report"]["hash"] is None
+    assert set(store.names()) >= {"partner", json.loads(out)["set"]}
+
+
+def test_without_a_site_key_activation_and_hash_refuse_saying_how_to_create_it(cli, two_sets,
+                                                                                store, settings):
+    assert cli("activate", "beta")[0] == 0
+    settings.path("site_key_file").unlink()
+    for argv in (("activate", "alpha"), ("rollback",), ("hash", str(store.root / "beta" /
+                                                                    "anchor.der"))):
+        code, out, err = cli(*argv)
+        assert code == 2 and "sitekey generate" in err, argv
+    assert store.active_name() == "beta"
+
+
 # --- import -----------------------------------------------------------------------------------
 
 def test_import_loose_files(cli, loose_files, store):
@@ -137,15 +176,29 @@ def test_import_of_a_bad_file_exits_2_and_writes_nothing(cli, loose_files, store
     assert store.names() == []
 
 
-def test_import_of_a_set_with_errors_exits_1_but_imports(cli, store, tmp_path):
+def _oversized_bundle(tmp_path):
     chain = chains.sized(4300)
     bundle = tmp_path / "big.pem"
     bundle.write_bytes(b"".join(pki.cert_pem(c) for c in chain.certs)
                        + chains.pem_key(chain.server_key))
+    return bundle
+
+
+def test_import_of_a_set_with_errors_says_them_and_writes_nothing(cli, store, tmp_path):
+    bundle = _oversized_bundle(tmp_path)
+    code, out, _ = cli("import", "big", str(bundle))
+    assert code == 1 and "ERROR    chain.size" in out and "Not imported" in out
     code, out, _ = cli("import", "big", str(bundle), "--json")
-    assert code == 1
-    assert json.loads(out)["report"]["verdict"] == "ERROR"
-    assert store.names() == ["big"]
+    data = json.loads(out)
+    assert code == 1 and data["imported"] is False and data["report"]["verdict"] == "ERROR"
+    assert store.names() == [] and [p.name for p in store.root.iterdir()] == []
+
+
+def test_import_of_a_set_with_errors_is_written_with_force(cli, store, tmp_path):
+    code, out, _ = cli("import", "big", str(_oversized_bundle(tmp_path)), "--force", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["imported"] is True and data["report"]["verdict"] == "ERROR"
+    assert store.names() == ["big"] and store.load("big").chain
 
 
 def test_import_encrypted_key_passphrase_from_the_environment(cli, loose_files, monkeypatch,
@@ -214,8 +267,11 @@ def test_forced_activation_of_an_unusable_key_still_fails_and_changes_nothing(cl
     assert code == 2 and "does not match" in err and store.active_name() == "alpha"
 
 
-def test_rollback_and_nothing_to_roll_back(cli, two_sets, store):
-    assert cli("activate", "beta")[0] == 0
+@pytest.mark.parametrize("times", [1, 2], ids=["once", "twice in a row"])
+def test_rollback_and_nothing_to_roll_back_never_the_active_set(cli, two_sets, store, times):
+    for _ in range(times):
+        assert cli("activate", "beta")[0] == 0
+    assert store.rollback_target() == "alpha"
     code, out, _ = cli("rollback")
     assert code == 0 and "Active set: alpha (was beta)" in out
     code, _, err = cli("rollback")
@@ -238,6 +294,89 @@ def test_rollback_to_a_set_with_errors_needs_force_like_activate(cli, two_sets, 
     assert code == 0 and json.loads(out)["forced"] is True
     last = store.history()[-1]
     assert (last["action"], last["set"], last["forced"]) == ("rollback", "oversize", True)
+
+
+def test_a_forced_activation_stays_flagged_in_list_show_and_check(cli, two_sets, store):
+    chains.write(store.root, chains.sized(4200), name="oversize")
+    assert cli("activate", "oversize", "--force", "--yes")[0] == 0
+    when = store.history()[-1]["time"][:16].replace("T", " ")
+    label = f"active with errors (forced on {when} UTC by {store.history()[-1]['by']})"
+    code, out, _ = cli("list")
+    assert code == 0 and f"* oversize: {label}" in out
+    rows = {r["name"]: r for r in json.loads(cli("list", "--json")[1])}
+    assert rows["oversize"]["forced"]["label"] == label and rows["alpha"]["forced"] is None
+    assert cli("show", "oversize")[1].startswith(f"Set oversize ({label}): ERROR")
+    assert json.loads(cli("show", "oversize", "--json")[1])["forced"]["label"] == label
+    assert f"Set oversize ({label}): ERROR" in cli("check")[1]
+    assert cli("activate", "beta")[0] == 0
+    assert store.forced_activation() is None
+    assert cli("show", "beta")[1].startswith("Set beta (active): ")
+
+
+def test_a_forced_flag_missing_from_an_older_active_json_comes_from_history(cli, two_sets,
+                                                                             store):
+    chains.write(store.root, chains.sized(4200), name="oversize")
+    assert cli("activate", "oversize", "--force", "--yes")[0] == 0
+    record = json.loads(store.active_file.read_text())
+    del record["forced"]
+    store.active_file.write_text(json.dumps(record))
+    forced = store.forced_activation()
+    assert (forced.set, forced.time, forced.by) == ("oversize", record["activated_at"],
+                                                    record["by"])
+
+
+def test_rollback_after_a_rollback_goes_further_back_never_to_the_active_set(cli, two_sets,
+                                                                              store):
+    for name in ("beta", "alpha", "beta"):
+        assert cli("activate", name)[0] == 0
+    assert cli("rollback")[0] == 0 and store.active_name() == "alpha"
+    assert store.rollback_target() == "beta"  # alpha, beta, alpha: the one before is beta
+
+
+# --- delete -----------------------------------------------------------------------------------
+
+def test_delete_removes_a_set_and_keeps_its_ca_keys(cli, two_sets, store, settings):
+    assert cli("init", "gamma")[0] == 0
+    code, out, _ = cli("delete", "gamma")
+    assert code == 0 and "Deleted set gamma" in out and "CA keys stay in" in out
+    assert "gamma" not in store.names() and not store.set_path("gamma").exists()
+    assert (settings.path("ca_dir") / "gamma" / "intermediate.key").is_file()
+    assert sorted(p.name for p in store.root.iterdir() if p.name.startswith(".")) == [".anchors"]
+
+
+def test_delete_refuses_the_active_set_even_with_force(cli, two_sets, store):
+    for argv in (("delete", "alpha"), ("delete", "alpha", "--force")):
+        code, _, err = cli(*argv)
+        assert code == 2 and "set alpha is active" in err
+    assert store.load("alpha") and store.active_name() == "alpha"
+
+
+def test_delete_of_a_set_in_the_history_needs_force(cli, two_sets, store):
+    assert cli("activate", "beta")[0] == 0
+    code, out, _ = cli("delete", "alpha", "--json")
+    assert code == 2 and "activation history" in json.loads(out)["error"]
+    assert store.load("alpha")
+    code, out, _ = cli("delete", "alpha", "--force", "--json")
+    assert code == 0 and json.loads(out)["deleted"] == "alpha" and "alpha" not in store.names()
+    code, _, err = cli("delete", "alpha")
+    assert code == 2 and "no certificate set named 'alpha'" in err
+
+
+def test_a_delete_cut_short_never_leaves_a_set_that_looks_valid(cli, two_sets, store,
+                                                               monkeypatch):
+    """Renamed to a hidden name first: a crash mid-delete leaves no half set under its name."""
+    assert cli("init", "gamma")[0] == 0
+    assert cli("init", "delta")[0] == 0
+
+    def crash(path, *args, **kwargs):
+        raise OSError("power cut")
+    with monkeypatch.context() as patch:
+        patch.setattr("server.certstore.shutil.rmtree", crash)
+        with pytest.raises(OSError):
+            store.delete("gamma")
+    assert "gamma" not in store.names() and "gamma" not in store.scan()
+    store.delete("delta")  # the next delete clears what the cut one left
+    assert sorted(p.name for p in store.root.iterdir() if p.name.startswith(".")) == [".anchors"]
 
 
 def test_a_running_host_follows_a_command_line_activation(host, cli):
@@ -297,6 +436,28 @@ def test_hash_of_something_else_exits_2(cli, tmp_path):
     (tmp_path / "x.der").write_bytes(b"\x30\x03\x02\x01\x01")
     assert cli("hash", str(tmp_path / "x.der"))[0] == 2
     assert cli("hash", str(tmp_path / "missing.der"))[0] == 2
+
+
+@pytest.mark.parametrize("argv, says", [
+    (("list", "--config", "absent.toml"), "absent.toml does not exist"),
+    (("show", "nosuch"), "no certificate set named 'nosuch'"),
+    (("check", "nosuch"), "no certificate set named 'nosuch'"),
+    (("import", "new", "absent.der"), "absent.der does not exist"),
+    (("activate", "nosuch"), "no certificate set named 'nosuch'"),
+    (("rollback",), "nothing to roll back to"),
+    (("renew", "nosuch"), "no certificate set named 'nosuch'"),
+    (("hash", "absent.der"), "cannot read absent.der"),
+])
+def test_input_errors_under_json_are_json_on_stdout(cli, argv, says):
+    code, out, err = cli(*argv, "--json")
+    assert (code, err) == (2, "") and says in json.loads(out)["error"]
+
+
+def test_input_errors_without_json_stay_one_line_on_stderr(cli):
+    code, out, err = cli("show", "nosuch")
+    assert (code, out) == (2, "")
+    assert err.startswith("engage-console: error: no certificate set named 'nosuch' in ")
+    assert err.count("\n") == 1
 
 
 def test_usage_errors_exit_2(cli):

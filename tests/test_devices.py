@@ -439,3 +439,19 @@ def test_cli_list_exits_1_when_a_record_is_corrupt(settings, capsys):
 def test_cli_show_of_an_unknown_lock_exits_2(settings, capsys):
     code, _, err = run(capsys, "devices", "show", SERIAL)
     assert code == 2 and "no record" in err
+
+
+@pytest.mark.parametrize("argv, code, says", [
+    (("devices", "show", SERIAL), 2, "no record"),
+    (("devices", "list", "--config", "absent.toml"), 2, "absent.toml does not exist"),
+])
+def test_cli_errors_under_json_are_json_on_stdout(settings, capsys, argv, code, says):
+    got, out, err = run(capsys, *argv, "--json")
+    assert (got, err) == (code, "") and says in json.loads(out)["error"]
+
+
+def test_cli_show_of_a_corrupt_record_under_json_is_json(settings, capsys):
+    settings.path("data_dir").mkdir()
+    (settings.path("data_dir") / f"{SERIAL}.json").write_text("{")
+    code, out, err = run(capsys, "devices", "show", SERIAL, "--json")
+    assert (code, err) == (1, "") and "corrupt" in json.loads(out)["error"]

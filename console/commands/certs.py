@@ -21,10 +21,12 @@ from server.certcheck.rules import check_set, gate
 from server.certcheck.x509util import short_name
 from server.certimport import PassphraseRequired, import_set
 from server.certstore import CertSet, CertStore, current_user
-from server.errors import CertificateError
+from server.errors import CertificateError, SiteKeyError
 from server.host import load_site_key
 
-from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+from . import certs_delete
+from .certs_text import format_chain, format_report
+from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
 PASSPHRASE_ENV = ("ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD")
 PASSPHRASE_HELP = ("Encrypted keys and PKCS#12 files: the passphrase is asked for on the "
@@ -34,7 +36,8 @@ EXIT_HELP = "exit 0 ok, 1 the set has errors, 2 usage or input error"
 
 
 def register(sub, parent) -> None:
-    p = sub.add_parser("certs", help="certificate sets: list, check, import, activate, rollback",
+    p = sub.add_parser("certs", help="certificate sets: list, check, import, activate, rollback, "
+                                     "delete",
                        parents=[parent], description=__doc__.split("\n\n", 1)[1])
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -55,12 +58,16 @@ def register(sub, parent) -> None:
     imp = verb("import", import_files,
                "normalise an integrator's files (partner_CA.der, partner_intermediate.der, "
                "partner_server.pem, partner_server.key, PEM bundles, DER, PKCS#12) into a new "
-               f"set; nothing is written on any error. {PASSPHRASE_HELP}. ({EXIT_HELP})")
+               "set; nothing is written on any error, a validation error included (the report "
+               f"says which) unless --force. {PASSPHRASE_HELP}. ({EXIT_HELP})")
     imp.add_argument("name", help="name of the new set")
     imp.add_argument("files", nargs="+", metavar="FILE")
     imp.add_argument("--anchor", metavar="CA",
                      help="the CA the locks trust: a file name or stem (partner_intermediate), "
                           "common name or SHA-256 prefix (default: the top CA found)")
+    imp.add_argument("--force", action="store_true",
+                     help="write the set even if its report has errors (activating it still "
+                          "needs --force)")
     act = verb("activate", activate,
                "serve this set: switch active.json, log history; a running engage-console "
                "follows within a second. A set with errors is refused unless --force "
@@ -85,6 +92,7 @@ def register(sub, parent) -> None:
     verb("hash", hash_file, "the hash a lock expects for a certificate file (HMAC-SHA1 of its DER "
                             "with the site key; PEM is converted to DER first)") \
         .add_argument("file")
+    certs_delete.register(verb)
     init = verb("init", init_set, "create a root CA, intermediate and server certificate as a "
                                   "set", json_=False)
     init.add_argument("name", help="name of the new set")
@@ -106,8 +114,15 @@ def _store(settings) -> CertStore:
     return CertStore(settings.path("certs_dir"))
 
 
-def _site_key(settings):
-    return load_site_key(settings, create_demo=False)[0]
+def _site_key(settings, required: bool = True):
+    """The site key. Only what needs the hash requires it (activation, ``certs hash``); for
+    the others a missing or bad key is returned as its SiteKeyError, which the report shows."""
+    try:
+        return load_site_key(settings, create_demo=False)[0]
+    except SiteKeyError as exc:
+        if required:
+            raise
+        return exc
 
 
 def _active_set(store: CertStore) -> CertSet | None:
@@ -123,41 +138,21 @@ def _report(store, site_key, settings, cert_set: CertSet):
     return check_set(cert_set, site_key, settings, active=active)
 
 
-def _err(message: str) -> int:
-    print(f"engage-console: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
+def _forced_json(forced) -> dict | None:
+    return {"time": forced.time, "by": forced.by, "label": forced.label} if forced else None
 
 
 def _exit(*reports) -> int:
     return EXIT_FINDINGS if any(r.errors for r in reports) else EXIT_OK
 
 
-def format_report(report, active_name: str | None = None) -> str:
-    """Findings in openssl-verify style: severity, id, depth and subject, then the sentence."""
-    flag = " (active)" if report.set_name == active_name else ""
-    expiry = "" if report.days_to_expiry is None else f", expires in {report.days_to_expiry} days"
-    lines = [f"Set {report.set_name}{flag}: {report.verdict}  (chain {report.chain_bytes:,} of "
-             f"{report.chain_limit:,} bytes, largest key {report.largest_key_bits} bits{expiry})"]
-    for f in report.findings:
-        where = f" [depth {f.depth}: {f.subject}]" if f.depth is not None else ""
-        lines.append(f"  {f.severity.upper():<8} {f.id}{where}: {f.message}")
-    return "\n".join(lines)
-
-
-def format_chain(report) -> str:
-    lines = ["Chain (server first):"]
-    for c in report.chain:
-        lines.append(f"  {c.depth} {c.role:<12} {c.subject}  {c.bytes:,} bytes  {c.key}  "
-                     f"valid {c.not_before[:10]} to {c.not_after[:10]}  {c.signature}")
-    return "\n".join(lines)
-
-
 # --- verbs ------------------------------------------------------------------------------------
 
 def list_sets(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     active = _active_set(store)
+    forced = store.forced_activation()
     rows, broken = [], 0
     for name, item in store.scan().items():
         if isinstance(item, CertificateError):
@@ -166,8 +161,10 @@ def list_sets(args, settings) -> int:
                          "error": str(item)})
             continue
         report = check_set(item, site_key, settings, active=active)
-        rows.append({"name": name, "active": bool(active and active.name == name),
-                     "demo": item.demo, "verdict": report.verdict, "errors": len(report.errors),
+        is_active = bool(active and active.name == name)
+        rows.append({"name": name, "active": is_active,
+                     "forced": _forced_json(forced) if is_active else None, "demo": item.demo,
+                     "verdict": report.verdict, "errors": len(report.errors),
                      "chain_bytes": report.chain_bytes, "largest_key_bits": report.largest_key_bits,
                      "days_to_expiry": report.days_to_expiry, "hash": report.hash,
                      "anchor_sha256": report.anchor_sha256})
@@ -187,19 +184,26 @@ def list_sets(args, settings) -> int:
             print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
         print(f"{len(rows)} set(s) in {store.root}; * = active"
               + (f"; {broken} unreadable" if broken else ""))
+        if forced and active:
+            print(f"* {active.name}: {forced.label}")
+        if isinstance(site_key, SiteKeyError):
+            print(f"Hashes unavailable: {site_key}")
     return EXIT_FINDINGS if broken else EXIT_OK
 
 
 def show_set(args, settings) -> int:
     store = _store(settings)
     cert_set = store.load(args.name)
-    report = _report(store, _site_key(settings), settings, cert_set)
+    report = _report(store, _site_key(settings, required=False), settings, cert_set)
     active = store.active_name()
     if args.json:
-        print_json({**report.to_dict(), "active": active == cert_set.name, "path": cert_set.path,
-                    "meta": cert_set.meta, "legacy_names": sorted(cert_set.legacy_names)})
+        is_active = active == cert_set.name
+        print_json({**report.to_dict(), "active": is_active,
+                    "forced": _forced_json(store.forced_activation()) if is_active else None,
+                    "path": cert_set.path, "meta": cert_set.meta,
+                    "legacy_names": sorted(cert_set.legacy_names)})
     else:
-        print(format_report(report, active))
+        print(format_report(report, store))
         print(format_chain(report))
         print(f"Folder: {cert_set.path}")
         if cert_set.meta:
@@ -209,42 +213,50 @@ def show_set(args, settings) -> int:
 
 def check_sets(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     names = args.names or store.names()
     if not names:
-        return _err(f"no certificate sets in {store.root}")
+        return fail(args, f"no certificate sets in {store.root}")
     reports = [_report(store, site_key, settings, store.load(n)) for n in names]
     if args.json:
         print_json(reports[0].to_dict() if len(args.names) == 1 else [r.to_dict() for r in reports])
     else:
-        active = store.active_name()
-        print("\n\n".join(format_report(r, active) for r in reports))
+        print("\n\n".join(format_report(r, store) for r in reports))
     return _exit(*reports)
 
 
 def import_files(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     passphrases = [os.environ[v] for v in PASSPHRASE_ENV if os.environ.get(v)]
+    reports = []
+
+    def accept(candidate: CertSet) -> None:
+        reports.append(_report(store, site_key, settings, candidate))
+        if reports[-1].errors and not args.force:
+            raise _Refused()
+
     for attempt in range(4):
         try:
             cert_set = import_set(store, args.name, args.files, passphrase=passphrases,
-                                  anchor=args.anchor)
+                                  anchor=args.anchor, accept=accept)
             break
+        except _Refused:
+            return _refused_import(args, store, reports[-1])
         except PassphraseRequired as exc:
             if not sys.stdin.isatty() or attempt == 3:
-                return _err(f"{exc}: set ENGAGE_KEY_PASSPHRASE or ENGAGE_P12_PASSWORD, or run "
-                            "on a terminal to be asked; nothing was imported")
+                return fail(args, f"{exc}: set ENGAGE_KEY_PASSPHRASE or ENGAGE_P12_PASSWORD, "
+                            "or run on a terminal to be asked; nothing was imported")
             if exc.tried:
                 print(f"{exc}.", file=sys.stderr)
             answer = getpass.getpass(f"Passphrase for {exc.path.name}: ")
             if not answer:
-                return _err("no passphrase given; nothing was imported")
+                return fail(args, "no passphrase given; nothing was imported")
             passphrases.append(answer)
-    report = _report(store, site_key, settings, cert_set)
+    report = reports[-1]
     if args.json:
-        print_json({"set": cert_set.name, "path": cert_set.path, "meta": cert_set.meta,
-                    "report": report.to_dict()})
+        print_json({"imported": True, "set": cert_set.name, "path": cert_set.path,
+                    "meta": cert_set.meta, "report": report.to_dict()})
     else:
         print(f"Imported set {cert_set.name} into {cert_set.path}: anchor "
               f"{short_name(cert_set.anchor)} (from {cert_set.meta.get('legacy_name')}), "
@@ -253,10 +265,24 @@ def import_files(args, settings) -> int:
         for subject in cert_set.meta.get("dropped", []):
             print(f"  not used: {subject} (not on the path from the server certificate to the "
                   "anchor)")
-        print(format_report(report, store.active_name()))
+        print(format_report(report, store))
         if not report.errors:
             print(f"Activate it with: engage-console certs activate {cert_set.name}")
     return _exit(report)
+
+
+class _Refused(Exception):
+    """The imported set's report has errors and --force was not given: nothing is written."""
+
+
+def _refused_import(args, store, report) -> int:
+    if args.json:
+        print_json({"imported": False, "set": args.name, "report": report.to_dict()})
+    else:
+        print(format_report(report, store))
+        print(f"Not imported: set {args.name} has errors, so nothing was written. Fix the "
+              "files, or add --force to keep the set anyway (activating it needs --force too).")
+    return EXIT_FINDINGS
 
 
 def _confirm(question: str) -> bool:
@@ -273,7 +299,7 @@ def activate(args, settings) -> int:
 def rollback(args, settings) -> int:
     target = _store(settings).rollback_target()
     if target is None:
-        return _err("nothing to roll back to: no earlier activation in history")
+        return fail(args, "nothing to roll back to: no earlier activation in history")
     return _switch(args, settings, target, lambda c, by: c.rollback(force=args.force, by=by))
 
 
@@ -287,7 +313,7 @@ def _switch(args, settings, name: str, change) -> int:
     if report.errors:
         if not args.force:
             if not args.json:
-                print(format_report(report, store.active_name()))
+                print(format_report(report, store))
                 print(f"Not activated: set {cert_set.name} has errors. Fix them, or use --force "
                       "if you accept that locks may fail.")
             else:
@@ -296,8 +322,8 @@ def _switch(args, settings, name: str, change) -> int:
         if not args.yes and not _confirm(
                 f"Set {cert_set.name} has {len(report.errors)} error(s): "
                 + "; ".join(f.id for f in report.errors) + ". Locks may fail to connect."):
-            return _err("forced activation not confirmed (on a terminal type yes, in a script "
-                        "add --yes); nothing changed")
+            return fail(args, "forced activation not confirmed (on a terminal type yes, in a "
+                        "script add --yes); nothing changed")
     previous = _active_set(store)
     certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
     active = change(certificates, f"{current_user()} (command line)")
@@ -327,7 +353,7 @@ def _print_activated(args, store, previous: CertSet | None, active) -> None:
 
 def renew(args, settings) -> int:
     store = _store(settings)
-    site_key = _site_key(settings)
+    site_key = _site_key(settings, required=False)
     hosts = args.hosts or settings.host_names or None
     new = pki.renew_set(store, settings.path("ca_dir"), args.name, new_name=args.new_name,
                         hosts=hosts, days=args.days)
@@ -341,7 +367,7 @@ def renew(args, settings) -> int:
         for role in ("server", "intermediate", "anchor"):
             if role in expiry:
                 print(f"  {role:<12} valid until {expiry[role][:10]}")
-        print(format_report(report, store.active_name()))
+        print(format_report(report, store))
         if not report.errors:
             print(f"Activate it with: engage-console certs activate {new.name}")
     return _exit(report)
@@ -353,13 +379,13 @@ def hash_file(args, settings) -> int:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return _err(f"cannot read {path}: {exc.strerror}")
+        return fail(args, f"cannot read {path}: {exc.strerror}")
     converted = b"-----BEGIN" in data
     try:
         cert = (x509.load_pem_x509_certificate(data) if converted
                 else x509.load_der_x509_certificate(data))
     except ValueError:
-        return _err(f"{path} is not a certificate (PEM or DER)")
+        return fail(args, f"{path} is not a certificate (PEM or DER)")
     der = pki.cert_der(cert)
     out = {"file": str(path), "subject": cert.subject.rfc4514_string(),
            "hash": site_key.hash(der), "sha256": hashlib.sha256(der).hexdigest(),

@@ -42,3 +42,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def print_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def fail(args: argparse.Namespace, message: str, code: int = EXIT_USAGE) -> int:
+    """Report an error a person can act on and return its exit code: under ``--json`` as
+    ``{"error": ...}`` on stdout (a script reads one stream, one format), else a line on
+    stderr."""
+    if getattr(args, "json", False):
+        print_json({"error": message})
+    else:
+        print(f"engage-console: error: {message}", file=sys.stderr)
+    return code

@@ -9,7 +9,7 @@ from pathlib import Path
 from server.devices.errors import CorruptRecord, DeviceError
 from server.devices.store import Devices
 
-from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
+from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
 
 def register(sub, parent) -> None:
@@ -43,20 +43,16 @@ def import_csv(args, settings) -> int:
     try:
         raw = sys.stdin.buffer.read() if args.csv == "-" else Path(args.csv).read_bytes()
     except OSError as exc:
-        print(f"engage-console: error: cannot read {args.csv}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(args, f"cannot read {args.csv}: {exc.strerror}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        print(f"engage-console: error: {args.csv} is not UTF-8 text (byte {exc.start}); nothing "
-              "imported", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(args, f"{args.csv} is not UTF-8 text (byte {exc.start}); nothing imported")
     devices = _devices(settings)
     try:
         rows = devices.parse_import(text, args.csv)
     except DeviceError as exc:
-        print(f"engage-console: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(args, str(exc))
     added, updated = devices.import_rows(rows)
     print(f"Imported {len(rows)} lock(s) from {args.csv}: {added} added, {updated} updated "
           f"(records in {devices.root}).")
@@ -85,8 +81,7 @@ def show_device(args, settings) -> int:
     try:
         record = devices.record(args.serial)
     except CorruptRecord as exc:
-        print(f"engage-console: {exc}", file=sys.stderr)
-        return EXIT_FINDINGS
+        return fail(args, str(exc), EXIT_FINDINGS)
     serial = record.get("serial") or args.serial.upper()
     audits = devices.recent_audits(serial, args.audits)
     alerts = devices.recent_alerts(serial, args.audits)

@@ -1,5 +1,6 @@
 """Rules on the anchor as the locks see it: the hash they receive for it (HMAC with the site
-key), its fingerprint, and whether activating the set changes it."""
+key), its fingerprint, whether it is an intermediate rather than a root, and whether
+activating the set changes it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,31 @@ from collections.abc import Iterator
 
 from .context import Context
 from .report import INFO, WARNING, Finding
-from .x509util import fingerprint, short_name
+from .x509util import fingerprint, is_ca, issuer_label, short_name
 
 
 def identity(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:
-    yield ctx.finding("hash", INFO, f"locks receive hash {ctx.site_key.hash(ctx.set.anchor_der)} "
-                      "(HMAC-SHA1 of the anchor's DER with the site key)", ctx.anchor)
+    if ctx.hash is None:
+        yield ctx.finding("hash.unavailable", WARNING, "the hash locks receive is unavailable: "
+                          f"{ctx.no_hash_reason} (activating this set needs the site key)",
+                          ctx.anchor)
+    else:
+        yield ctx.finding("hash", INFO, f"locks receive hash {ctx.hash} (HMAC-SHA1 of the "
+                          "anchor's DER with the site key)", ctx.anchor)
     yield ctx.finding("anchor.fingerprint", INFO, f"anchor {short_name(ctx.anchor)}, SHA-256 "
                       f"{fingerprint(ctx.set.anchor_der)}", ctx.anchor)
+
+
+def position(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:
+    """Anchoring at an intermediate is allowed (PROTOCOL.md), but a forgotten root leads there
+    silently: say so."""
+    cert = ctx.anchor
+    if cert.issuer == cert.subject or not is_ca(cert):
+        return
+    yield ctx.finding("anchor.intermediate", WARNING, "the anchor is an intermediate CA "
+                      f"({short_name(cert)}, issued by {cert.issuer.rfc4514_string()}); the "
+                      "locks will trust it as their anchor; add the root "
+                      f"{issuer_label(cert)} if you meant to anchor there", cert)
 
 
 def change(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:

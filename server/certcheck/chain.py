@@ -22,7 +22,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from .context import Context
 from .report import CHAIN_LIMIT_BYTES, ERROR, INFO, WARNING, Finding
-from .x509util import der, is_ca, san_covers, san_of, san_text, short_name, signed_by
+from .x509util import der, is_ca, issuer_label, san_covers, san_of, san_text, short_name, signed_by
 
 # Findings that already say why path validation fails; the verifier's coarse error is dropped.
 _EXPLAINS_PATH = {"chain.signature", "chain.incomplete", "chain.untrusted", "cert.expired",
@@ -89,9 +89,9 @@ def links(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:
                           "issued the chain as the anchor", top)
     else:
         yield ctx.finding("chain.incomplete", ERROR, f"nothing in {ctx.set.chain_path.name} or "
-                          f"the anchor issued {short_name(top)} (issuer "
-                          f"{top.issuer.rfc4514_string()}): add the missing intermediate "
-                          "certificate", top)
+                          f"the anchor issued {short_name(top)}: its issuer "
+                          f"{issuer_label(top)} is missing; add that intermediate certificate",
+                          top)
 
 
 def ca_flags(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:

@@ -1,5 +1,6 @@
 """What every rule reads, computed once per check: the parsed set, the server certificate, the
-path from it to the anchor, the server key, the settings and the time of the check."""
+path from it to the anchor, the server key, the hash the locks receive, the settings and the
+time of the check."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime as dt
 
 from cryptography import x509
 
+from ..errors import SiteKeyError
 from .keyfile import read_key
 from .report import Finding
 from .x509util import der, is_ca, issuer_path, issues
@@ -18,7 +20,10 @@ class Context:
 
     def __init__(self, cert_set, site_key, settings, active, now: dt.datetime):
         self.set = cert_set
-        self.site_key = site_key
+        # No usable site key (a SiteKeyError in its place): no hash, and why, for the report.
+        missing = isinstance(site_key, SiteKeyError)
+        self.hash = None if missing else site_key.hash(cert_set.anchor_der)
+        self.no_hash_reason = str(site_key) if missing else ""
         self.settings = settings
         self.active = active
         self.now = _utc(now)

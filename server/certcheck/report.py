@@ -17,8 +17,10 @@ CHAIN_LIMIT_BYTES = 4096
 # Every finding id, with what it is about: ids are stable, scripts and the console key on them.
 FINDING_IDS = {
     "hash": "the HMAC hash the locks receive for the anchor",
+    "hash.unavailable": "no usable site key, so the hash the locks receive is unknown",
     "anchor.fingerprint": "SHA-256 fingerprint of the anchor",
     "anchor.not_ca": "the anchor is not a CA certificate",
+    "anchor.intermediate": "the anchor is an intermediate CA, not a root (allowed, but said)",
     "anchor.changes": "activating the set changes the anchor (a fleet-wide change)",
     "anchor.same": "same anchor as the active set (locks need nothing)",
     "chain.size": "DER bytes of root + intermediates + server against the 4096-byte limit",
@@ -73,7 +75,7 @@ class CertInfo:
 class Report:
     set_name: str
     findings: list[Finding] = field(default_factory=list)
-    hash: str = ""              # the HMAC the locks will receive
+    hash: str | None = None     # the HMAC the locks will receive; None without a site key
     anchor_sha256: str = ""
     chain_bytes: int = 0        # root + intermediates + server, DER
     chain_limit: int = CHAIN_LIMIT_BYTES

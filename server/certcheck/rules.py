@@ -22,15 +22,17 @@ from .x509util import der, key_bits, key_label, signature_hash
 
 Rule = Callable[[Context, frozenset[str]], Iterable[Finding]]
 RULES: tuple[Rule, ...] = (
-    keys.key_file, anchor.identity, chain.size, keys.sizes, keys.match, chain.order, chain.links,
-    chain.ca_flags, validity.dates, names.host_names, chain.path_validation, anchor.change,
+    keys.key_file, anchor.identity, anchor.position, chain.size, keys.sizes, keys.match,
+    chain.order, chain.links, chain.ca_flags, validity.dates, names.host_names, chain.path_validation, anchor.change,
 )
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
 def check_set(cert_set, site_key, settings, active=None, now: dt.datetime | None = None) -> Report:
     """Every finding for ``cert_set`` (a certstore.CertSet); ``active`` is the active CertSet
-    to compare anchors with. Fast: runs as the console's cursor moves."""
+    to compare anchors with. ``site_key`` is a SiteKey, or the SiteKeyError saying why there is
+    none (the report then has no hash and a ``hash.unavailable`` warning instead). Fast: runs
+    as the console's cursor moves."""
     ctx = Context(cert_set, site_key, settings, active, now or dt.datetime.now(dt.timezone.utc))
     findings: list[Finding] = []
     for rule in RULES:
@@ -56,7 +58,7 @@ def _report(ctx: Context, findings: list[Finding]) -> Report:
     ends = [c.not_valid_after_utc for c in dict.fromkeys(ctx.path + [ctx.anchor])]
     return Report(
         set_name=ctx.set.name, findings=findings,
-        hash=ctx.site_key.hash(ctx.set.anchor_der), anchor_sha256=ctx.set.anchor_sha256,
+        hash=ctx.hash, anchor_sha256=ctx.set.anchor_sha256,
         chain_bytes=ctx.chain_bytes(),
         largest_key_bits=max(key_bits(c.public_key()) for c in certs),
         days_to_expiry=(min(ends) - ctx.now).days, chain=infos)

@@ -22,6 +22,18 @@ def short_name(cert: x509.Certificate) -> str:
     return str(cns[0].value) if cns else cert.subject.rfc4514_string() or "(empty subject)"
 
 
+def issuer_label(cert: x509.Certificate) -> str:
+    """The issuer ``cert`` names: its DN and, when ``cert`` carries it, the issuer's key
+    identifier (what tells two CAs of the same name apart)."""
+    try:
+        kid = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value \
+            .key_identifier
+    except x509.ExtensionNotFound:
+        kid = None
+    name = cert.issuer.rfc4514_string()
+    return f"{name} (key identifier {kid.hex(':').upper()})" if kid else name
+
+
 def key_label(key) -> str:
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA {key.key_size}"
