@@ -231,3 +231,20 @@ def test_records_from_before_trust_was_kept_show_unknown(stopped_site, settings,
     assert (lock["trust"], lock["state"]) == ("unknown", "ok")
     code, out = run(capsys, "certs", "activate", "second")
     assert code == 1 and "trust unknown" in out
+
+
+def test_simulate_keeps_installed_anchors_and_refetches_a_fraction(host, site, capsys, tmp_path):
+    pki.init_set(host.store, host.settings.path("ca_dir"), "other",
+                 list(host.settings.host_names))
+    argv = ["simulate", "--locks", "4", "--interval", "100", "--duration", "1", "--seed", "5",
+            "--fleet-file", str(tmp_path / "fleet.json"), "--http-port", str(site.http_port),
+            "--tls-port", str(site.tls_port), "--json"]
+    code, out = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["ok"] == 4
+    addresses = {s.address for s in host.devices.summaries()}
+    assert addresses == {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}
+    host.certificates.activate("other")
+    code, out = run(capsys, *argv, "--refetch-fraction", "0.5")
+    summary = json.loads(out)
+    assert code == 1 and summary["ok"] == 2 and len(summary["refetched"]) == 2
+    assert summary["failed"] == {"TLS connection error: certificate not trusted": 2}
