@@ -8,6 +8,7 @@ bad key) before ``active.json`` is switched and the reference swapped.
 
 from __future__ import annotations
 
+import collections
 import ssl
 import threading
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .sitekey import SiteKey
 from .tlscontext import build_server_context, require_client_certificates
 
 ANCHOR_URL_PREFIX = "/swordfish/lock/certificates/anchors/"
+SERVED_KEPT = 8  # sets whose TLS contexts open connections may still use
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Certificates:
         self._active: ActiveSet | None = None
         self._stamp = None
         self._lock = threading.Lock()
+        self._served: collections.deque[ActiveSet] = collections.deque(maxlen=SERVED_KEPT)
         self.on_change: list[Callable[[ActiveSet | None], None]] = []
 
     def current(self) -> ActiveSet | None:
@@ -68,6 +71,14 @@ class Certificates:
         if active.tls_error:
             raise CertificateError(active.tls_error)
         return active.context
+
+    def anchor_of(self, context) -> str | None:
+        """SHA-256 of the anchor of the set whose TLS context is ``context`` (a connection's,
+        handshaken before or after a rotation), None when it is none of the last few served."""
+        for active in reversed(self._served):
+            if active.context is context:
+                return active.cert_set.anchor_sha256
+        return None
 
     def prepare(self, cert_set: CertSet) -> ActiveSet:
         context = build_server_context(cert_set.chain_path, cert_set.key_path,
@@ -96,6 +107,7 @@ class Certificates:
             entry = self.store.commit_activation(cert_set, action=action,
                                                  forced=bool(problems) and force, by=by)
             self._active = candidate
+            self._served.append(candidate)
             try:
                 self._stamp = self.store.active_stamp()
                 self.store.append_history(entry)
@@ -132,6 +144,8 @@ class Certificates:
 
     def _swap(self, candidate: ActiveSet | None) -> None:
         self._active = candidate
+        if candidate is not None:
+            self._served.append(candidate)
         self._notify(candidate)
 
     def _notify(self, candidate: ActiveSet | None) -> None:

@@ -64,6 +64,12 @@ class Settings:
     callin_interval: int = _setting(
         600, "seconds until a lock's next call-in (dbDwnLdTm in the db reply)",
         minimum=60, maximum=7 * 24 * 3600)
+    overdue_factor: float = _setting(
+        2.0, "a lock is overdue after this many call-in intervals without a call-in",
+        minimum=1.0, maximum=1000)
+    fetch_attribution_seconds: int = _setting(
+        3600, "an anchor download is attributed to the lock whose TLS call-in from the same "
+        "address follows within this many seconds", minimum=1, maximum=7 * 24 * 3600)
     time_zone: str = _setting(
         "local", "site time zone for the locks' clock (rtcTime, dbDwnLdTm): an IANA name such "
         "as America/Chicago, or local for this machine's")

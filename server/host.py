@@ -64,7 +64,8 @@ class Host:
             "http": Listener("http", self.app, port=settings.http_port,
                              port_flag="--http-port", **common),
             "tls": Listener("tls", self.app, port=settings.tls_port, port_flag="--tls-port",
-                            tls_context=self.certificates.tls_context, **common),
+                            tls_context=self.certificates.tls_context,
+                            on_handshake_failure=self.devices.handshake_failed, **common),
         }
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None

@@ -82,7 +82,8 @@ class Listener:
     def __init__(self, name: str, app, log: RequestLog, bind: str, port: int,
                  port_flag: str, timeout: float = 10.0, threads: int = LOOPS,
                  body_wait: int = BODY_WAIT,
-                 tls_context: Callable[[], ssl.SSLContext] | None = None):
+                 tls_context: Callable[[], ssl.SSLContext] | None = None,
+                 on_handshake_failure: Callable[[str, str], None] | None = None):
         self.name = name
         self.app = app
         self.log = log
@@ -93,6 +94,7 @@ class Listener:
         self.threads = threads
         self.body_wait = body_wait
         self.tls_context = tls_context
+        self.on_handshake_failure = on_handshake_failure  # (client address, reason in words)
         self._lock = threading.RLock()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -195,6 +197,8 @@ class Listener:
                       kind="handshake", error=handshake_reason(exc))
         self._count(event)
         self.log.record(event)
+        if self.on_handshake_failure is not None and address:
+            self.on_handshake_failure(event.client, event.error)
 
     def _refused(self, address, status: str, method: str, target: str, message: str) -> None:
         path, _, query = target.partition("?")

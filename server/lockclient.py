@@ -99,8 +99,9 @@ def check_chain_limits(chain: list[bytes], anchor_der: bytes) -> None:
 class SimulatedLock:
     def __init__(self, serial: str, host: str, http_port: int, tls_port: int, hmac_key: bytes,
                  model: str = "nde", rng: random.Random | None = None, timeout: float = 10.0,
-                 authorization: bool = True):
+                 authorization: bool = True, source: str | None = None):
         self.serial = serial
+        self.source = source  # the address it connects from (bound before connect), if given
         self.host = host
         self.http_port = http_port
         self.tls_port = tls_port
@@ -148,8 +149,12 @@ class SimulatedLock:
         self.anchor = der
         return der
 
+    def _source(self) -> tuple[str, int] | None:
+        return (self.source, 0) if self.source else None
+
     def _plain_get(self, host: str, port: int, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        conn = http.client.HTTPConnection(host, port, timeout=self.timeout,
+                                          source_address=self._source())
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -201,7 +206,8 @@ class SimulatedLock:
 
     def _connect(self) -> http.client.HTTPSConnection:
         conn = http.client.HTTPSConnection(self.host, self.tls_port, timeout=self.timeout,
-                                           context=self.context())
+                                           context=self.context(),
+                                           source_address=self._source())
         try:
             conn.connect()
         except ssl.SSLError as exc:

@@ -21,7 +21,9 @@ from server.certcheck.rules import check_set, gate
 from server.certcheck.x509util import short_name
 from server.certimport import PassphraseRequired, import_set
 from server.certstore import CertSet, CertStore, current_user
+from server.devices.store import Devices
 from server.errors import CertificateError, SiteKeyError
+from server.fleet import preflight
 from server.host import load_site_key
 
 from . import certs_delete
@@ -108,6 +110,10 @@ def _force_flags(parser) -> None:
                         help="activate despite errors (asks for confirmation; recorded in history)")
     parser.add_argument("--yes", action="store_true",
                         help="confirm --force without asking (for scripts)")
+    parser.add_argument("--cut-off-ok", action="store_true",
+                        help="activate a new anchor even though known locks that do not hold it "
+                             "will fail their TLS call-ins (the preflight names them; exit 1 "
+                             "without this flag)")
 
 
 def _store(settings) -> CertStore:
@@ -325,13 +331,23 @@ def _switch(args, settings, name: str, change) -> int:
             return fail(args, "forced activation not confirmed (on a terminal type yes, in a "
                         "script add --yes); nothing changed")
     previous = _active_set(store)
+    fleet = preflight(Devices(settings.path("data_dir"), settings), cert_set, previous)
+    if fleet.blocking and not args.cut_off_ok:
+        if args.json:
+            print_json({"activated": False, "set": cert_set.name, "preflight": fleet.to_dict()})
+        else:
+            print(fleet.text())
+            print(f"Not activated: add --cut-off-ok to activate {cert_set.name} anyway.")
+        return EXIT_FINDINGS
+    if not args.json:
+        print(fleet.text())
     certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
     active = change(certificates, f"{current_user()} (command line)")
-    _print_activated(args, store, previous, active)
+    _print_activated(args, store, previous, active, fleet.to_dict())
     return EXIT_OK
 
 
-def _print_activated(args, store, previous: CertSet | None, active) -> None:
+def _print_activated(args, store, previous: CertSet | None, active, fleet: dict) -> None:
     anchor_changed = (previous is not None
                       and previous.anchor_sha256 != active.cert_set.anchor_sha256)
     entry = (store.history() or [{}])[-1]
@@ -339,7 +355,8 @@ def _print_activated(args, store, previous: CertSet | None, active) -> None:
         print_json({"activated": True, "set": active.name,
                     "previous": previous.name if previous else None, "hash": active.hash,
                     "anchor_sha256": active.cert_set.anchor_sha256,
-                    "anchor_changed": anchor_changed, "forced": bool(entry.get("forced"))})
+                    "anchor_changed": anchor_changed, "forced": bool(entry.get("forced")),
+                    "preflight": fleet})
     else:
         print(f"Active set: {active.name}" + (f" (was {previous.name})" if previous else "")
               + f"; locks receive hash {active.hash}")

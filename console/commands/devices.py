@@ -6,8 +6,11 @@ import json
 import sys
 from pathlib import Path
 
+from server.certstore import CertStore
+from server.devices import health
 from server.devices.errors import CorruptRecord, DeviceError
 from server.devices.store import Devices
+from server.fleet import active_anchor
 
 from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
@@ -26,6 +29,12 @@ def register(sub, parent) -> None:
                                 "record is corrupt)")
     lst.add_argument("--json", action="store_true", help="JSON for scripts")
     lst.set_defaults(func=list_devices)
+    status = verbs.add_parser(
+        "status", parents=[parent],
+        help="one line for monitoring scripts: how many locks are in each health state (exit 1 "
+             "if any is overdue, tls-failing, anchor-stale or corrupt)")
+    status.add_argument("--json", action="store_true", help="the counts as JSON")
+    status.set_defaults(func=fleet_status)
     show = verbs.add_parser("show", parents=[parent],
                             help="one lock's whole record and its latest audits and alerts")
     show.add_argument("serial")
@@ -59,21 +68,45 @@ def import_csv(args, settings) -> int:
     return EXIT_OK
 
 
+def _fleet(settings):
+    """(summaries, the time, the active anchor) as the records and sets on disk say now."""
+    devices = _devices(settings)
+    return (devices.summaries(), devices.clock(),
+            active_anchor(CertStore(settings.path("certs_dir"))))
+
+
 def list_devices(args, settings) -> int:
-    summaries = _devices(settings).summaries()
+    summaries, now, anchor = _fleet(settings)
+    states = [health.health(s, now, settings, anchor) for s in summaries]
+    trusts = [health.trust(s, anchor) for s in summaries]
     corrupt = [s for s in summaries if s.corrupt]
     if args.json:
-        print_json([vars(s) for s in summaries])  # flat: asdict's deep copy took 0.1 s
+        print_json([{**vars(s), "state": state, "trust": trust}  # flat: asdict's copy took 0.1 s
+                    for s, state, trust in zip(summaries, states, trusts)])
     else:
-        rows = [("SERIAL", "MODEL", "NAME", "LAST CALL-IN", "ADDRESS", "AUDITS", "STATE")]
+        rows = [("SERIAL", "MODEL", "NAME", "LAST CALL-IN", "ADDRESS", "AUDITS", "ANCHOR",
+                 "TLS FAILURES", "STATE")]
         rows += [(s.serial, s.model, s.name, s.last_seen or "never", s.address,
-                  str(s.audit_count), f"CORRUPT: {s.error}" if s.corrupt else "ok")
-                 for s in summaries]
+                  str(s.audit_count), f"{s.anchor_trusted[:12]} ({trust})" if s.anchor_trusted
+                  else trust, f"{s.tls_failures} ({s.tls_failure})" if s.tls_failures else "0",
+                  f"CORRUPT: {s.error}" if s.corrupt else state)
+                 for s, state, trust in zip(summaries, states, trusts)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
         print(f"{len(summaries)} lock(s), {len(corrupt)} corrupt record(s)")
     return EXIT_FINDINGS if corrupt else EXIT_OK
+
+
+def fleet_status(args, settings) -> int:
+    summaries, now, anchor = _fleet(settings)
+    counts = health.counts(summaries, now, settings, anchor)
+    if args.json:
+        print_json({"locks": len(summaries), "states": counts})
+    else:
+        print(health.summary_line(counts))
+    bad = (health.OVERDUE, health.TLS_FAILING, health.ANCHOR_STALE, health.CORRUPT)
+    return EXIT_FINDINGS if any(counts[state] for state in bad) else EXIT_OK
 
 
 def show_device(args, settings) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from server.errors import ConfigError
 from server.host import load_site_key
 from server.lockclient import make_fleet, run_fleet
+from server.simfleet import assign_sources, load_anchors, on_loopback, refetch, save_anchors
 
 from .common import EXIT_FINDINGS, EXIT_OK, print_json
 
@@ -27,6 +29,16 @@ def register(sub, parent) -> None:
     p.add_argument("--workers", type=int, default=8, metavar="N",
                    help="call-ins in flight at once (8)")
     p.add_argument("--seed", type=int, help="repeatable serials and events")
+    p.add_argument("--fleet-file", metavar="FILE",
+                   help="keep the anchor each lock installed here between runs (a lock not in "
+                        "it commissions: fetches the active anchor); with --seed, the same locks")
+    p.add_argument("--refetch-fraction", type=float, default=0.0, metavar="F",
+                   help="share of the locks that re-fetch the anchor at start (0 to 1, default "
+                        "0); the others keep the one they hold and fail with unknown CA when "
+                        "the host's chain is to another anchor")
+    p.add_argument("--same-address", action="store_true",
+                   help="all locks connect from one address (as behind NAT); by default each "
+                        "connects from its own loopback address 127.0.0.2, 127.0.0.3, ...")
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(func=simulate)
 
@@ -44,9 +56,17 @@ def simulate(args, settings) -> int:
     site_key, _ = load_site_key(settings)
     fleet = make_fleet(args.locks, url.hostname, url.port or 80, settings.tls_port,
                        site_key.hmac_key(), seed=args.seed)
+    if on_loopback(url.hostname):
+        assign_sources(fleet, same=args.same_address)
+    fleet_file = Path(args.fleet_file) if args.fleet_file else None
+    if fleet_file is not None:
+        load_anchors(fleet_file, fleet)
+    refetched = refetch(fleet, args.refetch_fraction, args.seed)
     summary = run_fleet(fleet, args.interval, args.duration, workers=args.workers)
+    if fleet_file is not None:
+        save_anchors(fleet_file, fleet)
     if args.json:
-        print_json(summary.to_dict())
+        print_json({**summary.to_dict(), "refetched": refetched})
     else:
         print(summary.text())
     return EXIT_OK if summary.total and not summary.failed else EXIT_FINDINGS

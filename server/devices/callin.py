@@ -11,10 +11,11 @@ import zoneinfo
 from ..atomic import append_line
 from ..errors import ConfigError
 from .dbversion import format_version, new_version, parse_version
-from .errors import BadRequest, NotListed, UnknownLock
+from .errors import BadRequest, DeviceError, NotListed, UnknownLock
 from .logs import AUDIT, EventsAdded, check_events
 from .records import as_dict, as_text, new_record, now_iso
 from .serials import normalise_serial, serial_from_config
+from .trust import add_failures, note_trusted
 
 # Sections of a Config body that must be JSON objects when present.
 CONFIG_OBJECTS = ("lckPrmtrs", "dvcProfile", "battV", "fwVer", "wifiStngs", "rdrPrmtrs")
@@ -70,8 +71,10 @@ def served(devices, serial: str) -> dict:
 
 
 def config_callin(devices, body, address: str = "", listener: str = "",
-                  auth_present: bool = False) -> tuple[str, bool]:
-    """Create or update the record from a ``PUT Config`` body; (serial, created)."""
+                  auth_present: bool = False,
+                  anchor_sha256: str | None = None) -> tuple[str, bool]:
+    """Create or update the record from a ``PUT Config`` body; (serial, created). Over TLS the
+    anchor trust learnt (``server.devices.trust``) goes into the same write."""
     if not isinstance(body, dict):
         raise BadRequest("the Config body must be a JSON object")
     serial = serial_from_config(body)
@@ -102,16 +105,21 @@ def config_callin(devices, body, address: str = "", listener: str = "",
         record["listener"] = listener
         record["authorization"] = "present" if auth_present else "absent"
         record["last_config"] = body
+        if listener == "tls":
+            devices.trust.fold(record, serial, address, anchor_sha256, now)
         files.write(serial, record)
     devices.notices.changed(serial)
     return serial, existing is None
 
 
-def db_reply(devices, serial: str, lock_version: str, record_it: bool = True) -> dict:
+def db_reply(devices, serial: str, lock_version: str, record_it: bool = True,
+             anchor_sha256: str | None = None) -> dict:
     """The ``GET db`` reply: changes only when the lock's version differs from the host's,
     a new ``nxtDbVerTS`` only when the host's database changed, the next call-in time.
     The record is written only when this call-in changed something (it usually does not:
-    ``PUT Config`` just wrote it), and never without ``record_it`` (a HEAD request)."""
+    ``PUT Config`` just wrote it), and never without ``record_it`` (a HEAD request).
+    ``anchor_sha256``: the handshake's anchor, for a lock named by the query on a TLS
+    connection (written only when it differs from the anchor the record names)."""
     reported = parse_version(lock_version)
     files = devices.files
     if not files.path(serial).exists():  # no lock file for it
@@ -133,7 +141,8 @@ def db_reply(devices, serial: str, lock_version: str, record_it: bool = True) ->
             "dbDwnLdTm": lock_time(next_call),
             "nxtDbVerTS": current if current is not None else lock_version,
         }
-        if not record_it or not (adopt or behind
+        trust_changed = record_it and note_trusted(record, anchor_sha256, now_iso())
+        if not record_it or not (adopt or behind or trust_changed
                                  or record.get("lock_db_version") != lock_version):
             return reply
         record["lock_db_version"] = lock_version
@@ -182,6 +191,25 @@ def append_events(devices, serial: str, kind: str, body) -> EventsAdded:
                 path.touch()  # the log exists from the first report on: 201 once
     devices.notices.changed(serial)
     return EventsAdded(first, len(lines), duplicates)
+
+
+def handshake_failed(devices, address: str, reason: str) -> None:
+    """A TLS handshake from ``address`` failed: into the record of the lock last there."""
+    found = devices.trust.failed(address, reason, now_iso())
+    if found is None:
+        return
+    serial, failures = found
+    files = devices.files
+    with files.locked(serial):
+        try:
+            record = files.read(serial)
+        except DeviceError:  # a corrupt record is reported elsewhere and never overwritten
+            return
+        if record is None:
+            return
+        add_failures(record, failures)
+        files.write(serial, record)
+    devices.notices.changed(serial)
 
 
 def set_db(devices, serial: str, db: dict, config: dict | None = None) -> str:

@@ -18,6 +18,7 @@ from .logs import ALERT, AUDIT, COUNT_KEY, EventLogs, EventsAdded, tail
 from .notices import ChangeNotices
 from .records import RecordFiles
 from .serials import check_format, normalise_serial
+from .trust import Trust
 
 
 class Devices:
@@ -37,6 +38,8 @@ class Devices:
         self.counts = AuditCounts(self.root, self.stamp, self.logs)
         self.index = Index(self.root, self.stamp, self.logs, self.counts)
         self.files = RecordFiles(self.root, self.stamp, self.index)
+        self.trust = Trust(settings.fetch_attribution_seconds if settings is not None else 3600)
+        self._trust_seeded = False
 
     @property
     def zone(self) -> dt.tzinfo | None:
@@ -90,13 +93,27 @@ class Devices:
     # --- call-ins (server.devices.callin) ----------------------------------------------------
 
     def config_callin(self, body, address: str = "", listener: str = "",
-                      auth_present: bool = False) -> tuple[str, bool]:
+                      auth_present: bool = False,
+                      anchor_sha256: str | None = None) -> tuple[str, bool]:
         """Create or update the record from a ``PUT Config`` body; (serial, created)."""
-        return callin.config_callin(self, body, address, listener, auth_present)
+        return callin.config_callin(self, body, address, listener, auth_present, anchor_sha256)
 
-    def db_reply(self, serial: str, lock_version: str, record_it: bool = True) -> dict:
+    def db_reply(self, serial: str, lock_version: str, record_it: bool = True,
+                 anchor_sha256: str | None = None) -> dict:
         """The ``GET db`` reply (see :func:`server.devices.callin.db_reply`)."""
-        return callin.db_reply(self, serial, lock_version, record_it)
+        return callin.db_reply(self, serial, lock_version, record_it, anchor_sha256)
+
+    def anchor_fetched(self, address: str, sha256: str) -> None:
+        """The anchor ``sha256`` was downloaded from ``address`` (in memory until a call-in)."""
+        self.trust.fetched(address, sha256, callin.now_iso())
+
+    def handshake_failed(self, address: str, reason: str) -> None:
+        """A TLS handshake from ``address`` failed (``reason`` in words)."""
+        if not self._trust_seeded:  # a host that just started knows addresses from the records
+            self._trust_seeded = True
+            for summary in self.summaries():
+                self.trust.seed(summary.serial, summary.address)
+        callin.handshake_failed(self, address, reason)
 
     def append_events(self, serial: str, kind: str, body) -> EventsAdded:
         """Append every new event of an audit or alert post; skip repeated ``auditId``s."""

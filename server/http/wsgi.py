@@ -11,6 +11,7 @@ from .connection import Body, Connection
 from .parse import Refused, header_fields, path_and_query, take_head
 
 FAILED_ENVIRON_KEY = "engage.failed"  # set when the app's response could not be sent
+TLS_CONTEXT_ENVIRON_KEY = "engage.tls_context"  # the SSLContext the connection handshook with
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding"})
 
 
@@ -31,7 +32,8 @@ def request_environ(conn: Connection, connection_key: str, timeout: float) -> tu
     environ["SERVER_NAME"], environ["SERVER_PORT"] = conn.local[0], str(conn.local[1])
     if conn.tls_version:
         environ.update({"wsgi.url_scheme": "https", "HTTPS": "on",
-                        "SSL_PROTOCOL": conn.tls_version})
+                        "SSL_PROTOCOL": conn.tls_version,
+                        TLS_CONTEXT_ENVIRON_KEY: conn.sock.context})
     else:
         environ["wsgi.url_scheme"] = "http"
     headers = header_fields(head, method, target)

@@ -11,6 +11,7 @@ below give the same answers to HEAD, and make other methods a 405.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from flask import Blueprint, Response, current_app, request
@@ -50,6 +51,7 @@ def answer(host, environ) -> tuple[int, str, bytes] | None:
         return None
     if der is None:
         return 404, JSON_TYPE, error_bytes(environ, 404, "no such certificate")
+    host.devices.anchor_fetched(environ.get("REMOTE_ADDR", ""), hashlib.sha256(der).hexdigest())
     return 200, DER_TYPE, der
 
 

@@ -25,6 +25,7 @@ from werkzeug.wsgi import get_input_stream
 from ..devices.errors import BadRequest, CorruptRecord, DeviceError, UnknownLock
 from ..devices.logs import ALERT, AUDIT
 from ..devices.serials import normalise_serial, serial_from_config
+from ..http.wsgi import TLS_CONTEXT_ENVIRON_KEY
 from ..listeners import CONNECTION_ENVIRON_KEY
 from .responses import error_response, json_response, note_serial
 
@@ -157,6 +158,12 @@ def _serial() -> str:
     return serial
 
 
+def _anchor() -> str | None:
+    """SHA-256 of the anchor whose chain this TLS connection's handshake accepted."""
+    context = request.environ.get(TLS_CONTEXT_ENVIRON_KEY)
+    return None if context is None else _host().certificates.anchor_of(context)
+
+
 def _refused():
     """Plain-HTTP call-ins when the site serves them over TLS only."""
     if request.scheme != "https" and _host().settings.callins_tls_only:
@@ -183,7 +190,7 @@ def config():
         serial, _ = _host().devices.config_callin(
             body, address=request.environ.get("REMOTE_ADDR", ""),
             listener="tls" if request.scheme == "https" else "http",
-            auth_present="HTTP_AUTHORIZATION" in request.environ)
+            auth_present="HTTP_AUTHORIZATION" in request.environ, anchor_sha256=_anchor())
     except DeviceError as exc:
         return _failure(exc)
     _connections().remember(_connection_key(), serial)
@@ -198,7 +205,8 @@ def database(version: str):
         serial = _serial()
         note_serial(serial)
         reply = _host().devices.db_reply(serial, version,
-                                         record_it=request.method != "HEAD")  # Flask adds HEAD
+                                         record_it=request.method != "HEAD",  # Flask adds HEAD
+                                         anchor_sha256=_anchor())
     except DeviceError as exc:
         return _failure(exc)
     return json_response(reply)

@@ -1,0 +1,68 @@
+"""The fleet (issue 13) with 10,000 records (100,000 without ``--quick``): the fleet summary
+(counts per health state) recomputed after a call-in, and the activation preflight report
+from the records on disk in a fresh process's first listing and again warm.
+Targets: summary < 100 ms, preflight < 1 s."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from benchmarks.run import Row
+from server.config import load_settings
+from server.devices import health
+from server.devices.store import Devices
+from server.fleet import preflight
+
+ANCHORS = ("a" * 64, "b" * 64)
+
+
+def write_records(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    for i in range(count):
+        serial = f"{i:016X}"
+        seen = (now - dt.timedelta(seconds=i % 1800)).isoformat(timespec="seconds")
+        record = {"serial": serial, "model": "NDE", "last_seen": seen, "address": "10.0.0.1",
+                  "anchor_trusted": {"sha256": ANCHORS[i % 7 == 0], "at": seen,
+                                     "proof": "tls-handshake"},
+                  "tls_failures": {"count": int(i % 97 == 0), "last": []},
+                  "last_config": {"lckPrmtrs": {"lckSn": serial, "nm": f"Door {i}"}}}
+        (folder / f"{serial}.json").write_text(json.dumps(record))
+
+
+def bench(count: int) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "Engage_Data"
+        write_records(folder, count)
+        settings = load_settings(env={}, flags={"data_dir": str(folder)})
+        devices = Devices(folder, settings)
+        candidate = SimpleNamespace(name="new", anchor_sha256="c" * 64)
+        active = SimpleNamespace(name="old", anchor_sha256=ANCHORS[0])
+        started = time.perf_counter()
+        report = preflight(devices, candidate, active)
+        cold = (time.perf_counter() - started) * 1000
+        devices.config_callin({"lckPrmtrs": {"lckSn": f"{1:016X}"}}, "10.0.0.1", "tls",
+                              anchor_sha256=ANCHORS[0])  # a call-in, then the summary again
+        started = time.perf_counter()
+        counts = health.counts(devices.summaries(), devices.clock(), settings, ANCHORS[0])
+        summary = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        preflight(devices, candidate, active)
+        warm = (time.perf_counter() - started) * 1000
+    label = f"fleet {count:,} records"
+    return [
+        Row(f"{label}: summary after a call-in", summary, "ms", target="<= 100 ms",
+            ok=summary <= 100, note=health.summary_line(counts)),
+        Row(f"{label}: preflight, first listing", cold, "ms", target="<= 1000 ms",
+            ok=cold <= 1000, note=f"{len(report.cut_off):,} cut off"),
+        Row(f"{label}: preflight, warm", warm, "ms", target="<= 1000 ms", ok=warm <= 1000),
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    return bench(10_000) if quick else bench(10_000) + bench(100_000)
