@@ -4,7 +4,9 @@ sub-commands for scripts (``sitekey``, ``certs``, ``devices``, ``simulate``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from server.errors import EngageError
 
@@ -19,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engage-console", parents=[parent],
         description="Operator console and host server for ENGAGE locks (partner-managed Wi-Fi).")
+    parser.add_argument("--version", action="version", version=f"engage-console {_version()}")
     parser.add_argument("--headless", action="store_true",
                         help="run the listeners with no UI (for a service manager)")
     parser.add_argument("--no-start", action="store_true",
@@ -34,7 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("engage-console")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a reader that has gone shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `engage-console ... | head`: the reader has what it wanted. Stop quietly, as a
+        # program stopped by SIGPIPE does; the rest of the output goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

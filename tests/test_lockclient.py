@@ -88,9 +88,10 @@ def test_simulated_lock_applies_the_database_it_is_sent(site, host):
 def test_unreachable_host_is_a_connection_error(site, host):
     sim = lock(site)
     sim.fetch_anchor()
+    port = site.tls_port
     host.stop(["tls"])
     result = sim.call_in()
-    assert (result.ok, result.reason) == (False, "connection error")
+    assert (result.ok, result.reason) == (False, f"connection error to localhost:{port}")
 
 
 def test_fleet_calls_in_on_schedule_and_summarises(site, host):
@@ -202,7 +203,8 @@ def test_simulate_against_nothing_exits_1_with_the_reason(settings, site_key, ca
     code = main(["simulate", "--locks", "1", "--interval", "0", "--duration", "0.2",
                  "--http-port", "1", "--tls-port", "1"])
     out = capsys.readouterr().out
-    assert code == 1 and "failed: connection error" in out
+    assert code == 1 and "failed: connection error to 127.0.0.1:1: " in out
+    assert "against http://127.0.0.1:1 (TLS port 1)" in out
 
 
 @pytest.mark.parametrize("argv", [["--locks", "0"], ["--duration", "0"],
