@@ -18,7 +18,7 @@ import pytest
 from server import pki
 from server.listeners import FAILED, RUNNING, STOPPED, Listener, bind_error_message
 
-from .helpers import anchor_context, http_get, raw_exchange, wait_for_event
+from .helpers import anchor_context, http_get, raw_exchange, until, wait_for_event
 
 CURRENT = "/swordfish/lock/certificates/current"
 REPO = Path(__file__).resolve().parents[1]
@@ -133,6 +133,28 @@ def test_plain_http_to_tls_port_is_a_logged_handshake_failure(site):
     raw_exchange(site.tls_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     event = wait_for_event(site.host.log, lambda e: e.kind == "handshake")[0]
     assert "plain HTTP" in event.error
+
+
+AFTER_HANDSHAKE = "client closed after handshake: rejected our chain?"
+
+
+def test_client_that_closes_right_after_the_handshake_is_a_logged_event(site):
+    _, anchor = site.fetch_anchor()
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as sock:
+        with anchor_context(anchor).wrap_socket(sock, server_hostname="localhost") as tls:
+            assert tls.version()  # the handshake completed; then it goes without a request
+    [event] = wait_for_event(site.host.log, lambda e: e.error == AFTER_HANDSHAKE)
+    assert (event.kind, event.listener, event.client) == ("handshake", "tls", "127.0.0.1")
+    assert site.host.listeners["tls"].status().last_error.endswith(AFTER_HANDSHAKE)
+
+
+def test_client_that_closes_after_its_requests_is_no_handshake_event(site):
+    _, anchor = site.fetch_anchor()
+    assert site.tls_get(anchor, CURRENT)[0] == 200
+    server = site.host.listeners["tls"]._server
+    assert until(lambda: server.connections("head") == 0)  # the host has seen it close
+    wait_for_event(site.host.log, lambda e: e.listener == "tls" and e.path == CURRENT)
+    assert not [e for e in site.host.log.recent() if e.kind == "handshake"]
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")

@@ -13,6 +13,7 @@ from server.lockclient import CallIn, FleetSummary, SimulatedLock, make_fleet, r
 from server.sitekey import SiteKey
 
 from . import chains
+from .helpers import wait_for_event
 
 SERIAL = "00A1B2C3D4E5F607"
 USER = {"usrID": "148", "fnctn": "norm", "primeCr": "0" * 32, "prCrTyp": "card"}
@@ -58,6 +59,8 @@ def test_chain_over_4096_bytes_is_a_tls_connection_error(site, host):
     assert (result.ok, result.reason) == (False, "TLS connection error: chain too long")
     assert "4097 bytes" in result.error and result.statuses == {}
     assert not host.devices.root.exists()
+    # The host sees the lock go right after the handshake, and says so.
+    wait_for_event(host.log, lambda e: e.kind == "handshake" and "after handshake" in e.error)
 
 
 def test_key_over_2048_bits_is_a_tls_connection_error(site, host):
