@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--http-only", action="store_true", help="run only the plain HTTP listener")
     only.add_argument("--tls-only", action="store_true", help="run only the TLS listener")
     parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="headless request lines: text or JSON lines")
+                        help="headless request lines and notices: text or JSON lines")
+    parser.add_argument("--demo", action="store_true",
+                        help="headless: create a demo site key and certificate set when none "
+                             "exist (the console does so by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub, parent)
@@ -67,7 +70,7 @@ def _run(argv: list[str] | None) -> int:
         if args.headless:
             from .headless import run_headless
 
-            return run_headless(settings, listeners, args.log_format)
+            return run_headless(settings, listeners, args.log_format, demo=args.demo)
         from .app import run_console  # textual is imported only for the console itself
 
         return run_console(settings, listeners, start=not args.no_start)
