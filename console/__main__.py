@@ -4,7 +4,9 @@ sub-commands for scripts (``sitekey``, ``certs``, ``devices``, ``simulate``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from server.errors import EngageError
 
@@ -19,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engage-console", parents=[parent],
         description="Operator console and host server for ENGAGE locks (partner-managed Wi-Fi).")
+    parser.add_argument("--version", action="version", version=f"engage-console {_version()}")
     parser.add_argument("--headless", action="store_true",
                         help="run the listeners with no UI (for a service manager)")
     parser.add_argument("--no-start", action="store_true",
@@ -27,14 +30,36 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--http-only", action="store_true", help="run only the plain HTTP listener")
     only.add_argument("--tls-only", action="store_true", help="run only the TLS listener")
     parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="headless request lines: text or JSON lines")
+                        help="headless request lines and notices: text or JSON lines")
+    parser.add_argument("--demo", action="store_true",
+                        help="headless: create a demo site key and certificate set when none "
+                             "exist (the console does so by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub, parent)
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("engage-console")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a reader that has gone shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `engage-console ... | head`: the reader has what it wanted. Stop quietly, as a
+        # program stopped by SIGPIPE does; the rest of the output goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -45,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             from .headless import run_headless
 
-            return run_headless(settings, listeners, args.log_format)
+            return run_headless(settings, listeners, args.log_format, demo=args.demo)
         from .app import run_console  # textual is imported only for the console itself
 
         return run_console(settings, listeners, start=not args.no_start)

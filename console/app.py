@@ -120,7 +120,8 @@ class EngageConsole(App):
         self.set_interval(DRAIN_INTERVAL, self.drain)
         self.host.watch_active(on_error=lambda exc: self.notify(
             f"Another program changed the active set, but it cannot be loaded: {exc}",
-            severity="error", timeout=15))
+            severity="error", timeout=15), on_notice=lambda level, message: self.notify(
+            message, severity="error" if level == "error" else "information", timeout=15))
         if self.start_listeners:
             self.control_listeners(self.start_listeners, start=True, quiet=True)
 

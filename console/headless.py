@@ -1,43 +1,84 @@
 """``engage-console --headless``: the same host with no UI, for a service manager.
 
 Request lines go to stdout (text, or JSON lines with ``--log-format json``); notices and state
-changes go to stderr. SIGTERM/SIGINT stop gracefully (requests in flight finish, exit 0); SIGHUP
-reloads the active set without closing the listeners; an activation by another process is
-noticed within a second. Either one starts a requested listener that had failed (the TLS
-listener cannot start while no set is active).
+changes go to stderr (JSON objects with a level too with ``--log-format json``). SIGTERM/SIGINT
+stop gracefully (requests in flight finish, exit 0); SIGHUP rereads the site key and reloads the
+active set without closing the listeners; an activation by another process or a changed site
+key file is noticed within a second. A listener that failed is retried every few seconds
+(backing off to a minute), and at once after SIGHUP or an activation. Demo material is created
+only with ``--demo``: a folder with no site key is refused (exit 2).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import signal
 import sys
 import threading
+import time
 
 from server.config import Settings
 from server.errors import EngageError
 from server.host import Host
 
+from .commands.common import EXIT_USAGE
 
-def _say(message: str) -> None:
-    print(f"engage-console: {message}", file=sys.stderr, flush=True)
+RETRY_FIRST, RETRY_MAX = 2.0, 60.0  # seconds before a failed listener is tried again
 
 
-def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str = "text") -> int:
+class Notices:
+    """Notices on stderr: ``engage-console: message`` lines, or JSON objects with a level."""
+
+    def __init__(self, log_format: str):
+        self.json = log_format == "json"
+
+    def __call__(self, message: str, level: str = "info") -> None:
+        if self.json:
+            line = json.dumps({"time": dt.datetime.now(dt.timezone.utc)
+                               .isoformat(timespec="milliseconds"), "level": level,
+                               "message": message}, separators=(",", ":"))
+        else:
+            line = f"engage-console: {message}"
+        print(line, file=sys.stderr, flush=True)
+
+
+def missing_site_key(settings: Settings) -> str | None:
+    """Why headless mode will not start without ``--demo``: no site key anywhere."""
+    path = settings.path("site_key_file")
+    if os.environ.get("ENGAGE_SITE_KEY") or path.exists():
+        return None
+    return (f"site key file {path} does not exist: create the site's key with `engage-console "
+            "sitekey generate` (or put your key there, or in ENGAGE_SITE_KEY), or add --demo "
+            "to try the host on demo material that real locks reject")
+
+
+def describe(active) -> str:
+    return f"active certificate set: {active.name} (hash {active.hash})" if active \
+        else "active certificate set: none"
+
+
+def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str = "text",
+                 demo: bool = False) -> int:
+    say = Notices(log_format)
+    if not demo and (problem := missing_site_key(settings)):
+        say(f"cannot start: {problem}", "error")
+        return EXIT_USAGE
     try:
-        host = Host.from_settings(settings)
+        host = Host.from_settings(settings, first_run=demo)
     except EngageError as exc:
-        _say(f"cannot start: {exc}")
+        say(f"cannot start: {exc}", "error")
         return 1
     for notice in host.notices:
-        _say(f"NOTICE: {notice}")
+        say(f"NOTICE: {notice}", "warning")
+    say(describe(host.certificates.current()))
     stop = threading.Event()
     reload_requested = threading.Event()
     retry_requested = threading.Event()  # a set became active: start what failed for want of one
 
     def active_changed(active) -> None:
-        _say(f"active certificate set: {active.name if active else 'none'}"
-             + (f" (hash {active.hash})" if active else ""))
+        say(describe(active))
         if active:
             retry_requested.set()
 
@@ -51,44 +92,79 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
                                name="headless-printer", daemon=True)
     printer.start()
 
-    if not _start(host, listeners):
-        _say("nothing could start; exiting")
+    retries = Retries(host, listeners, say)
+    if not retries.start(listeners):
+        say("nothing could start; exiting", "error")
         host.close()
         return 1
 
-    host.watch_active(on_error=lambda exc: _say(f"active set changed on disk but not loaded: {exc}"))
+    host.watch_active(
+        on_error=lambda exc: say(f"active set changed on disk but not loaded: {exc}", "error"),
+        on_notice=lambda level, message: say(message, level))
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
-            _say("SIGHUP: reloading the active certificate set")
-            try:
-                host.certificates.reload()
-            except EngageError as exc:
-                _say(f"reload failed, still serving the previous set: {exc}")
+            _reload(host, say)
             retry_requested.set()
         if retry_requested.is_set():
             retry_requested.clear()
-            _start(host, [n for n in listeners if host.listeners[n].status().state == "FAILED"])
+            retries.start(retries.failed())
+        retries.start(retries.due())
 
-    _say("stopping: letting requests in flight finish")
+    say("stopping: letting requests in flight finish")
     host.close()
     subscription.ready.set()
     printer.join(timeout=2)
     _write_events(subscription.drain(), log_format)
-    _say("stopped")
+    say("stopped")
     return 0
 
 
-def _start(host: Host, names) -> int:
-    """Start these listeners, saying how each went; how many are running."""
-    started = 0
-    for name, status in host.start(names).items():
-        if status.state == "RUNNING":
-            started += 1
-            _say(f"{name} listener RUNNING on {status.address}:{status.port}")
-        else:
-            _say(f"{name} listener FAILED: {status.last_error}")
-    return started
+def _reload(host: Host, say: Notices) -> None:
+    say("SIGHUP: reloading the site key and the active certificate set")
+    try:
+        if message := host.reload_site_key(force=True):
+            say(message)
+    except EngageError as exc:
+        say(str(exc), "error")
+    try:
+        host.certificates.reload()
+    except EngageError as exc:
+        say(f"reload failed, still serving the previous set: {exc}", "error")
+
+
+class Retries:
+    """Starts listeners and tries a failed one again later, each wait twice the last."""
+
+    def __init__(self, host: Host, names, say: Notices):
+        self.host, self.names, self.say = host, tuple(names), say
+        self.waits: dict[str, tuple[float, float]] = {}  # name: (when, how long it waited)
+
+    def failed(self) -> list[str]:
+        return [n for n in self.names if self.host.listeners[n].status().state == "FAILED"]
+
+    def due(self) -> list[str]:
+        now = time.monotonic()
+        return [n for n, (when, _) in self.waits.items() if when <= now]
+
+    def start(self, names) -> int:
+        """Start these listeners, saying how each went; how many of them are running. A failed
+        one is tried again later while the process stays up (another listener runs)."""
+        statuses = self.host.start(names)
+        staying = any(listener.running for listener in self.host.listeners.values())
+        started = 0
+        for name, status in statuses.items():
+            if status.state == "RUNNING":
+                started += 1
+                self.waits.pop(name, None)
+                self.say(f"{name} listener RUNNING on {status.address}:{status.port}")
+                continue
+            wait = min(self.waits[name][1] * 2, RETRY_MAX) if name in self.waits else RETRY_FIRST
+            if staying:
+                self.waits[name] = (time.monotonic() + wait, wait)
+            self.say(f"{name} listener FAILED: {status.last_error}"
+                     + (f"; retrying in {wait:g} s" if staying else ""), "error")
+        return started
 
 
 PRINT_INTERVAL = 0.05  # seconds: lines are printed in batches, not one wake-up per request

@@ -9,6 +9,7 @@ bad key) before ``active.json`` is switched and the reference swapped.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import ssl
 import threading
 from dataclasses import dataclass
@@ -138,6 +139,17 @@ class Certificates:
             candidate = self.prepare(self.store.load(name))
             self._swap(candidate)
             return candidate
+
+    def use_site_key(self, site_key: SiteKey) -> ActiveSet | None:
+        """Hash with ``site_key`` from now on: the active set stays (its TLS context too) and
+        its hash is re-derived, so ``/current`` answers the new hash at once."""
+        with self._lock:
+            self.site_key = site_key
+            active = self._active
+            if active is not None:
+                active = dataclasses.replace(active, hash=site_key.hash(active.cert_set.anchor_der))
+            self._swap(active)
+            return active
 
     def changed_on_disk(self) -> bool:
         return self.store.active_stamp() != self._stamp

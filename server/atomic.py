@@ -1,4 +1,5 @@
-"""Atomic writes of state files: temp file in the same folder, fsync, rename."""
+"""Atomic writes of state files (temp file in the same folder, fsync, rename), and noticing
+that another process replaced one."""
 
 from __future__ import annotations
 
@@ -80,3 +81,13 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_stamp(path: str | os.PathLike) -> tuple | None:
+    """Changes whenever the file is replaced or written (by us or another process); None
+    while it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from .atomic import append_line, write_atomic
+from .atomic import append_line, file_stamp, write_atomic
 from .errors import CertificateError
 
 ANCHOR, CHAIN, KEY, META = "anchor.der", "chain.pem", "server.key", "set.json"
@@ -250,11 +250,7 @@ class CertStore:
 
     def active_stamp(self) -> tuple | None:
         """Changes whenever active.json is replaced (by us or another process)."""
-        try:
-            st = self.active_file.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return file_stamp(self.active_file)
 
     def history(self) -> list[dict]:
         try:

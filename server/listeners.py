@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .events import Event, RequestLog, safe_headers
+from .http.connection import ClosedAfterHandshake
 from .http.loop import BODY_WAIT, LOOPS, Server
 from .http.wsgi import FAILED_ENVIRON_KEY
 
@@ -57,6 +58,8 @@ def handshake_reason(exc: BaseException) -> str:
     """Why a handshake failed, in words an operator can act on."""
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "handshake timed out (client went silent)"
+    if isinstance(exc, ClosedAfterHandshake):
+        return "client closed after handshake: rejected our chain?"
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError,
                         ssl.SSLZeroReturnError)):
         return "client closed the connection during the handshake"

@@ -160,7 +160,7 @@ class SimulatedLock:
             resp = conn.getresponse()
             return resp.status, resp.read()
         except OSError as exc:
-            raise LockError("connection error", str(exc)) from None
+            raise LockError(f"connection error to {host}:{port}", str(exc)) from None
         finally:
             conn.close()
 
@@ -215,7 +215,7 @@ class SimulatedLock:
             raise LockError(_tls_reason(exc), str(exc)) from None
         except OSError as exc:
             conn.close()
-            raise LockError("connection error", str(exc)) from None
+            raise LockError(f"connection error to {self.host}:{self.tls_port}", str(exc)) from None
         chain = presented_chain(conn.sock)
         if chain != self._chain_ok:  # the same chain as last time passed already
             try:

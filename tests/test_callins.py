@@ -436,7 +436,7 @@ def test_corrupt_record_gets_500_stays_untouched_and_is_reported(host, site, anc
                                  ("GET", f"/swordfish/lock/db/0?lckSn={SERIAL}", None),
                                  ("POST", f"{AUDIT}?lckSn={SERIAL}", {"asyncEvents": []})):
         head, reply = conn.send(method, target, body)
-        assert status(head) == 500 and "corrupt" in json.loads(reply)["error"]
+        assert status(head) == 500 and json.loads(reply)["error"] == "record unreadable"
     conn.close()
     assert data_files(host) == {path.name: b'{"serial": "00A1B2C3D4E5F607", "mo'}
     [summary] = host.devices.summaries()
@@ -449,8 +449,20 @@ def test_record_of_the_wrong_shape_gets_500_and_stays_untouched(host, conn, reco
     data = json.dumps(record).encode()
     host.devices.path(SERIAL).write_bytes(data)
     head, reply = conn.send("GET", f"/swordfish/lock/db/0?lckSn={SERIAL}")
-    assert status(head) == 500 and "corrupt" in json.loads(reply)["error"]
+    assert status(head) == 500 and json.loads(reply)["error"] == "record unreadable"
     assert data_files(host) == {f"{SERIAL}.json": data}
+
+
+def test_corrupt_record_answer_keeps_the_path_from_the_lock_and_gives_it_to_the_operator(
+        host, conn):
+    host.devices.root.mkdir(parents=True, exist_ok=True)
+    path = host.devices.path(SERIAL)
+    path.write_bytes(b"{")
+    head, reply = conn.send("GET", f"/swordfish/lock/db/0?lckSn={SERIAL}")
+    assert status(head) == 500
+    assert str(host.devices.root) not in reply.decode() and path.name not in reply.decode()
+    [event] = wait_for_event(host.log, lambda e: e.status == 500)
+    assert str(path) in event.error and "corrupt" in event.error
 
 
 # --- which lock a connection belongs to -------------------------------------------------------

@@ -270,6 +270,7 @@ def test_non_rsa_key_is_a_warning(work, key, conf):
     report = check(work, key, conf, chains.build(bits=(0, 2048, 2048)))
     assert problems(report) == {("key.type", 0)}
     assert "EC secp256r1" in report.chain[0].key
+    assert "has an EC secp256r1 key" in next(f for f in report.findings if f.id == "key.type").message
 
 
 def test_certificate_off_the_path_is_an_extra(work, key, conf):

@@ -100,7 +100,7 @@ def _anchor_sha(port: int) -> str:
 
 def test_fresh_folder_gets_labelled_demo_material_serves_and_stops_cleanly(run_headless,
                                                                            tmp_path):
-    h = run_headless()
+    h = run_headless("--demo")
     h.expect(r"NOTICE: DEMO site key created")
     h.expect(r"NOTICE: DEMO certificate set 'demo' created")
     port = h.port("http")
@@ -112,7 +112,7 @@ def test_fresh_folder_gets_labelled_demo_material_serves_and_stops_cleanly(run_h
 
 
 def test_json_log_format_prints_one_json_object_per_request(run_headless):
-    h = run_headless("--log-format", "json", "--http-only")
+    h = run_headless("--demo", "--log-format", "json", "--http-only")
     port = h.port("http")
     http_get(port, "/nothing")
     event = json.loads(h.expect(r"^\{.*\}$", stream="out").group(0))
@@ -121,7 +121,7 @@ def test_json_log_format_prints_one_json_object_per_request(run_headless):
 
 
 def test_activation_by_another_process_is_noticed_within_two_seconds(run_headless, tmp_path):
-    h = run_headless("--http-only")
+    h = run_headless("--demo", "--http-only")
     port = h.port("http")
     before = _anchor_sha(port)
     store = CertStore(tmp_path / "certs")
@@ -137,7 +137,7 @@ def test_activation_by_another_process_is_noticed_within_two_seconds(run_headles
 
 
 def test_sighup_reloads_the_set_without_closing_the_listeners(run_headless, tmp_path):
-    h = run_headless()
+    h = run_headless("--demo")
     http_port, tls_port = h.port("http"), h.port("tls")
     h.expect(r"tls listener RUNNING")
     before = _anchor_sha(http_port)
@@ -169,7 +169,7 @@ def test_nothing_can_start_exits_non_zero_saying_why(run_headless, tmp_path):
     busy.listen()
     try:
         port = str(busy.getsockname()[1])
-        h = run_headless("--http-port", port, "--tls-port", port)
+        h = run_headless("--demo", "--http-port", port, "--tls-port", port)
         assert h.proc.wait(timeout=30) == 1
         h.expect(r"http listener FAILED: port \d+ on 127.0.0.1 is already in use")
         h.expect(r"nothing could start")
@@ -182,7 +182,7 @@ def test_one_listener_failing_leaves_the_other_running(run_headless):
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     try:
-        h = run_headless("--tls-port", str(busy.getsockname()[1]))
+        h = run_headless("--demo", "--tls-port", str(busy.getsockname()[1]))
         h.expect(r"tls listener FAILED: .*--tls-port")
         assert http_get(h.port("http"), CURRENT)[0] == 200
         assert h.stop() == 0
@@ -191,14 +191,14 @@ def test_one_listener_failing_leaves_the_other_running(run_headless):
 
 
 def test_explicit_missing_site_key_file_is_an_error_not_a_demo(run_headless, tmp_path):
-    h = run_headless("--site-key-file", str(tmp_path / "nope.key"))
+    h = run_headless("--demo", "--site-key-file", str(tmp_path / "nope.key"))
     assert h.proc.wait(timeout=30) == 1
     h.expect(r"cannot start: site key file .*nope.key does not exist")
     assert not (tmp_path / "nope.key").exists()
 
 
 def test_request_lines_cannot_inject_lines_or_terminal_escapes(run_headless):
-    h = run_headless("--http-only")
+    h = run_headless("--demo", "--http-only")
     port = h.port("http")
     http_get(port, "/x%0aFAKE%1b[31m")
     h.expect(r"GET /x\\nFAKE\\x1b\[31m 404", stream="out")
@@ -249,9 +249,73 @@ def test_sighup_starts_a_listener_that_had_failed(run_headless):
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     tls_port = busy.getsockname()[1]
-    h = run_headless("--tls-port", str(tls_port))
+    h = run_headless("--demo", "--tls-port", str(tls_port))
     h.expect(r"tls listener FAILED: .*already in use")
     busy.close()
     h.proc.send_signal(signal.SIGHUP)
     h.expect(rf"tls listener RUNNING on 127\.0\.0\.1:{tls_port}")
+    assert h.stop() == 0
+
+
+def test_folder_without_a_site_key_is_refused_without_demo(run_headless, tmp_path):
+    h = run_headless()
+    assert h.proc.wait(timeout=30) == 2
+    h.expect(r"cannot start: site key file .*site.key does not exist: .*`engage-console sitekey "
+             r"generate`.*--demo")
+    assert not (tmp_path / "site.key").exists() and not (tmp_path / "certs").exists()
+
+
+def test_start_says_which_set_is_active_and_its_hash(run_headless):
+    h = run_headless("--demo", "--http-only")
+    said = h.expect(r"active certificate set: demo \(hash (\S{28})\)").group(1)
+    assert json.loads(http_get(h.port("http"), CURRENT)[2])["hash"] == said
+    assert h.stop() == 0
+
+
+def test_json_log_format_makes_notices_json_objects_with_a_level(run_headless):
+    h = run_headless("--demo", "--log-format", "json", "--http-only")
+    h.port("http")
+    assert h.stop() == 0
+    h.expect(r"stopped")
+    notices = [json.loads(line) for line in h.seen["err"]]
+    assert {"info", "warning"} <= {n["level"] for n in notices}
+    assert any(n["message"].startswith("http listener RUNNING") for n in notices)
+    assert all(set(n) == {"time", "level", "message"} for n in notices)
+
+
+def test_a_failed_listener_is_retried_until_its_port_is_free(run_headless):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    tls_port = busy.getsockname()[1]
+    try:
+        h = run_headless("--demo", "--tls-port", str(tls_port))
+        h.expect(r"tls listener FAILED: .*already in use.*; retrying in 2 s")
+    finally:
+        busy.close()
+    h.expect(rf"tls listener RUNNING on 127\.0\.0\.1:{tls_port}")
+    assert h.stop() == 0
+
+
+def test_sighup_follows_a_changed_site_key(run_headless, tmp_path):
+    from server.sitekey import SiteKey
+
+    from .helpers import lock_hash
+
+    h = run_headless("--demo", "--http-only")
+    port = h.port("http")
+    # Rewrite the key in place, keeping size and times: only SIGHUP makes the host read it.
+    path = tmp_path / "site.key"
+    stat, text = path.stat(), path.read_text()
+    old = next(line for line in text.splitlines() if line and not line.startswith("#"))
+    new = SiteKey.generate()
+    with open(path, "r+") as f:
+        f.write(text.replace(old, new.base64()))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    h.proc.send_signal(signal.SIGHUP)
+    expected = lock_hash(new.hmac_key(), (tmp_path / "certs" / "demo" / "anchor.der").read_bytes())
+    h.expect(rf"site key changed in .*site.key \(a DEMO key\): /current now answers hash "
+             rf"{re.escape(expected)}")
+    assert json.loads(http_get(port, CURRENT)[2])["hash"] == expected
+    assert new.base64() not in "\n".join(h.seen["err"] + h.seen["out"])
     assert h.stop() == 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import http.client
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 from server import pki
 from server.listeners import FAILED, RUNNING, STOPPED, Listener, bind_error_message
 
-from .helpers import anchor_context, http_get, raw_exchange, wait_for_event
+from .helpers import anchor_context, http_get, raw_exchange, until, wait_for_event
 
 CURRENT = "/swordfish/lock/certificates/current"
 REPO = Path(__file__).resolve().parents[1]
@@ -136,6 +135,28 @@ def test_plain_http_to_tls_port_is_a_logged_handshake_failure(site):
     assert "plain HTTP" in event.error
 
 
+AFTER_HANDSHAKE = "client closed after handshake: rejected our chain?"
+
+
+def test_client_that_closes_right_after_the_handshake_is_a_logged_event(site):
+    _, anchor = site.fetch_anchor()
+    with socket.create_connection(("127.0.0.1", site.tls_port), timeout=5) as sock:
+        with anchor_context(anchor).wrap_socket(sock, server_hostname="localhost") as tls:
+            assert tls.version()  # the handshake completed; then it goes without a request
+    [event] = wait_for_event(site.host.log, lambda e: e.error == AFTER_HANDSHAKE)
+    assert (event.kind, event.listener, event.client) == ("handshake", "tls", "127.0.0.1")
+    assert site.host.listeners["tls"].status().last_error.endswith(AFTER_HANDSHAKE)
+
+
+def test_client_that_closes_after_its_requests_is_no_handshake_event(site):
+    _, anchor = site.fetch_anchor()
+    assert site.tls_get(anchor, CURRENT)[0] == 200
+    server = site.host.listeners["tls"]._server
+    assert until(lambda: server.connections("head") == 0)  # the host has seen it close
+    wait_for_event(site.host.log, lambda e: e.listener == "tls" and e.path == CURRENT)
+    assert not [e for e in site.host.log.recent() if e.kind == "handshake"]
+
+
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 def test_client_below_minimum_tls_version_is_refused_and_logged(site):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -173,21 +194,24 @@ def test_permission_denied_message_names_the_capability_and_a_higher_port():
     assert "CAP_NET_BIND_SERVICE" in message and "--http-port" in message
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to drop to an unprivileged user")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
 def test_privileged_port_as_a_normal_user_fails_with_the_fix_and_no_exit():
+    # The child imports as root, then drops to uid/gid 65534 before binding: nothing it needs
+    # is read as that user, so the test does not depend on where the checkout (or its venv)
+    # lives - a clone in a mode-0700 folder works too.
     script = (
+        "import os\n"
         "from server.listeners import Listener\n"
         "from server.events import RequestLog\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
         "l = Listener('http', lambda e, s: [], RequestLog(), '127.0.0.1', 1, '--http-port')\n"
-        "s = l.start(); print(s.state); print(s.last_error)\n")
-    out = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-         script], cwd="/", env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=60)
+        "s = l.start(); print(os.geteuid()); print(s.state); print(s.last_error)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd="/",
+                         env={**os.environ, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    state, message = out.stdout.splitlines()[:2]
-    assert state == FAILED
+    uid, state, message = out.stdout.splitlines()[:3]
+    assert (uid, state) == ("65534", FAILED)
     assert "permission denied" in message and "CAP_NET_BIND_SERVICE" in message
 
 

@@ -13,6 +13,7 @@ from server.lockclient import CallIn, FleetSummary, SimulatedLock, make_fleet, r
 from server.sitekey import SiteKey
 
 from . import chains
+from .helpers import wait_for_event
 
 SERIAL = "00A1B2C3D4E5F607"
 USER = {"usrID": "148", "fnctn": "norm", "primeCr": "0" * 32, "prCrTyp": "card"}
@@ -58,6 +59,8 @@ def test_chain_over_4096_bytes_is_a_tls_connection_error(site, host):
     assert (result.ok, result.reason) == (False, "TLS connection error: chain too long")
     assert "4097 bytes" in result.error and result.statuses == {}
     assert not host.devices.root.exists()
+    # The host sees the lock go right after the handshake, and says so.
+    wait_for_event(host.log, lambda e: e.kind == "handshake" and "after handshake" in e.error)
 
 
 def test_key_over_2048_bits_is_a_tls_connection_error(site, host):
@@ -88,9 +91,10 @@ def test_simulated_lock_applies_the_database_it_is_sent(site, host):
 def test_unreachable_host_is_a_connection_error(site, host):
     sim = lock(site)
     sim.fetch_anchor()
+    port = site.tls_port
     host.stop(["tls"])
     result = sim.call_in()
-    assert (result.ok, result.reason) == (False, "connection error")
+    assert (result.ok, result.reason) == (False, f"connection error to localhost:{port}")
 
 
 def test_fleet_calls_in_on_schedule_and_summarises(site, host):
@@ -202,7 +206,8 @@ def test_simulate_against_nothing_exits_1_with_the_reason(settings, site_key, ca
     code = main(["simulate", "--locks", "1", "--interval", "0", "--duration", "0.2",
                  "--http-port", "1", "--tls-port", "1"])
     out = capsys.readouterr().out
-    assert code == 1 and "failed: connection error" in out
+    assert code == 1 and "failed: connection error to 127.0.0.1:1: " in out
+    assert "against http://127.0.0.1:1 (TLS port 1)" in out
 
 
 @pytest.mark.parametrize("argv", [["--locks", "0"], ["--duration", "0"],

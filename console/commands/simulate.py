@@ -68,5 +68,7 @@ def simulate(args, settings) -> int:
     if args.json:
         print_json({**summary.to_dict(), "refetched": refetched})
     else:
+        print(f"{args.locks} simulated locks against http://{url.hostname}:{url.port or 80} "
+              f"(TLS port {settings.tls_port})")
         print(summary.text())
     return EXIT_OK if summary.total and not summary.failed else EXIT_FINDINGS

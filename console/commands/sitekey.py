@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from server.errors import SiteKeyError
@@ -33,7 +34,26 @@ def generate(args, settings) -> int:
     print(f"Site key written to {path} (mode 0600).")
     print("Register this value with Allegion for the site. It is shown only this once:")
     print(f"  {key.base64()}")
+    if running := _listening(settings):
+        print(f"A host seems to be running here (something answers on {', '.join(running)}): "
+              "it will pick the new key up within a second (a host whose key comes from "
+              "ENGAGE_SITE_KEY keeps its key until restarted).")
     return EXIT_OK
+
+
+def _listening(settings) -> list[str]:
+    """The configured ports on which something accepts a connection: a cheap sign that a host
+    runs in this folder."""
+    address = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.bind,
+                                                                          settings.bind)
+    found = []
+    for port in (settings.http_port, settings.tls_port):
+        try:
+            with socket.create_connection((address, port), timeout=0.2):
+                found.append(f"{address}:{port}")
+        except OSError:
+            pass
+    return found
 
 
 def _is_demo(path: Path, settings) -> bool:

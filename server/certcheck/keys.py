@@ -28,7 +28,9 @@ def sizes(ctx: Context, earlier: frozenset[str]) -> Iterator[Finding]:
                                   f"{key.key_size}-bit key; the locks accept at most "
                                   f"{KEY_LIMIT_BITS} bits: reissue it with an RSA-2048 key", cert)
         else:
-            yield ctx.finding("key.type", WARNING, f"{short_name(cert)} has a {key_label(key)} "
+            label = key_label(key)
+            article = "an" if label[:1] in "AEIOU" else "a"  # an EC, an Ed25519, a DSA
+            yield ctx.finding("key.type", WARNING, f"{short_name(cert)} has {article} {label} "
                               "key; Allegion documents RSA only, so lock support is unknown: test "
                               "with one lock before rolling it out", cert)
 

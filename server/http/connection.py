@@ -23,6 +23,11 @@ HANDSHAKE, HEAD, BODY, SEND = "handshake", "head", "body", "send"  # what a conn
 IN, OUT = select.EPOLLIN, select.EPOLLOUT
 
 
+class ClosedAfterHandshake(ConnectionError):
+    """The client completed the TLS handshake, then closed without a request: what a client
+    that checks our chain after the handshake (a lock refusing an oversized one) does."""
+
+
 class Connection:
     """One client connection, owned by the event loop that accepted it."""
 

@@ -28,7 +28,8 @@ import threading
 import time
 from typing import Callable
 
-from .connection import BODY, HANDSHAKE, HEAD, IN, OUT, RECV_BYTES, SEND, Connection, send
+from .connection import (BODY, HANDSHAKE, HEAD, IN, OUT, RECV_BYTES, SEND, ClosedAfterHandshake,
+                         Connection, send)
 from .parse import HEAD_END, MAX_HEADER_BYTES, Refused
 from .wsgi import FAILED_ENVIRON_KEY, Response, close_result, request_environ
 
@@ -159,8 +160,9 @@ class Server:
     switches per TLS request and 2 loops 3: 1.6 vs 1.4 ms of CPU. More loops help when
     application calls wait long (records on slow storage): a call holds its own loop only.
 
-    ``on_handshake_failure(address, exc)`` and ``on_refused(address, status, method, target,
-    message)`` report what never reaches the application."""
+    ``on_handshake_failure(address, exc)`` (a TLS client that closes after its handshake
+    without a request too: ``ClosedAfterHandshake``) and ``on_refused(address, status, method,
+    target, message)`` report what never reaches the application."""
 
     def __init__(self, address: tuple[str, int], app, *, threads: int = LOOPS,
                  timeout: float = 10.0, grace: float = 0.5, body_wait: int = BODY_WAIT,
@@ -282,7 +284,9 @@ class Server:
         except OSError:
             data = b""
         if not data:
-            if conn.state == BODY:
+            if conn.state == HEAD and conn.tls_version and not conn.served and not conn.buf:
+                self.on_handshake_failure(conn.address, ClosedAfterHandshake())
+            elif conn.state == BODY:
                 environ = conn.environ
                 self._refuse(conn, Refused("400 Bad Request", "The client closed the connection "
                                            "before the end of the body.",

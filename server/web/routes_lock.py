@@ -173,9 +173,12 @@ def _refused():
 
 
 def _failure(exc: DeviceError):
-    status = 404 if isinstance(exc, UnknownLock) else 500 if isinstance(exc, CorruptRecord) \
-        else 400
-    return error_response(status, str(exc))
+    if isinstance(exc, CorruptRecord):
+        # The lock learns nothing of our files; the operator's request-log event gets the path.
+        response = error_response(500, "record unreadable")
+        request.environ["engage.error"] = str(exc)
+        return response
+    return error_response(404 if isinstance(exc, UnknownLock) else 400, str(exc))
 
 
 @blueprint.put("/swordfish/lock/Config")
