@@ -16,6 +16,8 @@ from server.devices.errors import CorruptRecord, UnknownLock
 from server.devices.index import Index
 from server.devices.store import Devices
 
+from .helpers import until
+
 SERIAL = "00A1B2C3D4E5F607"
 
 
@@ -306,9 +308,9 @@ def test_audit_counts_are_saved_shortly_after_audits_arrive(devices, settings, m
     monkeypatch.setattr("server.devices.counts.COUNTS_SAVE_SECONDS", 0)
     devices.config_callin(config(SERIAL))
     post_audits(devices, SERIAL, 3)
-    devices.counts._timer.join()
-    saved = json.loads((devices.root / ".audit-counts.json").read_bytes())
-    assert saved[SERIAL][0] == 3
+    counts_file = devices.root / ".audit-counts.json"  # written atomically by a timer thread
+    assert until(lambda: counts_file.exists()
+                 and json.loads(counts_file.read_bytes()).get(SERIAL, [0])[0] == 3)
 
 
 def test_cold_listing_saves_the_counts_it_read_for_the_next_one(devices, settings, monkeypatch):
