@@ -46,6 +46,9 @@ def event_text(event: Event) -> Text:
         text.append(f"{state:<8}", style="bold reverse red")
         text.append(f" TLS handshake failed: {event.error}", style="bold red")
         return text
+    if event.kind == "chain":  # a migration's choice of chain, said when it broke a tie
+        text.append(f"{'chain':<8} TLS chain: {event.note}", style="yellow")
+        return text
     text.append(f"{state:<8}", style="bold red" if event.failed else "green")
     target = event.path + (f"?{event.query}" if event.query else "")
     text.append(f" {event.method} {target} ")
