@@ -97,3 +97,21 @@ def test_a_migration_to_the_same_anchor_is_refused_on_the_command_line(host, cap
     assert code == 2 and "that is a renewal" in report["error"]
     code, report = certs(host, capsys, "migrate", "--status")
     assert code == 0 and report == {"migrating": False}
+
+
+def test_simulate_runs_a_fleet_through_a_migration_counting_handshakes_by_chain(
+        host, site, capsys, tmp_path):
+    pki.init_set(host.store, host.settings.path("ca_dir"), "other", list(host.settings.host_names))
+    argv = ["simulate", "--locks", "6", "--interval", "0.3", "--duration", "1.5", "--seed", "5",
+            "--fleet-file", str(tmp_path / "fleet.json"), "--http-port", str(site.http_port),
+            "--tls-port", str(site.tls_port), "--json"]
+    assert main(argv) == 0  # commissioned under the demo anchor
+    capsys.readouterr()
+    certs(host, capsys, "migrate", "other")
+    code = main([*argv, "--refetch-during", "0.5"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["failed"] == {} and summary["refetch_failed"] == {}
+    assert len(summary["refetched_during"]) == 3
+    chains_ = summary["handshakes_by_chain"]
+    assert chains_["old"] > 0 and chains_["new"] > 0
+    assert chains_["old"] + chains_["new"] == summary["call_ins"]
