@@ -5,29 +5,15 @@ never re-fetched; through a plain activation of the same set the same locks fail
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from console.__main__ import main
 from server import pki
 from server.lockclient import make_fleet, run_fleet
 from server.simfleet import Refetches, assign_sources, by_chain
 
-from . import chains
+from .test_cli_migrate import _pooled_keys, certs  # noqa: F401 (an autouse fixture)
 
 LOCKS, SHARE, SEED = 50, 0.4, 16
-
-
-@pytest.fixture(autouse=True)
-def _pooled_keys(monkeypatch):
-    chains.reuse_keys(monkeypatch)
-
-
-def certs(host, capsys, *argv) -> tuple[int, dict]:
-    code = main(["certs", *argv, "--json"])
-    host.reload_certificates()  # what the host's watcher does within a second
-    return code, json.loads(capsys.readouterr().out)
 
 
 @pytest.mark.slow
