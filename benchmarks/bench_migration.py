@@ -88,6 +88,7 @@ def measure(seconds: float) -> list[Row]:
         old_anchors = {i: [lock.anchor for lock in locks] for i, locks in fleets.items()}
         totals = {"outside": [0.0, 0, Counter()], "during": [0.0, 0, Counter()]}
         with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
+            _phase(pool, host_pid, ports, key, 0.5, fleets)  # clients started, not counted
             for _ in range(2):
                 for i, locks in fleets.items():
                     for lock, anchor in zip(locks, old_anchors[i]):
