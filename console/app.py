@@ -7,8 +7,10 @@ serials, a flag for the active set), and one timer on the UI thread drains them 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gc
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from textual.screen import Screen
 from textual.worker import WorkerState
 
 from server.config import Settings
+from server.errors import EngageError
 from server.events import Event
 from server.host import LISTENERS, Host
 from server.listeners import FAILED, RUNNING
@@ -35,6 +38,7 @@ from .screens.help import HelpScreen
 
 DRAIN_INTERVAL = 0.1      # seconds between log drains: ten batched updates a second at most
 LISTENER_POLL_TICKS = 5   # listener counters refreshed every half second even without events
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # stop as `q`, `y` does (as headless does)
 
 
 @dataclass
@@ -102,6 +106,7 @@ class EngageConsole(App):
         self.freeze_gc = freeze_gc
         self._views: list[ConsoleScreen] = []
         self._ticks = 0
+        self._leaving = False
         self.inbox = HostInbox(host)
         host.devices.on_change.append(self.inbox.device_changed)
         host.certificates.on_change.append(self.inbox.active_changed)
@@ -123,13 +128,48 @@ class EngageConsole(App):
             severity="error", timeout=15))
         if self.start_listeners:
             self.control_listeners(self.start_listeners, start=True, quiet=True)
+        self._handle_signals(True)
 
     def on_unmount(self) -> None:
+        self._handle_signals(False)
         self.inbox.subscription.close()
         for callbacks, callback in ((self.host.devices.on_change, self.inbox.device_changed),
                                     (self.host.certificates.on_change, self.inbox.active_changed)):
             if callback in callbacks:
                 callbacks.remove(callback)
+
+    def _handle_signals(self, on: bool) -> None:
+        """SIGTERM and SIGINT stop the listeners and leave through Textual's own exit (which
+        restores the terminal); SIGHUP reloads the active set. Handled on the event loop, so
+        only where signals can be (the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        handlers = {signum: self.leave for signum in STOP_SIGNALS}
+        handlers[signal.SIGHUP] = self.reload_active
+        for signum, handler in handlers.items():
+            if on:
+                loop.add_signal_handler(signum, handler)
+            else:
+                loop.remove_signal_handler(signum)
+
+    def leave(self) -> None:
+        """Stop the listeners and exit, once however often it is asked (a second SIGTERM)."""
+        if not self._leaving:
+            self._leaving = True
+            self.shutdown()
+
+    @work(thread=True, group="reload", exclusive=True, exit_on_error=False, name="reload")
+    def reload_active(self) -> None:
+        """SIGHUP: serve what active.json names now, without closing the listeners."""
+        try:
+            active = self.host.certificates.reload()
+        except EngageError as exc:
+            self.call_from_thread(self.notify, f"SIGHUP: reload failed, still serving the "
+                                  f"previous set: {exc}", severity="error", timeout=15)
+            return
+        name = active.name if active else "none"
+        self.call_from_thread(self.notify, f"SIGHUP: reloaded the active set ({name})")
 
     def register_view(self, view: ConsoleScreen) -> None:
         self._views.append(view)
@@ -197,7 +237,7 @@ class EngageConsole(App):
         running = [name.upper() for name, status in self.host.status().items()
                    if status.state == RUNNING]
         if not running:
-            self.shutdown()
+            self.leave()
             return
         if isinstance(self.screen, ConfirmScreen):
             return
@@ -206,11 +246,12 @@ class EngageConsole(App):
             ConfirmScreen("Quit engage-console",
                           f"The {which} RUNNING. Quitting stops them: locks cannot call in until "
                           "the host runs again.", confirm="Quit"),
-            lambda yes: yes and self.shutdown())
+            lambda yes: yes and self.leave())
 
     @work(thread=True, group="shutdown", exit_on_error=False, name="shutdown")
     def shutdown(self) -> None:
-        """Stop the listeners (requests in flight finish), then leave."""
+        """Stop the listeners (requests in flight finish), then leave: after `q`, `y` or a
+        SIGTERM."""
         self.host.stop()
         self.call_from_thread(self.exit, 0)
 

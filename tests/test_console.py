@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import os
 import shutil
+import signal
 import socket
 import ssl
 import time
@@ -1150,6 +1152,53 @@ async def test_quit_asks_while_listeners_run_and_stops_them(host):
         await pilot.press("y")
         await until(pilot, lambda: not app.is_running, what="the app to exit")
     assert not any(listener.running for listener in host.listeners.values())
+
+
+@pytest.fixture
+def signals_seen():
+    """Signals this process gets that the console does not handle (without the console's own
+    handlers, SIGTERM or SIGHUP would end pytest itself): recorded instead."""
+    seen = []
+    previous = {signum: signal.signal(signum, lambda number, _frame: seen.append(number))
+                for signum in (signal.SIGTERM, signal.SIGHUP)}
+    yield seen
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@sync
+async def test_sigterm_stops_the_listeners_and_exits_as_a_quit_does(host, signals_seen):
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        os.kill(os.getpid(), signal.SIGTERM)
+        await until(pilot, lambda: not app.is_running or signals_seen, what="the app to exit")
+    assert signals_seen == [], "the console left SIGTERM unhandled"
+    assert app.return_code == 0
+    assert not any(listener.running for listener in host.listeners.values())
+
+
+@sync
+async def test_sighup_reloads_the_active_set_and_keeps_serving(stopped_host, signals_seen,
+                                                              monkeypatch):
+    add_set(stopped_host, "second")
+    monkeypatch.setattr(stopped_host, "watch_active", lambda **_: None)  # only SIGHUP reloads
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        other = Host.from_settings(stopped_host.settings, env={})  # another process activates
+        try:
+            other.certificates.activate("second", force=True, by="test")
+        finally:
+            other.close()
+        assert stopped_host.certificates.current().name == "demo"
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(pilot, lambda: "SIGHUP: reloaded" in notes.text() or signals_seen,
+                    what="the reload")
+        assert signals_seen == [], "the console left SIGHUP unhandled"
+        assert stopped_host.certificates.current().name == "second"
+        assert "SIGHUP: reloaded the active set (second)" in notes.text()
+        assert app.is_running
 
 
 @sync
