@@ -38,6 +38,7 @@ from .screens.help import HelpScreen
 
 DRAIN_INTERVAL = 0.1      # seconds between log drains: ten batched updates a second at most
 LISTENER_POLL_TICKS = 5   # listener counters refreshed every half second even without events
+SCREEN_KEYS = Binding.Group("Screens", compact=True)  # one footer item: 1 2 3 and their name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # stop as `q`, `y` does (as headless does)
 
 
@@ -86,11 +87,12 @@ class EngageConsole(App):
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
         Binding("1", "switch_mode('dashboard')", "Dashboard", id="app.dashboard",
-                tooltip="Listeners and the live lock log"),
+                tooltip="Listeners and the live lock log", group=SCREEN_KEYS),
         Binding("2", "switch_mode('certificates')", "Certificates", id="app.certificates",
-                tooltip="Certificate sets: validate, activate, roll back, renew, import"),
+                tooltip="Certificate sets: validate, activate, roll back, renew, import",
+                group=SCREEN_KEYS),
         Binding("3", "switch_mode('devices')", "Devices", id="app.devices",
-                tooltip="Lock records, their audits and alerts"),
+                tooltip="Lock records, their audits and alerts", group=SCREEN_KEYS),
         Binding("question_mark,f1", "help", "Help", id="app.help",
                 tooltip="Every key of this screen"),
         Binding("q", "quit", "Quit", id="app.quit",

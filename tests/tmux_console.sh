@@ -138,6 +138,10 @@ tmux new-session -d -s "$SESSION" -x 80 -y 24 \
 wait_for "Lock log" 30
 wait_for "HTTP      RUNNING"
 wait_for "TLS       RUNNING"
+for key in "? Help" "q Quit"; do
+    grep -qF -- "$key" "$SCREEN" || { echo "FAIL: '$key' not in the footer at 80x24:" >&2; cat "$SCREEN" >&2; exit 1; }
+done
+step "at 80x24 the footer shows ? Help and q Quit"
 HTTP_PORT=$(http_port)
 [ "$(tmux display -p -t "$SESSION" '#{alternate_on}')" = 1 ] || { echo "FAIL: not in the alternate screen" >&2; exit 1; }
 CONSOLE_PID=$(pgrep -P "$(tmux display -p -t "$SESSION" '#{pane_pid}')" -f engage-console)
