@@ -424,17 +424,23 @@ async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
         assert "FOLLOWING" in str(app.screen.query_one("#log-state").render())
 
 
+async def scrolled_up(pilot, clicks: int) -> LockLog:
+    """A log of 100 lines, scrolled up by ``clicks`` of the mouse wheel."""
+    log = log_of(pilot.app)
+    for n in range(100):
+        pilot.app.host.log.record(request(n))
+    await until(pilot, lambda: len(log.shown) == 100)
+    for _ in range(clicks):  # what the terminal driver delivers for the wheel
+        log.post_message(events.MouseScrollUp(log, 5, 5, 0, -1, 0, False, False, False))
+    return log
+
+
 @sync
 async def test_scrolling_with_the_mouse_wheel_pauses_and_reaching_the_bottom_follows(
         stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        log = log_of(app)
-        for n in range(100):
-            stopped_host.log.record(request(n))
-        await until(pilot, lambda: len(log.shown) == 100)
-        for _ in range(3):  # what the terminal driver delivers for the wheel
-            log.post_message(events.MouseScrollUp(log, 5, 5, 0, -1, 0, False, False, False))
+        log = await scrolled_up(pilot, 3)
         await pilot.pause()
         assert not log.follow and log.scroll_y < log.max_scroll_y
         stopped_host.log.record(request(100))
@@ -571,12 +577,7 @@ async def test_after_a_mouse_scroll_enter_shows_the_event_on_screen_not_the_newe
         stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        log = log_of(app)
-        for n in range(100):
-            stopped_host.log.record(request(n))
-        await until(pilot, lambda: len(log.shown) == 100)
-        for _ in range(5):  # what the terminal driver delivers for the wheel
-            log.post_message(events.MouseScrollUp(log, 5, 5, 0, -1, 0, False, False, False))
+        log = await scrolled_up(pilot, 5)
         await until(pilot, lambda: not log.follow, what="the wheel to pause")
         await pilot.pause()
         top = int(log.scroll_y)

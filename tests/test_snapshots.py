@@ -222,12 +222,13 @@ def test_devices(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_help(console_app, snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("question_mark")
+async def open_help(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("question_mark")
 
-    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+def test_help(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=open_help)
 
 
 def test_terminal_too_small(console_app, snap_compare):
@@ -274,8 +275,4 @@ def test_event_detail_at_80x24(console_app, snap_compare):
 
 
 def test_help_at_80x24(console_app, snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("question_mark")
-
-    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=open_help)
