@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import os
 import signal
 import sys
 import threading
@@ -148,12 +149,20 @@ class EngageConsole(App):
             return
         loop = asyncio.get_running_loop()
         handlers = {signum: self.leave for signum in STOP_SIGNALS}
-        handlers[signal.SIGHUP] = self.reload_active
+        handlers[signal.SIGHUP] = self.hang_up
         for signum, handler in handlers.items():
             if on:
                 loop.add_signal_handler(signum, handler)
             else:
                 loop.remove_signal_handler(signum)
+
+    def hang_up(self) -> None:
+        """SIGHUP: a reload, as headless does; but also what a closing terminal sends, and a
+        console whose terminal is gone stops (gracefully) rather than serve on unseen."""
+        if terminal_present():
+            self.reload_active()
+        else:
+            self.leave()
 
     def leave(self) -> None:
         """Stop the listeners and exit, once however often it is asked (a second SIGTERM)."""
@@ -270,6 +279,15 @@ class EngageConsole(App):
             yield SystemCommand(f"{binding.description} ({key})",
                                 binding.tooltip or binding.description,
                                 partial(self.run_action, binding.action, active.node))
+
+
+def terminal_present() -> bool:
+    """Is there still a controlling terminal (after a hang-up /dev/tty cannot be opened)?"""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 def run_console(settings: Settings, listeners, start: bool = True) -> int:

@@ -21,6 +21,7 @@ from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, Static
 from textual.worker import WorkerCancelled
 
+from console import app as console_app
 from console.app import EngageConsole
 from console.screens.certificates import CertificatesScreen
 from console.screens.confirm import ConfirmScreen
@@ -1320,6 +1321,7 @@ async def test_sighup_reloads_the_active_set_and_keeps_serving(stopped_host, sig
                                                               monkeypatch):
     add_set(stopped_host, "second")
     monkeypatch.setattr(stopped_host, "watch_active", lambda **_: None)  # only SIGHUP reloads
+    monkeypatch.setattr(console_app, "terminal_present", lambda: True)
     app = EngageConsole(stopped_host, start=False)
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -1336,6 +1338,19 @@ async def test_sighup_reloads_the_active_set_and_keeps_serving(stopped_host, sig
         assert stopped_host.certificates.current().name == "second"
         assert "SIGHUP: reloaded the active set (second)" in notes.text()
         assert app.is_running
+
+
+@sync
+async def test_sighup_after_the_terminal_is_gone_stops_the_listeners_and_exits(
+        host, signals_seen, monkeypatch):
+    monkeypatch.setattr(console_app, "terminal_present", lambda: False)  # a closed terminal
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(pilot, lambda: not app.is_running or signals_seen, what="the app to exit")
+    assert signals_seen == [] and app.return_code == 0
+    assert not any(listener.running for listener in host.listeners.values())
 
 
 @sync

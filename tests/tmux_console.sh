@@ -57,6 +57,14 @@ http_port() { grep -oE 'HTTP +RUNNING +127\.0\.0\.1 +[0-9]+' "$SCREEN" | awk '{p
 
 step() { echo "ok - $1"; }
 
+# next_session ARGS...: a new session in place of the current one (started first: the server
+# exits with its last session, and a new-session racing that exit fails).
+next_session() {
+    tmux new-session -d -s "$SESSION-next" "$@"
+    tmux kill-session -t "$SESSION"
+    tmux rename-session -t "$SESSION-next" "$SESSION"
+}
+
 cd "$WORK"
 # COLUMNS/LINES state the pane's size: seen started from some parents, the console read 80x24.
 tmux new-session -d -s "$SESSION" -x 120 -y 36 \
@@ -132,8 +140,7 @@ fi
 step "the console stopped both listeners cleanly before it closed"
 
 # Again at 80x24 (the stated minimum), then `kill` (SIGTERM) instead of q: the same clean exit.
-tmux kill-session -t "$SESSION"
-tmux new-session -d -s "$SESSION" -x 80 -y 24 \
+next_session -x 80 -y 24 \
     "cd '$WORK' && COLUMNS=80 LINES=24 '$CONSOLE' --bind 127.0.0.1 --http-port 0 --tls-port 0; echo \"exit code \$?\"; sleep 30"
 wait_for "Lock log" 30
 wait_for "HTTP      RUNNING"
@@ -146,6 +153,10 @@ HTTP_PORT=$(http_port)
 [ "$(tmux display -p -t "$SESSION" '#{alternate_on}')" = 1 ] || { echo "FAIL: not in the alternate screen" >&2; exit 1; }
 CONSOLE_PID=$(pgrep -P "$(tmux display -p -t "$SESSION" '#{pane_pid}')" -f engage-console)
 [ -n "$CONSOLE_PID" ] || { echo "FAIL: no engage-console process in the pane" >&2; exit 1; }
+kill -HUP "$CONSOLE_PID"
+wait_for "SIGHUP: reloaded"
+grep -qF "HTTP      RUNNING" "$SCREEN" || { echo "FAIL: SIGHUP stopped a listener" >&2; exit 1; }
+step "SIGHUP reloads the active set and keeps serving"
 kill -TERM "$CONSOLE_PID"
 wait_for "exit code 0"
 if ! grep -qF "HTTP listener STOPPED" "$SCREEN" || ! grep -qF "TLS listener STOPPED" "$SCREEN"; then
@@ -164,4 +175,5 @@ then
     exit 1
 fi
 step "SIGTERM stops both listeners, prints the summary, exits 0 and restores the terminal"
+
 echo "all tmux checks passed"
