@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from .errors import BadRequest, CorruptRecord, DeviceError
 from .records import new_record
-from .serials import check_format, normalise_serial
+from .identity import check_identity
+from .serials import normalise_serial
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, NUL...
 MAX_NAME = 100
@@ -54,7 +55,7 @@ def parse_import(devices, text: str, source: str = "device list") -> list[Import
             else:
                 try:
                     serial = normalise_serial(cells[0])
-                    problem = check_format(serial, devices.settings)
+                    problem = check_identity(serial, devices.settings)
                 except BadRequest as exc:
                     problem = str(exc)
             if problem is None and serial in lines_of:

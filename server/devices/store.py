@@ -17,7 +17,8 @@ from .index import DeviceSummary, Index
 from .logs import ALERT, AUDIT, COUNT_KEY, EventLogs, EventsAdded, tail
 from .notices import ChangeNotices
 from .records import RecordFiles
-from .serials import check_format, normalise_serial
+from .identity import check_identity, identity_format
+from .serials import normalise_serial
 
 
 class Devices:
@@ -28,6 +29,7 @@ class Devices:
         self.settings = settings
         if settings is not None:
             callin.site_zone(settings.time_zone)  # a bad name fails at start-up, not at a call-in
+            identity_format(settings)  # so does a length the identity type cannot have
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Called with the serial after any record, audit or alert of that lock changed.
         self.on_change: list[Callable[[str], None]] = []
@@ -111,7 +113,7 @@ class Devices:
 
     def check_format(self, serial: str) -> str | None:
         """Why ``serial`` does not fit the configured identity format, or None."""
-        return check_format(serial, self.settings)
+        return check_identity(serial, self.settings)
 
     def parse_import(self, text: str, source: str = "device list") -> list[ImportRow]:
         """Rows of a ``serial,name,tags`` CSV; ImportRejected naming every bad row."""
