@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from server.atomic import write_atomic
 from server.devices.errors import CorruptRecord, DeviceError
 from server.devices.store import Devices
 
@@ -17,10 +18,16 @@ def register(sub, parent) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     imp = verbs.add_parser(
         "import", parents=[parent],
-        help="add locks from a CSV of serial,name,tags (tags separated by ';'); every serial is "
-             "checked against the serial_* settings and a file with any bad row imports nothing")
+        help="add locks from West Connectivity's identities.csv (ID,TLS Client Certificate,Tags; "
+             "a certificate pins its lock) or a CSV of serial,name,tags (tags separated by ';'); "
+             "every row is checked against the identity_* settings and a file with any bad row "
+             "imports nothing")
     imp.add_argument("csv", help="the CSV file ('-' for standard input)")
     imp.set_defaults(func=import_csv)
+    exp = verbs.add_parser("export", parents=[parent],
+                           help="write the listed locks as West Connectivity's identities.csv")
+    exp.add_argument("csv", nargs="?", default="-", help="the file to write (default: stdout)")
+    exp.set_defaults(func=export_csv)
     lst = verbs.add_parser("list", parents=[parent],
                            help="every lock: serial, model, name, last call-in (exit 1 if any "
                                 "record is corrupt)")
@@ -60,6 +67,20 @@ def import_csv(args, settings) -> int:
     added, updated = devices.import_rows(rows)
     print(f"Imported {len(rows)} lock(s) from {args.csv}: {added} added, {updated} updated "
           f"(records in {devices.root}).")
+    return EXIT_OK
+
+
+def export_csv(args, settings) -> int:
+    count, text = _devices(settings).export_identities()
+    if args.csv == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        write_atomic(args.csv, text)
+    except OSError as exc:
+        print(f"engage-console: error: cannot write {args.csv}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Exported {count} listed lock(s) to {args.csv}")
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Callable
 
-from . import allowlist, callin
+from . import allowlist, callin, identities
 from .allowlist import ImportRow
 from .counts import AuditCounts
 from .errors import UnknownLock
@@ -116,8 +116,15 @@ class Devices:
         return check_identity(serial, self.settings)
 
     def parse_import(self, text: str, source: str = "device list") -> list[ImportRow]:
-        """Rows of a ``serial,name,tags`` CSV; ImportRejected naming every bad row."""
+        """Rows of ``identities.csv`` or a ``serial,name,tags`` CSV; ImportRejected naming every
+        bad row."""
         return allowlist.parse_import(self, text, source)
+
+    def export_identities(self) -> tuple[int, str]:
+        """(count, ``identities.csv`` text) of the listed locks, in serial order."""
+        records = [self.files.read(s.serial) for s in self.summaries() if not s.corrupt]
+        listed = [r for r in records if r and r.get("listed")]
+        return len(listed), identities.export_text(listed)
 
     def import_rows(self, rows: list[ImportRow]) -> tuple[int, int]:
         """Add or update listed locks; (added, updated). Call-in data is kept."""
