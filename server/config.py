@@ -73,7 +73,7 @@ class Settings:
     callins_tls_only: bool = _setting(
         False, "serve lock call-ins only on the TLS listener (plain HTTP gets 403)")
     allowlist: bool = _setting(
-        False, "serve only listed locks (devices import); others get 404 and a flagged event")
+        False, "serve only listed locks (devices import); others get 403 and a flagged event")
     identity_prefix: str = _setting("", "text every lock identity (serial) starts with")
     identity_type: str = _setting(
         "hex", "what follows the prefix in a lock identity (West Connectivity's types)",
@@ -81,6 +81,13 @@ class Settings:
     identity_length: int = _setting(
         0, "characters of a lock identity after the prefix (0: any length)", minimum=0,
         maximum=64)
+    activation_hours: float = _setting(
+        48.0, "hours a listed lock has to make its first call-in before its listing expires",
+        minimum=0.01, maximum=24 * 365)
+    provision_networks: list = _setting(
+        [], "networks (CIDR) a lock's first registration must come from (empty: any)")
+    max_batch_size: int = _setting(10000, "most certificates in one batch (certs batch create)",
+                                   minimum=1, maximum=1_000_000)
     # Which of these fields were set by a file, the environment or a flag (not defaults).
     explicit: set = field(default_factory=set, repr=False, compare=False,
                           metadata={"internal": True})

@@ -28,6 +28,11 @@ def register(sub, parent) -> None:
                            help="write the listed locks as West Connectivity's identities.csv")
     exp.add_argument("csv", nargs="?", default="-", help="the file to write (default: stdout)")
     exp.set_defaults(func=export_csv)
+    rel = verbs.add_parser("relist", parents=[parent],
+                           help="give listings a new activation window (activation_hours), "
+                                "e.g. for locks whose listing expired")
+    rel.add_argument("serials", nargs="+", metavar="SERIAL")
+    rel.set_defaults(func=relist)
     lst = verbs.add_parser("list", parents=[parent],
                            help="every lock: serial, model, name, last call-in (exit 1 if any "
                                 "record is corrupt)")
@@ -84,6 +89,22 @@ def export_csv(args, settings) -> int:
     return EXIT_OK
 
 
+def relist(args, settings) -> int:
+    devices = _devices(settings)
+    try:
+        missing = devices.relist(args.serials)
+    except DeviceError as exc:
+        print(f"engage-console: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    done = len(args.serials) - len(missing)
+    print(f"Relisted {done} lock(s) for {settings.activation_hours:g} hours.")
+    if missing:
+        print(f"engage-console: error: no record for {', '.join(missing)} (import it first)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def list_devices(args, settings) -> int:
     summaries = _devices(settings).summaries()
     corrupt = [s for s in summaries if s.corrupt]
@@ -109,6 +130,7 @@ def show_device(args, settings) -> int:
         print(f"engage-console: {exc}", file=sys.stderr)
         return EXIT_FINDINGS
     serial = record.get("serial") or args.serial.upper()
+    record["listing_state"] = devices.listing_state(record)
     audits = devices.recent_audits(serial, args.audits)
     alerts = devices.recent_alerts(serial, args.audits)
     if args.json:

@@ -13,6 +13,7 @@ from . import identities
 from .errors import BadRequest, CorruptRecord, DeviceError
 from .records import new_record
 from .identity import check_identity
+from .listing import EXPIRED, listing_state, relist
 from .serials import normalise_serial
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, NUL...
@@ -117,6 +118,7 @@ def import_rows(devices, rows: list[ImportRow]) -> tuple[int, int]:
     """Add or update listed locks; (added, updated). Call-in data is kept."""
     added = updated = 0
     files = devices.files
+    hours = devices.settings.activation_hours if devices.settings is not None else 48.0
     for row in rows:
         with files.locked(row.serial):
             existing = files.read(row.serial)
@@ -127,7 +129,9 @@ def import_rows(devices, rows: list[ImportRow]) -> tuple[int, int]:
                 record["tags"] = row.tags
             if row.pin:
                 record["pinned_cert"] = row.pin
-            record["listed"] = True
+            if not (record.get("listed") and record.get("listed_at")) \
+                    or listing_state(record, devices.clock(), hours) == EXPIRED:
+                relist(record, devices.clock())  # a new listing, or an expired one: a window
             files.write(row.serial, record)
         added += existing is None
         updated += existing is not None

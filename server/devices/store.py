@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Callable
 
-from . import allowlist, callin, identities
+from . import allowlist, callin, clientcert, identities, listing
 from .allowlist import ImportRow
 from .counts import AuditCounts
 from .errors import UnknownLock
@@ -30,6 +30,7 @@ class Devices:
         if settings is not None:
             callin.site_zone(settings.time_zone)  # a bad name fails at start-up, not at a call-in
             identity_format(settings)  # so does a length the identity type cannot have
+            listing.networks(settings)  # and a provision network that is not one
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Called with the serial after any record, audit or alert of that lock changed.
         self.on_change: list[Callable[[str], None]] = []
@@ -47,6 +48,11 @@ class Devices:
     @property
     def allowlist(self) -> bool:
         return bool(self.settings is not None and self.settings.allowlist)
+
+    @property
+    def mutual_tls(self) -> bool:
+        """Whether a lock's client certificate must speak for it (``client_ca_file`` set)."""
+        return bool(self.settings is not None and self.settings.client_ca_file)
 
     @property
     def interval(self) -> int:
@@ -92,9 +98,34 @@ class Devices:
     # --- call-ins (server.devices.callin) ----------------------------------------------------
 
     def config_callin(self, body, address: str = "", listener: str = "",
-                      auth_present: bool = False) -> tuple[str, bool]:
+                      auth_present: bool = False, client_cert: bytes | None = None,
+                      notes: dict | None = None) -> tuple[str, bool]:
         """Create or update the record from a ``PUT Config`` body; (serial, created)."""
-        return callin.config_callin(self, body, address, listener, auth_present)
+        return callin.config_callin(self, body, address, listener, auth_present, client_cert,
+                                    notes)
+
+    def check_client(self, serial: str, client_cert: bytes | None) -> None:
+        """IdentityMismatch unless the client certificate may speak for lock ``serial``."""
+        clientcert.check_client(serial, client_cert, self.files.read(serial))
+
+    def relist(self, serials: list[str]) -> list[str]:
+        """Give listings a new activation window; the serials that have no record."""
+        missing = []
+        for serial in map(normalise_serial, serials):
+            with self.files.locked(serial):
+                record = self.files.read(serial)
+                if record is None:
+                    missing.append(serial)
+                    continue
+                listing.relist(record, self.clock())
+                self.files.write(serial, record)
+            self.notices.changed(serial)
+        return missing
+
+    def listing_state(self, record: dict) -> str:
+        """listed, provisioned, expired or unlisted (:func:`listing.listing_state`)."""
+        hours = self.settings.activation_hours if self.settings is not None else 48.0
+        return listing.listing_state(record, self.clock(), hours)
 
     def db_reply(self, serial: str, lock_version: str, record_it: bool = True) -> dict:
         """The ``GET db`` reply (see :func:`server.devices.callin.db_reply`)."""
