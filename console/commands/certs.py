@@ -24,6 +24,7 @@ from server.certstore import CertSet, CertStore, current_user
 from server.errors import CertificateError
 from server.host import load_site_key
 
+from . import batch
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, print_json
 
 PASSPHRASE_ENV = ("ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD")
@@ -37,6 +38,7 @@ def register(sub, parent) -> None:
     p = sub.add_parser("certs", help="certificate sets: list, check, import, activate, rollback",
                        parents=[parent], description=__doc__.split("\n\n", 1)[1])
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    batch.register(verbs, parent)  # certs client-ca ..., certs batch ...
 
     def verb(name, func, help_, json_=True):
         v = verbs.add_parser(name, parents=[parent], help=help_, description=help_)
