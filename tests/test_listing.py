@@ -38,8 +38,9 @@ def later(host, hours: float) -> None:
     host.devices.clock = lambda: NOW + dt.timedelta(hours=hours)
 
 
-def config_event(host):
-    return wait_for_event(host.log, lambda e: e.path == CONFIG)[-1]
+def config_event(host, after: int = 0):
+    """The latest PUT Config event with a sequence number past ``after``."""
+    return wait_for_event(host.log, lambda e: e.path == CONFIG and e.seq > after)[-1]
 
 
 def test_first_good_call_in_provisions_a_listed_lock_and_is_a_provision_event(listed, conn):
@@ -50,9 +51,10 @@ def test_first_good_call_in_provisions_a_listed_lock_and_is_a_provision_event(li
     record = listed.devices.record(SERIAL)
     assert listed.devices.listing_state(record) == "provisioned"
     assert record["provisioned_at"] == (NOW + dt.timedelta(hours=47)).isoformat()
-    assert config_event(listed).provision == "provisioned: first call-in"
+    first = config_event(listed)
+    assert first.provision == "provisioned: first call-in"
     head, _ = conn.send("PUT", CONFIG, config_body())
-    assert status(head) == 200 and config_event(listed).provision == ""
+    assert status(head) == 200 and config_event(listed, first.seq).provision == ""
 
 
 def test_a_listing_not_provisioned_in_time_expires_and_is_refused_with_403(listed, conn):
