@@ -45,6 +45,8 @@ class Event:
     auth_present: bool = False
     error: str = ""
     kind: str = "request"  # "request" or "handshake"
+    provision: str = ""  # a provision event (West's term): "provisioned: ..." or "refused: ..."
+    client_cert: str = ""  # the TLS client certificate's subject and SHA-256 fingerprint
     headers: dict = field(default_factory=dict)
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
                       .isoformat(timespec="milliseconds"))

@@ -26,7 +26,7 @@ from server.errors import CertificateError, SiteKeyError
 from server.fleet import preflight
 from server.host import load_site_key
 
-from . import certs_delete
+from . import batch, certs_delete
 from .certs_text import format_chain, format_report
 from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
@@ -42,6 +42,7 @@ def register(sub, parent) -> None:
                                      "delete",
                        parents=[parent], description=__doc__.split("\n\n", 1)[1])
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    batch.register(verbs, parent)  # certs client-ca ..., certs batch ...
 
     def verb(name, func, help_, json_=True):
         v = verbs.add_parser(name, parents=[parent], help=help_, description=help_)
