@@ -7,7 +7,6 @@ folder and signed by a CA kept in ``ca/`` like the sets' CAs.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from server import batches
