@@ -7,8 +7,11 @@ serials, a flag for the active set), and one timer on the UI thread drains them 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gc
+import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from textual.screen import Screen
 from textual.worker import WorkerState
 
 from server.config import Settings
+from server.errors import EngageError
 from server.events import Event
 from server.host import LISTENERS, Host
 from server.listeners import FAILED, RUNNING
@@ -35,6 +39,8 @@ from .screens.help import HelpScreen
 
 DRAIN_INTERVAL = 0.1      # seconds between log drains: ten batched updates a second at most
 LISTENER_POLL_TICKS = 5   # listener counters refreshed every half second even without events
+SCREEN_KEYS = Binding.Group("Screens", compact=True)  # one footer item: 1 2 3 and their name
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # stop as `q`, `y` does (as headless does)
 
 
 @dataclass
@@ -82,11 +88,12 @@ class EngageConsole(App):
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
         Binding("1", "switch_mode('dashboard')", "Dashboard", id="app.dashboard",
-                tooltip="Listeners and the live lock log"),
+                tooltip="Listeners and the live lock log", group=SCREEN_KEYS),
         Binding("2", "switch_mode('certificates')", "Certificates", id="app.certificates",
-                tooltip="Certificate sets: validate, activate, roll back, renew, import"),
+                tooltip="Certificate sets: validate, activate, roll back, renew, import",
+                group=SCREEN_KEYS),
         Binding("3", "switch_mode('devices')", "Devices", id="app.devices",
-                tooltip="Lock records, their audits and alerts"),
+                tooltip="Lock records, their audits and alerts", group=SCREEN_KEYS),
         Binding("question_mark,f1", "help", "Help", id="app.help",
                 tooltip="Every key of this screen"),
         Binding("q", "quit", "Quit", id="app.quit",
@@ -102,6 +109,7 @@ class EngageConsole(App):
         self.freeze_gc = freeze_gc
         self._views: list[ConsoleScreen] = []
         self._ticks = 0
+        self._leaving = False
         self.inbox = HostInbox(host)
         host.devices.on_change.append(self.inbox.device_changed)
         host.certificates.on_change.append(self.inbox.active_changed)
@@ -124,13 +132,56 @@ class EngageConsole(App):
             message, severity="error" if level == "error" else "information", timeout=15))
         if self.start_listeners:
             self.control_listeners(self.start_listeners, start=True, quiet=True)
+        self._handle_signals(True)
 
     def on_unmount(self) -> None:
+        self._handle_signals(False)
         self.inbox.subscription.close()
         for callbacks, callback in ((self.host.devices.on_change, self.inbox.device_changed),
                                     (self.host.certificates.on_change, self.inbox.active_changed)):
             if callback in callbacks:
                 callbacks.remove(callback)
+
+    def _handle_signals(self, on: bool) -> None:
+        """SIGTERM and SIGINT stop the listeners and leave through Textual's own exit (which
+        restores the terminal); SIGHUP reloads the active set. Handled on the event loop, so
+        only where signals can be (the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        handlers = {signum: self.leave for signum in STOP_SIGNALS}
+        handlers[signal.SIGHUP] = self.hang_up
+        for signum, handler in handlers.items():
+            if on:
+                loop.add_signal_handler(signum, handler)
+            else:
+                loop.remove_signal_handler(signum)
+
+    def hang_up(self) -> None:
+        """SIGHUP: a reload, as headless does; but also what a closing terminal sends, and a
+        console whose terminal is gone stops (gracefully) rather than serve on unseen."""
+        if terminal_present():
+            self.reload_active()
+        else:
+            self.leave()
+
+    def leave(self) -> None:
+        """Stop the listeners and exit, once however often it is asked (a second SIGTERM)."""
+        if not self._leaving:
+            self._leaving = True
+            self.shutdown()
+
+    @work(thread=True, group="reload", exclusive=True, exit_on_error=False, name="reload")
+    def reload_active(self) -> None:
+        """SIGHUP: serve what active.json names now, without closing the listeners."""
+        try:
+            active = self.host.certificates.reload()
+        except EngageError as exc:
+            self.call_from_thread(self.notify, f"SIGHUP: reload failed, still serving the "
+                                  f"previous set: {exc}", severity="error", timeout=15)
+            return
+        name = active.name if active else "none"
+        self.call_from_thread(self.notify, f"SIGHUP: reloaded the active set ({name})")
 
     def register_view(self, view: ConsoleScreen) -> None:
         self._views.append(view)
@@ -198,7 +249,7 @@ class EngageConsole(App):
         running = [name.upper() for name, status in self.host.status().items()
                    if status.state == RUNNING]
         if not running:
-            self.shutdown()
+            self.leave()
             return
         if isinstance(self.screen, ConfirmScreen):
             return
@@ -207,11 +258,12 @@ class EngageConsole(App):
             ConfirmScreen("Quit engage-console",
                           f"The {which} RUNNING. Quitting stops them: locks cannot call in until "
                           "the host runs again.", confirm="Quit"),
-            lambda yes: yes and self.shutdown())
+            lambda yes: yes and self.leave())
 
     @work(thread=True, group="shutdown", exit_on_error=False, name="shutdown")
     def shutdown(self) -> None:
-        """Stop the listeners (requests in flight finish), then leave."""
+        """Stop the listeners (requests in flight finish), then leave: after `q`, `y` or a
+        SIGTERM."""
         self.host.stop()
         self.call_from_thread(self.exit, 0)
 
@@ -228,6 +280,15 @@ class EngageConsole(App):
             yield SystemCommand(f"{binding.description} ({key})",
                                 binding.tooltip or binding.description,
                                 partial(self.run_action, binding.action, active.node))
+
+
+def terminal_present() -> bool:
+    """Is there still a controlling terminal (after a hang-up /dev/tty cannot be opened)?"""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 def run_console(settings: Settings, listeners, start: bool = True) -> int:

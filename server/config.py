@@ -22,6 +22,9 @@ ENV_PREFIX = "ENGAGE_"
 TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 # ENGAGE_* variables that are not settings but are read elsewhere (site key, config file, the
 # passphrases of `certs import`, the console the tmux tests drive). Any other is refused.
+# Settings renamed since an earlier release: the old name still works, as the new one.
+RENAMED = {"serial_prefix": "identity_prefix", "serial_digits": "identity_type",
+           "serial_length": "identity_length"}
 OTHER_ENV = ("ENGAGE_CONFIG", "ENGAGE_SITE_KEY", "ENGAGE_KEY_PASSPHRASE", "ENGAGE_P12_PASSWORD",
              "ENGAGE_CONSOLE")
 
@@ -76,12 +79,21 @@ class Settings:
     callins_tls_only: bool = _setting(
         False, "serve lock call-ins only on the TLS listener (plain HTTP gets 403)")
     allowlist: bool = _setting(
-        False, "serve only listed locks (devices import); others get 404 and a flagged event")
-    serial_prefix: str = _setting("", "text every lock serial starts with (devices import)")
-    serial_digits: str = _setting(
-        "hex", "digits of a lock serial after the prefix (devices import)", ("hex", "decimal"))
-    serial_length: int = _setting(
-        0, "digits of a lock serial after the prefix (0: any length)", minimum=0, maximum=64)
+        False, "serve only listed locks (devices import); others get 403 and a flagged event")
+    identity_prefix: str = _setting("", "text every lock identity (serial) starts with")
+    identity_type: str = _setting(
+        "hex", "what follows the prefix in a lock identity (West Connectivity's types)",
+        ("decimal", "hex", "mac", "mac-colon", "mac-dash", "uuid4", "opaque"))
+    identity_length: int = _setting(
+        0, "characters of a lock identity after the prefix (0: any length)", minimum=0,
+        maximum=64)
+    activation_hours: float = _setting(
+        48.0, "hours a listed lock has to make its first call-in before its listing expires",
+        minimum=0.01, maximum=24 * 365)
+    provision_networks: list = _setting(
+        [], "networks (CIDR) a lock's first registration must come from (empty: any)")
+    max_batch_size: int = _setting(10000, "most certificates in one batch (certs batch create)",
+                                   minimum=1, maximum=1_000_000)
     # Which of these fields were set by a file, the environment or a flag (not defaults).
     explicit: set = field(default_factory=set, repr=False, compare=False,
                           metadata={"internal": True})
@@ -147,7 +159,8 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
 
 def _check_environment(env: Mapping[str, str]) -> None:
     """Refuse an ``ENGAGE_*`` variable that nothing reads (a typo), naming the nearest one."""
-    known = [ENV_PREFIX + f.name.upper() for f in setting_fields()] + list(OTHER_ENV)
+    names = [f.name for f in setting_fields()] + list(RENAMED)
+    known = [ENV_PREFIX + name.upper() for name in names] + list(OTHER_ENV)
     for key in env:
         if key.startswith(ENV_PREFIX) and key not in known:
             near = difflib.get_close_matches(key, known, n=1)
@@ -158,10 +171,16 @@ def _check_environment(env: Mapping[str, str]) -> None:
 def _apply(settings: Settings, values: Mapping[str, Any], source: str) -> None:
     known = {f.name: f for f in setting_fields()}
     for name, value in values.items():
+        where = source
+        if name in RENAMED:
+            new = RENAMED[name]
+            if new in values:
+                raise ConfigError(f"{source}: {name} is the old name of {new}; give only {new}")
+            where, name = f"{source}: {name} (now called {new})", new
         if name not in known:
             raise ConfigError(
                 f"{source}: unknown setting {name!r}; known settings: {', '.join(sorted(known))}")
-        setattr(settings, name, _coerce(known[name], value, source))
+        setattr(settings, name, _coerce(known[name], value, where))
         settings.explicit.add(name)
 
 
@@ -183,9 +202,9 @@ def load_settings(config_file: str | os.PathLike | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         _apply(settings, data, str(path))
-    for f in setting_fields():
-        key = ENV_PREFIX + f.name.upper()
+    for name in list(RENAMED) + [f.name for f in setting_fields()]:  # a new name wins
+        key = ENV_PREFIX + name.upper()
         if key in env:
-            _apply(settings, {f.name: env[key]}, f"environment {key}")
+            _apply(settings, {name: env[key]}, f"environment {key}")
     _apply(settings, {k: v for k, v in (flags or {}).items() if v is not None}, "command line")
     return settings

@@ -45,6 +45,8 @@ class Event:
     auth_present: bool = False
     error: str = ""
     kind: str = "request"  # "request", "handshake" (failed) or "chain" (a migration's choice)
+    provision: str = ""  # a provision event (West's term): "provisioned: ..." or "refused: ..."
+    client_cert: str = ""  # the TLS client certificate's subject and SHA-256 fingerprint
     note: str = ""  # why a migration served a connection the chain it did (kind "chain")
     headers: dict = field(default_factory=dict)
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
@@ -63,6 +65,8 @@ class Event:
         # Not dataclasses.asdict: its deep copy cost a tenth of the host's CPU per call-in.
         out = {f.name: getattr(self, f.name) for f in _FIELDS}
         out["headers"] = dict(self.headers)
+        if not self.note:  # only a migration's "chain" events have one
+            del out["note"]
         return out
 
     def line(self) -> str:

@@ -24,6 +24,7 @@ from .http.wsgi import FAILED_ENVIRON_KEY
 STOPPED, RUNNING, FAILED = "STOPPED", "RUNNING", "FAILED"
 SERIAL_ENVIRON_KEY = "engage.serial"
 CONNECTION_ENVIRON_KEY = "engage.connection"  # an id per connection, never reused
+PROVISION_ENVIRON_KEY = "engage.provision"  # a provision event: first call-in, or refused
 STOP_GRACE_SECONDS = 0.5  # requests in flight get this long to finish when a listener stops
 
 
@@ -240,6 +241,8 @@ class Listener:
             auth_present="HTTP_AUTHORIZATION" in environ,
             error=environ.get("engage.error", ""),
             headers=safe_headers(_request_headers(environ)),
+            provision=environ.get(PROVISION_ENVIRON_KEY, ""),
+            client_cert=environ.get("engage.client_cert_label", ""),
         )
         self._count(event)
         self.log.record(event)

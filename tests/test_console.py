@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import json
+import os
 import shutil
+import signal
 import socket
 import ssl
 import time
@@ -15,13 +18,14 @@ import pytest
 from rich.console import Console
 from textual import events
 from textual.command import CommandPalette
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 from textual.worker import WorkerCancelled
 
+from console import app as console_app
 from console.app import EngageConsole
 from console.screens.certificates import CertificatesScreen
 from console.screens.confirm import ConfirmScreen
-from console.screens.dashboard import DashboardScreen, EventScreen
+from console.screens.dashboard import DashboardScreen, DetailScreen, EventScreen
 from console.screens.devices import DevicesScreen
 from console.screens.help import HelpScreen
 from console.screens.import_form import ImportScreen
@@ -421,17 +425,23 @@ async def test_scrolling_up_pauses_following_and_counts_new_lines(stopped_host):
         assert "FOLLOWING" in str(app.screen.query_one("#log-state").render())
 
 
+async def scrolled_up(pilot, clicks: int) -> LockLog:
+    """A log of 100 lines, scrolled up by ``clicks`` of the mouse wheel."""
+    log = log_of(pilot.app)
+    for n in range(100):
+        pilot.app.host.log.record(request(n))
+    await until(pilot, lambda: len(log.shown) == 100)
+    for _ in range(clicks):  # what the terminal driver delivers for the wheel
+        log.post_message(events.MouseScrollUp(log, 5, 5, 0, -1, 0, False, False, False))
+    return log
+
+
 @sync
 async def test_scrolling_with_the_mouse_wheel_pauses_and_reaching_the_bottom_follows(
         stopped_host):
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        log = log_of(app)
-        for n in range(100):
-            stopped_host.log.record(request(n))
-        await until(pilot, lambda: len(log.shown) == 100)
-        for _ in range(3):  # what the terminal driver delivers for the wheel
-            log.post_message(events.MouseScrollUp(log, 5, 5, 0, -1, 0, False, False, False))
+        log = await scrolled_up(pilot, 3)
         await pilot.pause()
         assert not log.follow and log.scroll_y < log.max_scroll_y
         stopped_host.log.record(request(100))
@@ -475,6 +485,135 @@ async def test_filter_by_path_address_serial_or_status(stopped_host):
         await until(pilot, lambda: log.filter_text == "", what="escape to clear the filter")
         assert len(log.shown) == 4 and log.filter_text == ""
         assert app.screen.query_one("#log-filter").has_class("hidden")
+
+
+async def filter_log(pilot, query: str) -> None:
+    """Type ``query`` into the log filter (``/``) and hand focus back to the log (enter)."""
+    box = pilot.app.screen.query_one("#log-filter", Input)
+    log = log_of(pilot.app)
+    await pilot.press("slash")
+    await until(pilot, lambda: box.has_focus, what="the filter box focused")
+    box.value = ""
+    await pilot.press(*query)
+    await pilot.press("enter")
+    await until(pilot, lambda: log.has_focus, what=f"enter after {query!r}")
+
+
+@sync
+async def test_the_filter_selects_failures_statuses_methods_and_listeners(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        events = [request(1), request(2, method="PUT", path="/swordfish/lock/config"),
+                  request(3, status=404), request(4, listener="tls", status=500),
+                  request(5, listener="tls", kind="handshake", method="", path="", status=0,
+                          error="client does not trust our chain (unknown CA)"),
+                  request(6, listener="tls", method="POST", path="/swordfish/lock/audit")]
+        for event in events:
+            stopped_host.log.record(event)
+        log = log_of(app)
+        await until(pilot, lambda: len(log.shown) == 6)
+        for query, expected in (("fail", [3, 4, 5]), ("status:4xx", [3]), ("status:5", [4]),
+                                ("status:404", [3]), ("method:put", [2]), ("method:P", [2, 6]),
+                                ("tls", [4, 5, 6]), ("http", [1, 2, 3]), ("tls fail", [4, 5]),
+                                ("ok", [1, 2, 6]), ("unknown ca", [5]), ("http trust", []),
+                                ("http /config", [2])):
+            await filter_log(pilot, query)
+            assert [int(e.client.rsplit(".", 1)[1]) for e in log.shown] == expected, query
+
+
+@sync
+async def test_a_filter_word_that_means_nothing_is_said_and_the_log_keeps_its_lines(
+        stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for n in range(3):
+            stopped_host.log.record(request(n, status=404 if n else 200))
+        log = log_of(app)
+        await until(pilot, lambda: len(log.shown) == 3)
+        await filter_log(pilot, "fail")
+        assert len(log.shown) == 2
+        app.screen.query_one("#log-filter", Input).value = "status:abc"  # at once
+        await until(pilot, lambda: "FILTER NOT APPLIED" in str(
+            app.screen.query_one("#log-state").render()), what="the filter's problem said")
+        state = str(app.screen.query_one("#log-state").render())
+        assert "FILTER NOT APPLIED: status:abc is not a status" in state
+        assert len(log.shown) == 2 and log.filter_text == "fail"
+
+
+@sync
+async def test_the_help_says_the_filter_words(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await press_to(pilot, "question_mark", HelpScreen)
+        shown = " ".join(screen_text(app).split())
+        for word in ("fail", "status:4xx", "method:PUT", "tls, http"):
+            assert word in shown, word
+
+
+@sync
+async def test_p_pauses_following_counts_new_lines_and_p_follows_again(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        log = log_of(app)
+        log_state = app.screen.query_one("#log-state")
+        for n in range(50):
+            stopped_host.log.record(request(n))
+        await until(pilot, lambda: len(log.shown) == 50)
+        await pilot.press("p")
+        await until(pilot, lambda: not log.follow, what="p to pause")
+        top = log.scroll_y
+        assert log.selected_event() is log.shown[-1]  # the cursor on the newest line shown
+        for n in range(50, 57):
+            stopped_host.log.record(request(n))
+        await until(pilot, lambda: "7 new lines waiting" in str(log_state.render()),
+                    what="the new lines counted")
+        assert log.pending == 7 and log.scroll_y == top and "PAUSED" in str(log_state.render())
+        await pilot.press("p")
+        await until(pilot, lambda: log.follow, what="p to follow again")
+        assert log.pending == 0 and log.scroll_y == log.max_scroll_y
+
+
+@sync
+async def test_after_a_mouse_scroll_enter_shows_the_event_on_screen_not_the_newest(
+        stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        log = await scrolled_up(pilot, 5)
+        await until(pilot, lambda: not log.follow, what="the wheel to pause")
+        await pilot.pause()
+        top = int(log.scroll_y)
+        on_screen = log.shown[top:top + log.scrollable_content_region.height]
+        assert log.shown[-1] not in on_screen
+        await press_to(pilot, "enter", EventScreen)
+        assert app.screen.event in on_screen
+        assert app.screen.event is log.selected_event()
+
+
+@sync
+async def test_y_copies_the_lock_serial_and_shift_y_the_whole_event(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        stopped_host.log.record(request(1, serial="LOCK77", headers={"User-Agent": "ENGAGE"}))
+        stopped_host.log.record(request(2))
+        log = log_of(app)
+        await until(pilot, lambda: len(log.shown) == 2)
+        await pilot.press("y")  # the newest line has no serial: said, nothing copied
+        await until(pilot, lambda: "No lock serial" in notes.text(), what="y on no serial")
+        assert app.clipboard == ""
+        await pilot.press("up", "up", "y")
+        await until(pilot, lambda: app.clipboard == "LOCK77", what="y to copy the serial")
+        await pilot.press("Y")
+        await until(pilot, lambda: app.clipboard.startswith("{"), what="Y to copy the event")
+        copied = json.loads(app.clipboard)
+        assert copied == log.shown[0].to_dict() and copied["headers"]["User-Agent"] == "ENGAGE"
+        await press_to(pilot, "enter", EventScreen)
+        app.copy_to_clipboard("")
+        await pilot.press("y")
+        await until(pilot, lambda: app.clipboard == "LOCK77", what="y in the event detail")
+        await pilot.press("Y")
+        await until(pilot, lambda: app.clipboard.startswith("{"), what="Y in the event detail")
+        assert json.loads(app.clipboard)["serial"] == "LOCK77"
 
 
 @sync
@@ -1074,7 +1213,8 @@ async def test_device_names_are_shown_as_written_not_as_markup(stopped_host, mon
 
 
 @pytest.mark.parametrize("mode,key,expected", [
-    ("dashboard", "question_mark", ["HTTP on/off", "Stop both", "Filter", "Follow newest"]),
+    ("dashboard", "question_mark", ["HTTP on/off", "Stop both", "Filter", "Follow newest",
+                                    "Pause", "Copy serial", "Copy event", "Notices"]),
     ("certificates", "f1", ["Activate", "Roll back", "Renew", "Import", "Copy hash"]),
     ("devices", "question_mark", ["Filter", "Back"]),
 ])
@@ -1152,6 +1292,67 @@ async def test_quit_asks_while_listeners_run_and_stops_them(host):
     assert not any(listener.running for listener in host.listeners.values())
 
 
+@pytest.fixture
+def signals_seen():
+    """Signals this process gets that the console does not handle (without the console's own
+    handlers, SIGTERM or SIGHUP would end pytest itself): recorded instead."""
+    seen = []
+    previous = {signum: signal.signal(signum, lambda number, _frame: seen.append(number))
+                for signum in (signal.SIGTERM, signal.SIGHUP)}
+    yield seen
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@sync
+async def test_sigterm_stops_the_listeners_and_exits_as_a_quit_does(host, signals_seen):
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        os.kill(os.getpid(), signal.SIGTERM)
+        await until(pilot, lambda: not app.is_running or signals_seen, what="the app to exit")
+    assert signals_seen == [], "the console left SIGTERM unhandled"
+    assert app.return_code == 0
+    assert not any(listener.running for listener in host.listeners.values())
+
+
+@sync
+async def test_sighup_reloads_the_active_set_and_keeps_serving(stopped_host, signals_seen,
+                                                              monkeypatch):
+    add_set(stopped_host, "second")
+    monkeypatch.setattr(stopped_host, "watch_active", lambda **_: None)  # only SIGHUP reloads
+    monkeypatch.setattr(console_app, "terminal_present", lambda: True)
+    app = EngageConsole(stopped_host, start=False)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        other = Host.from_settings(stopped_host.settings, env={})  # another process activates
+        try:
+            other.certificates.activate("second", force=True, by="test")
+        finally:
+            other.close()
+        assert stopped_host.certificates.current().name == "demo"
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(pilot, lambda: "SIGHUP: reloaded" in notes.text() or signals_seen,
+                    what="the reload")
+        assert signals_seen == [], "the console left SIGHUP unhandled"
+        assert stopped_host.certificates.current().name == "second"
+        assert "SIGHUP: reloaded the active set (second)" in notes.text()
+        assert app.is_running
+
+
+@sync
+async def test_sighup_after_the_terminal_is_gone_stops_the_listeners_and_exits(
+        host, signals_seen, monkeypatch):
+    monkeypatch.setattr(console_app, "terminal_present", lambda: False)  # a closed terminal
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(pilot, lambda: not app.is_running or signals_seen, what="the app to exit")
+    assert signals_seen == [] and app.return_code == 0
+    assert not any(listener.running for listener in host.listeners.values())
+
+
 @sync
 async def test_quit_without_running_listeners_does_not_ask(stopped_host):
     app = EngageConsole(stopped_host, start=False)
@@ -1220,6 +1421,67 @@ def colours_on_screen(app) -> set[tuple[int, int, int]]:
                 if colour is not None and not colour.is_default:
                     found.add(tuple(colour.get_truecolor()))
     return found
+
+
+SMALLEST = (80, 24)  # the stated minimum
+
+
+@pytest.mark.parametrize("mode", ["dashboard", "devices"])
+@sync
+async def test_at_80_columns_the_footer_shows_help_quit_and_the_screens(stopped_host, mode):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SMALLEST) as pilot:
+        await app.switch_mode(mode)
+        await until(pilot, lambda: "q Quit" in screen_text(app).splitlines()[-1],
+                    what="the footer drawn")
+        footer = screen_text(app).splitlines()[-1]
+        for item in ("? Help", "q Quit", "1 2 3 Screens"):
+            assert item in footer, footer
+        if mode == "dashboard":
+            assert "p Pause" in footer and "/ Filter" in footer, footer
+
+
+@sync
+async def test_at_80_columns_log_lines_keep_their_status_and_lock_serial(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SMALLEST) as pilot:
+        stopped_host.log.record(request(1, method="PUT", serial="LOCK0001", status=404,
+                                        path="/swordfish/lock/config/" + "x" * 60))
+        await until(pilot, lambda: len(log_of(app).shown) == 1)
+        await pilot.pause()
+        line = next(line for line in screen_text(app).splitlines() if "PUT" in line)
+        assert " 404 " in line and "lock=LOCK0001" in line, line
+
+
+@sync
+async def test_at_80_columns_each_notice_is_one_line_and_n_shows_them_whole(stopped_host):
+    long = ("DEMO site key created in site.key: it is not registered with Allegion, so real "
+            "locks will reject the certificate hash. Put your site's key there before going live.")
+    stopped_host.notices[:] = [long, "a second notice"]
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SMALLEST) as pilot:
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert lines[1].strip().startswith("NOTICE: DEMO site key created")
+        assert lines[1].rstrip().endswith("(n: whole notice)")
+        assert lines[2].strip() == "NOTICE: a second notice"
+        await press_to(pilot, "n", DetailScreen)
+        shown = " ".join(shown_text(app.screen.query_one(Static)).split())
+        assert long in shown and "a second notice" in shown
+
+
+@sync
+async def test_at_80_columns_the_status_bar_keeps_the_hash_and_the_expiry_whole(stopped_host):
+    name = "site-north-building-2026-renewed-20261125"
+    add_set(stopped_host, name)
+    active = stopped_host.certificates.activate(name, force=True, by="test")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SMALLEST) as pilot:
+        await pilot.pause()
+        lines = screen_text(app).splitlines()[-3:-1]  # above the footer
+        assert lines[0].strip().startswith("Active: site-north")
+        assert "| expires in 729 d" in lines[0] or "| expires in 730 d" in lines[0], lines
+        assert f"hash {active.hash}" in lines[1], lines
 
 
 @sync

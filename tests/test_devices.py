@@ -341,7 +341,7 @@ def test_import_keeps_call_in_data_of_a_known_lock(devices):
 
 
 def test_import_reports_every_bad_row_by_line_and_imports_nothing(devices, settings):
-    settings.serial_prefix, settings.serial_length = "00", 4
+    settings.identity_prefix, settings.identity_length = "00", 4
     text = ("serial,name,tags\n"
             "00A1B2,Front door,lobby\n"    # 2: ok
             "11A1B2,Wrong prefix,\n"       # 3
@@ -375,7 +375,7 @@ def test_import_rejects_names_and_tags_with_line_breaks_or_control_characters(de
 
 
 def test_import_checks_decimal_serials(devices, settings):
-    settings.serial_digits = "decimal"
+    settings.identity_type = "decimal"
     assert [r.serial for r in devices.parse_import("1234\n5678\n")] == ["1234", "5678"]
     with pytest.raises(ImportRejected, match="line 2: .*decimal"):
         devices.parse_import("1234\n12AB\n")

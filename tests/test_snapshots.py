@@ -161,8 +161,8 @@ def test_dashboard(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=fill_log)
 
 
-def test_dashboard_with_a_failed_listener(console_app, snap_compare):
-    """The whole error with its fix is on screen, not cut off in the table's last column."""
+def failed_listener(app) -> None:
+    """HTTP failed (its port is busy), TLS running with a handshake failure as its last error."""
     from server.listeners import ListenerStatus, bind_error_message
 
     busy = OSError(errno.EADDRINUSE, "Address already in use")
@@ -173,7 +173,12 @@ def test_dashboard_with_a_failed_listener(console_app, snap_compare):
         "tls": ListenerStatus("tls", "RUNNING", "127.0.0.1", 8443, "2026-11-22T08:00:01+00:00",
                               requests=41, errors=1, last_error="TLS handshake from 10.0.0.40: "
                               "client does not trust our chain (unknown CA)")}
-    console_app.host.status = lambda: statuses
+    app.host.status = lambda: statuses
+
+
+def test_dashboard_with_a_failed_listener(console_app, snap_compare):
+    """The whole error with its fix is on screen, not cut off in the table's last column."""
+    failed_listener(console_app)
     assert snap_compare(console_app, terminal_size=SIZE, run_before=fill_log)
 
 
@@ -217,12 +222,13 @@ def test_devices(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_help(console_app, snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("question_mark")
+async def open_help(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("question_mark")
 
-    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+def test_help(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=open_help)
 
 
 def test_terminal_too_small(console_app, snap_compare):
@@ -247,3 +253,26 @@ def test_import_form(console_app, snap_compare):
         await until(pilot, lambda: not button.has_class("-active"), what="the press effect")
 
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+
+SMALLEST = (80, 24)  # the stated minimum: every key, status, serial and notice still there
+
+
+def test_dashboard_at_80x24_with_a_failed_listener_and_notices(console_app, snap_compare):
+    console_app.host.notices.append(
+        "DEMO certificate set 'demo' created in certs for 127.0.0.1, localhost: it is not "
+        "signed by your site's CA, so real locks will reject it")
+    failed_listener(console_app)
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=fill_log)
+
+
+def test_event_detail_at_80x24(console_app, snap_compare):
+    async def run_before(pilot):
+        await fill_log(pilot)
+        await pilot.press("up", "up", "enter")
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
+
+
+def test_help_at_80x24(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=open_help)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real `engage-console` in tmux in a fresh folder (first run: demo key and set),
-# types at it as an operator would and checks the captured screen after each step.
+# types at it as an operator would and checks the captured screen after each step; then again
+# at 80x24, ended by SIGTERM.
 # Usage: tests/tmux_console.sh [path-to-engage-console]   (needs tmux; exit 0 = all checks passed)
 set -euo pipefail
 
@@ -55,6 +56,14 @@ wait_gone() {
 http_port() { grep -oE 'HTTP +RUNNING +127\.0\.0\.1 +[0-9]+' "$SCREEN" | awk '{print $4}'; }
 
 step() { echo "ok - $1"; }
+
+# next_session ARGS...: a new session in place of the current one (started first: the server
+# exits with its last session, and a new-session racing that exit fails).
+next_session() {
+    tmux new-session -d -s "$SESSION-next" "$@"
+    tmux kill-session -t "$SESSION"
+    tmux rename-session -t "$SESSION-next" "$SESSION"
+}
 
 cd "$WORK"
 # COLUMNS/LINES state the pane's size: seen started from some parents, the console read 80x24.
@@ -129,4 +138,42 @@ if grep -qF "still RUNNING" "$SCREEN" || ! grep -qF "HTTP listener STOPPED" "$SC
     exit 1
 fi
 step "the console stopped both listeners cleanly before it closed"
+
+# Again at 80x24 (the stated minimum), then `kill` (SIGTERM) instead of q: the same clean exit.
+next_session -x 80 -y 24 \
+    "cd '$WORK' && COLUMNS=80 LINES=24 '$CONSOLE' --bind 127.0.0.1 --http-port 0 --tls-port 0; echo \"exit code \$?\"; sleep 30"
+wait_for "Lock log" 30
+wait_for "HTTP      RUNNING"
+wait_for "TLS       RUNNING"
+for key in "? Help" "q Quit"; do
+    grep -qF -- "$key" "$SCREEN" || { echo "FAIL: '$key' not in the footer at 80x24:" >&2; cat "$SCREEN" >&2; exit 1; }
+done
+step "at 80x24 the footer shows ? Help and q Quit"
+HTTP_PORT=$(http_port)
+[ "$(tmux display -p -t "$SESSION" '#{alternate_on}')" = 1 ] || { echo "FAIL: not in the alternate screen" >&2; exit 1; }
+CONSOLE_PID=$(pgrep -P "$(tmux display -p -t "$SESSION" '#{pane_pid}')" -f engage-console)
+[ -n "$CONSOLE_PID" ] || { echo "FAIL: no engage-console process in the pane" >&2; exit 1; }
+kill -HUP "$CONSOLE_PID"
+wait_for "SIGHUP: reloaded"
+grep -qF "HTTP      RUNNING" "$SCREEN" || { echo "FAIL: SIGHUP stopped a listener" >&2; exit 1; }
+step "SIGHUP reloads the active set and keeps serving"
+kill -TERM "$CONSOLE_PID"
+wait_for "exit code 0"
+if ! grep -qF "HTTP listener STOPPED" "$SCREEN" || ! grep -qF "TLS listener STOPPED" "$SCREEN"; then
+    echo "FAIL: no summary after SIGTERM; the screen was:" >&2
+    cat "$SCREEN" >&2
+    exit 1
+fi
+FLAGS=$(tmux display -p -t "$SESSION" '#{alternate_on} #{mouse_any_flag} #{cursor_flag}')
+[ "$FLAGS" = "0 0 1" ] || { echo "FAIL: terminal not restored after SIGTERM (alternate mouse cursor: $FLAGS)" >&2; exit 1; }
+if "$PYTHON" - "$HTTP_PORT" 2>/dev/null <<'PY'
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
+PY
+then
+    echo "FAIL: the HTTP port $HTTP_PORT is still open after SIGTERM" >&2
+    exit 1
+fi
+step "SIGTERM stops both listeners, prints the summary, exits 0 and restores the terminal"
+
 echo "all tmux checks passed"

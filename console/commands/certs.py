@@ -27,7 +27,7 @@ from server.fleet import preflight
 from server.host import load_site_key
 from server.migration.state import refusal
 
-from . import certs_delete, migrate
+from . import batch, certs_delete, migrate
 from .certs_text import format_chain, format_report
 from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
@@ -43,6 +43,7 @@ def register(sub, parent) -> None:
                                      "migrate, delete",
                        parents=[parent], description=__doc__.split("\n\n", 1)[1])
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    batch.register(verbs, parent)  # certs client-ca ..., certs batch ...
 
     def verb(name, func, help_, json_=True):
         v = verbs.add_parser(name, parents=[parent], help=help_, description=help_)

@@ -44,12 +44,12 @@ def print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
-def fail(args: argparse.Namespace, message: str, code: int = EXIT_USAGE) -> int:
+def fail(args: argparse.Namespace, message: str, code: int = EXIT_USAGE, **details) -> int:
     """Report an error a person can act on and return its exit code: under ``--json`` as
-    ``{"error": ...}`` on stdout (a script reads one stream, one format), else a line on
-    stderr."""
+    ``{"error": ..., **details}`` on stdout (a script reads one stream, one format), else a
+    line on stderr."""
     if getattr(args, "json", False):
-        print_json({"error": message})
+        print_json({"error": message, **details})
     else:
         print(f"engage-console: error: {message}", file=sys.stderr)
     return code

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from server.atomic import write_atomic
 from server.certstore import CertStore
 from server.devices import health
 from server.devices.errors import CorruptRecord, DeviceError
@@ -20,10 +21,21 @@ def register(sub, parent) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     imp = verbs.add_parser(
         "import", parents=[parent],
-        help="add locks from a CSV of serial,name,tags (tags separated by ';'); every serial is "
-             "checked against the serial_* settings and a file with any bad row imports nothing")
+        help="add locks from West Connectivity's identities.csv (ID,TLS Client Certificate,Tags; "
+             "a certificate pins its lock) or a CSV of serial,name,tags (tags separated by ';'); "
+             "every row is checked against the identity_* settings and a file with any bad row "
+             "imports nothing")
     imp.add_argument("csv", help="the CSV file ('-' for standard input)")
     imp.set_defaults(func=import_csv)
+    exp = verbs.add_parser("export", parents=[parent],
+                           help="write the listed locks as West Connectivity's identities.csv")
+    exp.add_argument("csv", nargs="?", default="-", help="the file to write (default: stdout)")
+    exp.set_defaults(func=export_csv)
+    rel = verbs.add_parser("relist", parents=[parent],
+                           help="give listings a new activation window (activation_hours), "
+                                "e.g. for locks whose listing expired")
+    rel.add_argument("serials", nargs="+", metavar="SERIAL")
+    rel.set_defaults(func=relist)
     lst = verbs.add_parser("list", parents=[parent],
                            help="every lock: serial, model, name, last call-in (exit 1 if any "
                                 "record is corrupt)")
@@ -75,6 +87,32 @@ def _fleet(settings):
             active_anchor(CertStore(settings.path("certs_dir"))))
 
 
+def export_csv(args, settings) -> int:
+    count, text = _devices(settings).export_identities()
+    if args.csv == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        write_atomic(args.csv, text)
+    except OSError as exc:
+        return fail(args, f"cannot write {args.csv}: {exc.strerror}")
+    print(f"Exported {count} listed lock(s) to {args.csv}")
+    return EXIT_OK
+
+
+def relist(args, settings) -> int:
+    devices = _devices(settings)
+    try:
+        missing = devices.relist(args.serials)
+    except DeviceError as exc:
+        return fail(args, str(exc))
+    done = len(args.serials) - len(missing)
+    print(f"Relisted {done} lock(s) for {settings.activation_hours:g} hours.")
+    if missing:
+        return fail(args, f"no record for {', '.join(missing)} (import it first)")
+    return EXIT_OK
+
+
 def list_devices(args, settings) -> int:
     summaries, now, anchor = _fleet(settings)
     states = [health.health(s, now, settings, anchor) for s in summaries]
@@ -116,6 +154,7 @@ def show_device(args, settings) -> int:
     except CorruptRecord as exc:
         return fail(args, str(exc), EXIT_FINDINGS)
     serial = record.get("serial") or args.serial.upper()
+    record["listing_state"] = devices.listing_state(record)
     audits = devices.recent_audits(serial, args.audits)
     alerts = devices.recent_alerts(serial, args.audits)
     if args.json:

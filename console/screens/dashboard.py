@@ -19,7 +19,9 @@ from server.events import Event
 from server.listeners import FAILED
 
 from ..format import clock_time
-from ..widgets.lock_log import LockLog, marker
+from ..log_filter import SYNTAX, FilterError
+from ..widgets.lock_log import LockLog, copy_event, copy_serial, marker
+from ..widgets.notices import Notices
 from ..widgets.tables import sync_rows
 from .base import ConsoleScreen
 
@@ -38,30 +40,71 @@ def listener_cells(status) -> dict[str, str]:
     }
 
 
-class LogState(Widget):
-    """One line under the log: following or paused (with waiting lines), filter, count.
-    Updated every batch, so it repaints without a layout pass."""
+def listener_errors(statuses) -> str:
+    """Each listener's last error, whole (the table's column cuts it): why a listener FAILED,
+    with its fix, or what last went wrong on one that runs."""
+    return "\n".join(
+        f"{LABELS.get(s.name, s.name)} {'FAILED' if s.state == FAILED else 'last error'}: "
+        f"{s.last_error}" for s in statuses.values() if s.last_error)
 
-    text: reactive[str] = reactive("", layout=False)
+
+class LogState(Widget):
+    """One line under the log: following or paused (with the new lines waiting), the filter,
+    the count; the hints last, left out when the line is too narrow for them. Updated every
+    batch, so it repaints without a layout pass."""
+
+    parts: reactive[tuple[tuple[str, ...], tuple[str, ...]]] = reactive(((), ()), layout=False)
+
+    @property
+    def text(self) -> str:
+        return self.line(10_000)
+
+    def line(self, width: int) -> str:
+        needed, hints = self.parts
+        whole = " | ".join(needed + hints)
+        return whole if len(whole) <= width else " | ".join(needed)
 
     def render(self) -> Text:
-        return Text(self.text)
+        return Text(self.line(self.content_size.width), no_wrap=True, overflow="ellipsis")
 
 
-class EventScreen(ModalScreen[None]):
-    """The whole event behind one log line."""
+class DetailScreen(ModalScreen[None]):
+    """A whole text a key away: one event, or every notice."""
 
-    BINDINGS = [Binding("escape,enter,q", "app.pop_screen", "Close", id="event.close")]
+    BINDINGS = [Binding("escape,enter,q", "app.pop_screen", "Close", id="detail.close")]
+    HINT = "esc closes"
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, title: str, body) -> None:
         super().__init__()
-        self.event = event
+        self.title_text, self.body = title, body
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="event-detail") as box:
-            box.border_title = f"Event #{self.event.seq}: {marker(self.event)}"
-            box.border_subtitle = "esc closes"
-            yield Static(JSON(json.dumps(self.event.to_dict())))
+            box.border_title = self.title_text
+            box.border_subtitle = self.HINT
+            yield Static(self.body, markup=False)
+
+
+class EventScreen(DetailScreen):
+    """The whole event behind one log line; its lock serial or all of it can be copied."""
+
+    BINDINGS = [
+        Binding("y", "copy_serial", "Copy serial", id="event.copy_serial",
+                tooltip="Copy the lock serial of this event (OSC 52)"),
+        Binding("Y", "copy_event", "Copy event", id="event.copy_event",
+                tooltip="Copy the whole event as JSON (OSC 52)"),
+    ]
+    HINT = "y copies the serial, Y the event, esc closes"
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(f"Event #{event.seq}: {marker(event)}", JSON(json.dumps(event.to_dict())))
+        self.event = event
+
+    def action_copy_serial(self) -> None:
+        copy_serial(self.app, self.event)
+
+    def action_copy_event(self) -> None:
+        copy_event(self.app, self.event)
 
 
 class DashboardScreen(ConsoleScreen):
@@ -71,33 +114,35 @@ class DashboardScreen(ConsoleScreen):
                 tooltip="Start the HTTP listener, or stop it if it runs"),
         Binding("t", "toggle('tls')", "TLS on/off", id="dashboard.toggle_tls",
                 tooltip="Start the TLS listener, or stop it if it runs"),
-        Binding("s", "start_all", "Start both", id="dashboard.start_all",
+        Binding("s", "start_all", "Start both", id="dashboard.start_all", show=False,
                 tooltip="Start both listeners"),
-        Binding("x", "stop_all", "Stop both", id="dashboard.stop_all",
+        Binding("x", "stop_all", "Stop both", id="dashboard.stop_all", show=False,
                 tooltip="Stop both listeners (requests in flight finish)"),
         Binding("slash", "filter", "Filter", id="dashboard.filter",
-                tooltip="Filter the log by path, address, lock serial or status"),
+                tooltip=f"Filter the log: {SYNTAX}; every word must match"),
+        Binding("n", "notices", "Notices", id="dashboard.notices", show=False,
+                tooltip="Every notice, whole (the panel shows one line of each)"),
         Binding("escape", "back", "Clear filter", show=False, id="dashboard.back",
                 tooltip="Clear the filter and follow the newest line"),
     ]
 
     def compose_body(self) -> ComposeResult:
         notices = self.app.host.notices
-        yield Static("\n".join(f"NOTICE: {n}" for n in notices), id="notices", markup=False,
-                     classes="" if notices else "hidden")
+        yield Notices(notices, id="notices", classes="" if notices else "hidden")
         table = DataTable(id="listeners", cursor_type="none", show_cursor=False)
         table.can_focus = False
         yield table
         yield Static("", id="listener-errors", markup=False, classes="hidden")
-        yield Input(placeholder="filter: path, address, lock serial or status (enter keeps it, "
-                    "esc clears)", id="log-filter", classes="hidden")
+        yield Input(placeholder=f"{SYNTAX} (enter keeps it, esc clears)", id="log-filter",
+                    classes="hidden")
         log = LockLog(max_lines=self.app.host.settings.log_ring_size, id="lock-log")
         log.border_title = "Lock log"
         yield log
         yield LogState(id="log-state")
 
     def on_mount(self) -> None:
-        self.query_one("#log-filter").border_title = "Filter: path, address, lock serial or status"
+        self.query_one("#log-filter").border_title = "Filter (? lists the words)"
+        self._filter_problem = ""
         table = self.query_one("#listeners", DataTable)
         for key, label in LISTENER_COLUMNS:
             table.add_column(label, key=key)
@@ -118,12 +163,11 @@ class DashboardScreen(ConsoleScreen):
 
     def refresh_listeners(self) -> None:
         """Update the listener rows in place; only cells whose text changed are touched.
-        Under the table, each failed listener's whole error, with its fix, wrapped to fit."""
+        Under the table, each listener's whole last error (a failure with its fix), wrapped."""
         statuses = self.app.host.status()
         wanted = {name: listener_cells(s) for name, s in statuses.items()}
         sync_rows(self.query_one("#listeners", DataTable), wanted, self._cells)
-        errors = "\n".join(f"{LABELS.get(s.name, s.name)} FAILED: {s.last_error}"
-                           for s in statuses.values() if s.state == FAILED and s.last_error)
+        errors = listener_errors(statuses)
         if errors != self._errors:
             self._errors = errors
             box = self.query_one("#listener-errors", Static)
@@ -158,9 +202,21 @@ class DashboardScreen(ConsoleScreen):
         log.action_follow()
         log.focus()
 
+    def action_notices(self) -> None:
+        notices = self.app.host.notices
+        if notices:
+            self.app.push_screen(DetailScreen("Notices", "\n\n".join(notices)))
+
     @on(Input.Changed, "#log-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.query_one(LockLog).set_filter(event.value)
+        """The log follows each key; a word it cannot read is said on the state line, and the
+        log keeps what it showed."""
+        try:
+            self.query_one(LockLog).set_filter(event.value)
+            self._filter_problem = ""
+        except FilterError as exc:
+            self._filter_problem = str(exc)
+        self._update_log_state()
 
     @on(Input.Submitted, "#log-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -181,9 +237,13 @@ class DashboardScreen(ConsoleScreen):
         if log.follow:
             state = "FOLLOWING newest"
         else:
-            state = f"PAUSED - {log.pending:,} new lines waiting (End or f to follow)"
+            state = f"PAUSED - {log.pending:,} new lines waiting (p or End follows)"
         shown = f"{len(log.shown):,} lines" if not log.filter_text else \
             f"filter '{log.filter_text}': {len(log.shown):,} of {log.total:,} lines"
+        needed = [state, shown]
+        if self._filter_problem:
+            needed.insert(0, f"FILTER NOT APPLIED: {self._filter_problem}")
         dropped = self.app.inbox.subscription.dropped
-        missed = f" | {dropped:,} events missed while the console was busy" if dropped else ""
-        self.query_one(LogState).text = f"{state} | {shown} | enter: whole event{missed}"
+        if dropped:
+            needed.append(f"{dropped:,} events missed while the console was busy")
+        self.query_one(LogState).parts = (tuple(needed), ("enter: whole event", "? keys"))

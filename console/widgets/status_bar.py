@@ -28,19 +28,24 @@ class ActiveLine:
     def text(self, width: int) -> str:
         """One line of at most ``width`` when it can be: the fingerprint shortens first, then
         the set name; the hash and the days to expiry are always whole. Too narrow for that
-        (under ~100 columns), the whole line, to be wrapped."""
+        (under ~100 columns), two lines: the set and its expiry, then the hash and the anchor
+        (the set name cut to fit: the certificates screen has it whole)."""
         demo = " (DEMO)" if self.demo else ""
-        lines = []
         for groups in (6, 4):
             tail = (f" | anchor {fingerprint(self.anchor_sha256, groups)} | hash {self.hash} | "
                     f"expires in {expiry_words(self.days)}")
-            lines.append(f"Active: {self.name}{demo}{tail}")
-            if len(lines[-1]) <= width:
-                return lines[-1]
+            line = f"Active: {self.name}{demo}{tail}"
+            if len(line) <= width:
+                return line
         room = width - len(f"Active: …{demo}{tail}")
         if room >= 12:
             return f"Active: {self.name[:room]}…{demo}{tail}"
-        return lines[0]
+        expires = f"{demo} | expires in {expiry_words(self.days)}"
+        name = self.name
+        if len(f"Active: {name}{expires}") > width:
+            name = name[:max(1, width - len(f"Active: …{expires}"))] + "…"
+        return (f"Active: {name}{expires}\n"
+                f"hash {self.hash} | anchor {fingerprint(self.anchor_sha256, 4)}")
 
 
 class StatusBar(Widget):

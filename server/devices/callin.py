@@ -11,6 +11,7 @@ import zoneinfo
 from ..atomic import append_line
 from ..errors import ConfigError
 from .dbversion import format_version, new_version, parse_version
+from . import clientcert, listing
 from .errors import BadRequest, DeviceError, NotListed, UnknownLock
 from .logs import AUDIT, EventsAdded, check_events
 from .records import as_dict, as_text, new_record, now_iso
@@ -65,16 +66,20 @@ def served(devices, serial: str) -> dict:
     record = devices.files.read(serial)
     if record is None:
         raise _unknown(serial)
-    if devices.allowlist and not record.get("listed"):
-        raise NotListed(f"lock {serial} is not on the allowlist")
+    if devices.allowlist:
+        listing.admit(devices, serial, record, "", devices.clock())
     return record
 
 
 def config_callin(devices, body, address: str = "", listener: str = "",
-                  auth_present: bool = False,
+                  auth_present: bool = False, client_cert: bytes | None = None,
+                  notes: dict | None = None,
                   anchor_sha256: str | None = None) -> tuple[str, bool]:
-    """Create or update the record from a ``PUT Config`` body; (serial, created). Over TLS the
-    anchor trust learnt (``server.devices.trust``) goes into the same write."""
+    """Create or update the record from a ``PUT Config`` body; (serial, created). With
+    ``client_ca_file`` set, ``client_cert`` (DER) must speak for the lock. ``notes`` gets
+    what the request log shows: ``provision`` (a first call-in) and ``client_cert``. Over TLS
+    the anchor trust learnt (``server.devices.trust``) goes into the same write."""
+    notes = {} if notes is None else notes
     if not isinstance(body, dict):
         raise BadRequest("the Config body must be a JSON object")
     serial = serial_from_config(body)
@@ -83,12 +88,19 @@ def config_callin(devices, body, address: str = "", listener: str = "",
             raise BadRequest(f"{key} must be a JSON object")
     files = devices.files
     if devices.allowlist and not files.path(serial).exists():  # no lock file for it
-        raise NotListed(f"lock {serial} is not on the allowlist")
+        raise NotListed(f"lock {serial} is refused: it is not on the allowlist")
     with files.locked(serial):
         existing = files.read(serial)
-        if devices.allowlist and not (existing and existing.get("listed")):
-            raise NotListed(f"lock {serial} is not on the allowlist")
+        if client_cert:
+            notes["client_cert"] = clientcert.client_cert(client_cert).label()
+        presented = (clientcert.check_client(serial, client_cert, existing)
+                     if devices.mutual_tls else None)
+        listing.admit(devices, serial, existing, address, devices.clock())
         record = existing if existing is not None else new_record(serial, "call-in")
+        if listing.provisioned(record, devices.clock()):
+            notes["provision"] = "provisioned: first call-in"
+        if presented is not None:
+            record["client_cert"] = presented.summary()
         lock = as_dict(body.get("lckPrmtrs"))
         now = now_iso()
         record["model"] = as_text(lock.get("mdl") or as_dict(body.get("dvcProfile")).get("baseType")

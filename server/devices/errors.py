@@ -23,3 +23,7 @@ class NotListed(UnknownLock):
 
 class CorruptRecord(DeviceError):
     """The record file does not parse; it is left untouched for a person to repair."""
+
+
+class IdentityMismatch(DeviceError):
+    """The client certificate does not speak for the lock it names: nothing was written."""

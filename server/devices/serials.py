@@ -1,5 +1,5 @@
-"""Lock serials: upper-cased and safe as a file name, found in a ``PUT Config`` body, and
-checked against the site's identity format (the ``serial_*`` settings)."""
+"""Lock serials: upper-cased and safe as a file name, found in a ``PUT Config`` body (the
+site's identity format is :mod:`server.devices.identity`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from .errors import BadRequest
 
 # Safe as a file name and plausible as a serial; checked after upper-casing.
-_SAFE_SERIAL = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+_SAFE_SERIAL = re.compile(r"^[A-Z0-9][A-Z0-9_:-]{0,63}$")  # ':' for a MAC spelling
 # Where a PUT Config body names the lock, in order (PROTOCOL.md "Lock identity fields").
 CONFIG_SERIAL_FIELDS = (("lckPrmtrs", "lckSn"), ("lckPrmtrs", "mnSn"), ("lckSn",), ("mnSn",))
 
@@ -21,7 +21,7 @@ def normalise_serial(value, what: str = "serial") -> str:
         raise BadRequest(f"missing lock {what}")
     serial = value.strip().upper()
     if not _SAFE_SERIAL.match(serial):
-        raise BadRequest(f"lock {what} {value!r} is not 1-64 letters, digits, '-' or '_'")
+        raise BadRequest(f"lock {what} {value!r} is not 1-64 letters, digits, '-', '_' or ':'")
     return serial
 
 
@@ -35,21 +35,3 @@ def serial_from_config(body: dict) -> str:
             return normalise_serial(value, ".".join(path))
     raise BadRequest("missing lock serial: the Config body has no lckPrmtrs.lckSn or "
                      "lckPrmtrs.mnSn")
-
-
-def check_format(serial: str, settings) -> str | None:
-    """Why ``serial`` does not fit the configured identity format, or None."""
-    s = settings
-    prefix = (s.serial_prefix if s else "").upper()
-    if not serial.startswith(prefix):
-        return f"serial {serial!r} does not start with {prefix!r}"
-    digits = serial[len(prefix):]
-    kind = s.serial_digits if s else "hex"
-    allowed = "0123456789" if kind == "decimal" else "0123456789ABCDEF"
-    if not digits or any(c not in allowed for c in digits):
-        return f"serial {serial!r} is not {prefix + ' followed by ' if prefix else ''}" \
-               f"{'decimal' if kind == 'decimal' else 'hex'} digits"
-    length = s.serial_length if s else 0
-    if length and len(digits) != length:
-        return f"serial {serial!r} has {len(digits)} digits after the prefix, expected {length}"
-    return None

@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Callable
 
-from . import allowlist, callin
+from . import allowlist, callin, clientcert, identities, listing
 from .allowlist import ImportRow
 from .counts import AuditCounts
 from .errors import UnknownLock
@@ -17,7 +17,8 @@ from .index import DeviceSummary, Index
 from .logs import ALERT, AUDIT, COUNT_KEY, EventLogs, EventsAdded, tail
 from .notices import ChangeNotices
 from .records import RecordFiles
-from .serials import check_format, normalise_serial
+from .identity import check_identity, identity_format
+from .serials import normalise_serial
 from .trust import Trust
 
 
@@ -29,6 +30,8 @@ class Devices:
         self.settings = settings
         if settings is not None:
             callin.site_zone(settings.time_zone)  # a bad name fails at start-up, not at a call-in
+            identity_format(settings)  # so does a length the identity type cannot have
+            listing.networks(settings)  # and a provision network that is not one
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Called with the serial after any record, audit or alert of that lock changed.
         self.on_change: list[Callable[[str], None]] = []
@@ -48,6 +51,11 @@ class Devices:
     @property
     def allowlist(self) -> bool:
         return bool(self.settings is not None and self.settings.allowlist)
+
+    @property
+    def mutual_tls(self) -> bool:
+        """Whether a lock's client certificate must speak for it (``client_ca_file`` set)."""
+        return bool(self.settings is not None and self.settings.client_ca_file)
 
     @property
     def interval(self) -> int:
@@ -93,10 +101,35 @@ class Devices:
     # --- call-ins (server.devices.callin) ----------------------------------------------------
 
     def config_callin(self, body, address: str = "", listener: str = "",
-                      auth_present: bool = False,
+                      auth_present: bool = False, client_cert: bytes | None = None,
+                      notes: dict | None = None,
                       anchor_sha256: str | None = None) -> tuple[str, bool]:
         """Create or update the record from a ``PUT Config`` body; (serial, created)."""
-        return callin.config_callin(self, body, address, listener, auth_present, anchor_sha256)
+        return callin.config_callin(self, body, address, listener, auth_present, client_cert,
+                                    notes, anchor_sha256)
+
+    def check_client(self, serial: str, client_cert: bytes | None) -> None:
+        """IdentityMismatch unless the client certificate may speak for lock ``serial``."""
+        clientcert.check_client(serial, client_cert, self.files.read(serial))
+
+    def relist(self, serials: list[str]) -> list[str]:
+        """Give listings a new activation window; the serials that have no record."""
+        missing = []
+        for serial in map(normalise_serial, serials):
+            with self.files.locked(serial):
+                record = self.files.read(serial)
+                if record is None:
+                    missing.append(serial)
+                    continue
+                listing.relist(record, self.clock())
+                self.files.write(serial, record)
+            self.notices.changed(serial)
+        return missing
+
+    def listing_state(self, record: dict) -> str:
+        """listed, provisioned, expired or unlisted (:func:`listing.listing_state`)."""
+        hours = self.settings.activation_hours if self.settings is not None else 48.0
+        return listing.listing_state(record, self.clock(), hours)
 
     def db_reply(self, serial: str, lock_version: str, record_it: bool = True,
                  anchor_sha256: str | None = None) -> dict:
@@ -133,11 +166,18 @@ class Devices:
 
     def check_format(self, serial: str) -> str | None:
         """Why ``serial`` does not fit the configured identity format, or None."""
-        return check_format(serial, self.settings)
+        return check_identity(serial, self.settings)
 
     def parse_import(self, text: str, source: str = "device list") -> list[ImportRow]:
-        """Rows of a ``serial,name,tags`` CSV; ImportRejected naming every bad row."""
+        """Rows of ``identities.csv`` or a ``serial,name,tags`` CSV; ImportRejected naming every
+        bad row."""
         return allowlist.parse_import(self, text, source)
+
+    def export_identities(self) -> tuple[int, str]:
+        """(count, ``identities.csv`` text) of the listed locks, in serial order."""
+        records = [self.files.read(s.serial) for s in self.summaries() if not s.corrupt]
+        listed = [r for r in records if r and r.get("listed")]
+        return len(listed), identities.export_text(listed)
 
     def import_rows(self, rows: list[ImportRow]) -> tuple[int, int]:
         """Add or update listed locks; (added, updated). Call-in data is kept."""

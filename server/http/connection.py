@@ -32,7 +32,7 @@ class Connection:
     """One client connection, owned by the event loop that accepted it."""
 
     __slots__ = ("sock", "fd", "address", "id", "buf", "state", "deadline", "served",
-                 "tls_version", "local", "environ", "keep", "out", "events")
+                 "tls_version", "peer_cert", "local", "environ", "keep", "out", "events")
     _ids = itertools.count(1)
 
     def __init__(self, sock: socket.socket, address, state: str, deadline: float):
@@ -45,6 +45,7 @@ class Connection:
         self.deadline = deadline
         self.served = 0
         self.tls_version = ""
+        self.peer_cert: bytes | None = None  # the client's certificate (DER), once per connection
         self.local: tuple | None = None
         self.environ: dict | None = None  # the request whose body is awaited
         self.keep = False  # whether the connection goes on once ``out`` is sent
@@ -68,6 +69,7 @@ class Connection:
             return None
         self.state = HEAD
         self.tls_version = self.sock.version() or ""
+        self.peer_cert = self.sock.getpeercert(binary_form=True)
         return None
 
     def flush(self, timeout: float) -> bool:

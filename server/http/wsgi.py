@@ -12,6 +12,7 @@ from .parse import Refused, header_fields, path_and_query, take_head
 
 FAILED_ENVIRON_KEY = "engage.failed"  # set when the app's response could not be sent
 TLS_CONTEXT_ENVIRON_KEY = "engage.tls_context"  # the SSLContext the connection handshook with
+CLIENT_CERT_ENVIRON_KEY = "engage.client_cert"  # the TLS client certificate (DER), if any
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding"})
 
 
@@ -34,6 +35,8 @@ def request_environ(conn: Connection, connection_key: str, timeout: float) -> tu
         environ.update({"wsgi.url_scheme": "https", "HTTPS": "on",
                         "SSL_PROTOCOL": conn.tls_version,
                         TLS_CONTEXT_ENVIRON_KEY: conn.sock.context})
+        if conn.peer_cert:
+            environ[CLIENT_CERT_ENVIRON_KEY] = conn.peer_cert
     else:
         environ["wsgi.url_scheme"] = "http"
     headers = header_fields(head, method, target)

@@ -22,11 +22,12 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
-from ..devices.errors import BadRequest, CorruptRecord, DeviceError, UnknownLock
+from ..devices.errors import (BadRequest, CorruptRecord, DeviceError, IdentityMismatch,
+                              NotListed, UnknownLock)
 from ..devices.logs import ALERT, AUDIT
 from ..devices.serials import normalise_serial, serial_from_config
-from ..http.wsgi import TLS_CONTEXT_ENVIRON_KEY
-from ..listeners import CONNECTION_ENVIRON_KEY
+from ..http.wsgi import CLIENT_CERT_ENVIRON_KEY, TLS_CONTEXT_ENVIRON_KEY
+from ..listeners import CONNECTION_ENVIRON_KEY, PROVISION_ENVIRON_KEY
 from .responses import error_response, json_response, note_serial
 
 blueprint = Blueprint("lock", __name__)
@@ -150,7 +151,10 @@ def _nests_deeper(value, limit: int) -> bool:
 def _serial() -> str:
     for name in QUERY_SERIAL_FIELDS:
         if request.args.get(name):
-            return normalise_serial(request.args[name], name)
+            serial = normalise_serial(request.args[name], name)
+            if _host().devices.mutual_tls:  # a serial bound to the connection was checked
+                _host().devices.check_client(serial, request.environ.get(CLIENT_CERT_ENVIRON_KEY))
+            return serial
     serial = _connections().get(_connection_key())
     if serial is None:
         raise BadRequest("missing lock serial: send PUT Config first on this connection, or "
@@ -173,6 +177,9 @@ def _refused():
 
 
 def _failure(exc: DeviceError):
+    if isinstance(exc, (NotListed, IdentityMismatch)):  # West's provision events, flagged
+        request.environ[PROVISION_ENVIRON_KEY] = f"refused: {exc}"
+        return error_response(403, str(exc))
     if isinstance(exc, CorruptRecord):
         # The lock learns nothing of our files; the operator's request-log event gets the path.
         response = error_response(500, "record unreadable")
@@ -190,10 +197,17 @@ def config():
         body = _body()
         if isinstance(body, dict):
             note_serial(serial_from_config(body))
-        serial, _ = _host().devices.config_callin(
-            body, address=request.environ.get("REMOTE_ADDR", ""),
-            listener="tls" if request.scheme == "https" else "http",
-            auth_present="HTTP_AUTHORIZATION" in request.environ, anchor_sha256=_anchor())
+        notes: dict = {}
+        try:
+            serial, _ = _host().devices.config_callin(
+                body, address=request.environ.get("REMOTE_ADDR", ""),
+                listener="tls" if request.scheme == "https" else "http",
+                auth_present="HTTP_AUTHORIZATION" in request.environ,
+                client_cert=request.environ.get(CLIENT_CERT_ENVIRON_KEY), notes=notes,
+                anchor_sha256=_anchor())
+        finally:
+            request.environ[PROVISION_ENVIRON_KEY] = notes.get("provision", "")
+            request.environ["engage.client_cert_label"] = notes.get("client_cert", "")
     except DeviceError as exc:
         return _failure(exc)
     _connections().remember(_connection_key(), serial)
