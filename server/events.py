@@ -65,8 +65,6 @@ class Event:
         # Not dataclasses.asdict: its deep copy cost a tenth of the host's CPU per call-in.
         out = {f.name: getattr(self, f.name) for f in _FIELDS}
         out["headers"] = dict(self.headers)
-        if not self.note:  # only a migration's "chain" events have one
-            del out["note"]
         return out
 
     def line(self) -> str:
