@@ -129,6 +129,7 @@ def _reload(host: Host, say: Notices) -> None:
         say(str(exc), "error")
     try:
         host.certificates.reload()
+        host.migration.reload()
     except EngageError as exc:
         say(f"reload failed, still serving the previous set: {exc}", "error")
 

@@ -18,6 +18,7 @@ from typing import Callable
 from .certstore import CertSet, CertStore
 from .config import Settings
 from .errors import CertificateError
+from .migration.state import refusal
 from .sitekey import SiteKey
 from .tlscontext import build_server_context, require_client_certificates
 
@@ -64,7 +65,8 @@ class Certificates:
     def current(self) -> ActiveSet | None:
         return self._active
 
-    def tls_context(self) -> ssl.SSLContext:
+    def tls_context(self, address=None) -> ssl.SSLContext:
+        """The active set's context (for any client ``address``: see server/migration)."""
         active = self._active
         if active is None:
             raise CertificateError(
@@ -80,6 +82,10 @@ class Certificates:
             if active.context is context:
                 return active.cert_set.anchor_sha256
         return None
+
+    def note_served(self, candidate: ActiveSet) -> None:
+        """``candidate``'s context serves connections too (a migration's new set)."""
+        self._served.append(candidate)
 
     def prepare(self, cert_set: CertSet) -> ActiveSet:
         context = build_server_context(cert_set.chain_path, cert_set.key_path,
@@ -99,6 +105,8 @@ class Certificates:
         point), swap the one reference, append history. A failure after the commit leaves the
         new set active on disk and in memory alike."""
         with self._lock:
+            if why := refusal(self.store.root, name, action):
+                raise CertificateError(why)
             cert_set = self.store.load(name)
             problems = self.gate(cert_set)
             if problems and not force:
@@ -122,7 +130,9 @@ class Certificates:
 
     def rollback(self, force: bool = False, by: str | None = None) -> ActiveSet:
         """Activate the set active before the current one; like any activation, a set with
-        errors needs ``force``."""
+        errors needs ``force``; refused during a migration."""
+        if why := refusal(self.store.root, action="rollback"):
+            raise CertificateError(why)
         target = self.store.rollback_target()
         if target is None:
             raise CertificateError("nothing to roll back to: no earlier activation in history")

@@ -44,9 +44,10 @@ class Event:
     tls_version: str = ""
     auth_present: bool = False
     error: str = ""
-    kind: str = "request"  # "request" or "handshake"
+    kind: str = "request"  # "request", "handshake" (failed) or "chain" (a migration's choice)
     provision: str = ""  # a provision event (West's term): "provisioned: ..." or "refused: ..."
     client_cert: str = ""  # the TLS client certificate's subject and SHA-256 fingerprint
+    note: str = ""  # why a migration served a connection the chain it did (kind "chain")
     headers: dict = field(default_factory=dict)
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
                       .isoformat(timespec="milliseconds"))
@@ -72,6 +73,8 @@ class Event:
         where = f"{self.listener:<4} {self.client:<15}"
         if self.kind == "handshake":
             return _printable(f"{self.time} {where} TLS handshake failed: {self.error}")
+        if self.kind == "chain":
+            return _printable(f"{self.time} {where} TLS chain: {self.note}")
         serial = f" lock={self.serial}" if self.serial else ""
         target = self.path + (f"?{self.query}" if self.query else "")
         err = f" error={self.error}" if self.error else ""

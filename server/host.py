@@ -18,6 +18,7 @@ from .devices.store import Devices
 from .errors import CertificateError, SiteKeyError
 from .events import RequestLog
 from .listeners import Listener, ListenerStatus
+from .migration.service import Migration
 from .sitekey import SiteKey, read_key_file, write_key_file
 
 LISTENERS = ("http", "tls")
@@ -63,6 +64,7 @@ class Host:
         self.store = CertStore(settings.path("certs_dir"))
         self.certificates = Certificates(self.store, site_key, settings, gate=self._gate)
         self.devices = Devices(settings.path("data_dir"), settings)
+        self.migration = Migration(self.certificates, self.devices, self.log)
         from .web.app import create_app  # lazily: Flask loads only where a host serves
 
         self.app = create_app(self)
@@ -72,8 +74,8 @@ class Host:
             "http": Listener("http", self.app, port=settings.http_port,
                              port_flag="--http-port", **common),
             "tls": Listener("tls", self.app, port=settings.tls_port, port_flag="--tls-port",
-                            tls_context=self.certificates.tls_context,
-                            on_handshake_failure=self.devices.handshake_failed, **common),
+                            tls_context=self.migration.tls_context,
+                            on_handshake_failure=self.migration.handshake_failed, **common),
         }
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -125,6 +127,10 @@ class Host:
         except CertificateError as exc:
             self.notices.append(f"active certificate set not loaded: {exc}")
             return
+        try:
+            self.migration.reload()
+        except CertificateError as exc:
+            self.notices.append(f"the migration under way is not served: {exc}")
         if active is None:
             self.notices.append("no certificate set is active: the TLS listener cannot start "
                                 "until one is (engage-console certs activate NAME)")
@@ -191,9 +197,10 @@ class Host:
                         notice("info", message)
                 except SiteKeyError as exc:
                     notice("error", str(exc))
-                if self.certificates.changed_on_disk():
+                if self.certificates.changed_on_disk() or self.migration.changed_on_disk():
                     try:
                         self.certificates.reload()
+                        self.migration.reload()
                     except CertificateError as exc:
                         if on_error:
                             on_error(exc)

@@ -86,7 +86,7 @@ class Listener:
     def __init__(self, name: str, app, log: RequestLog, bind: str, port: int,
                  port_flag: str, timeout: float = 10.0, threads: int = LOOPS,
                  body_wait: int = BODY_WAIT,
-                 tls_context: Callable[[], ssl.SSLContext] | None = None,
+                 tls_context: Callable[[tuple | None], ssl.SSLContext] | None = None,
                  on_handshake_failure: Callable[[str, str], None] | None = None):
         self.name = name
         self.app = app
@@ -165,7 +165,7 @@ class Listener:
 
     def _make_server(self) -> Server:
         if self.tls_context is not None:
-            self.tls_context()  # no usable set: fail now, with the store's message
+            self.tls_context(None)  # no usable set: fail now, with the store's message
         return Server((self.bind, self.port), self._wsgi, threads=self.threads,
                       timeout=self.timeout, grace=STOP_GRACE_SECONDS, body_wait=self.body_wait,
                       tls_context=self.tls_context, on_handshake_failure=self._handshake_failed,

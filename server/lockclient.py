@@ -54,6 +54,7 @@ class CallIn:
     latency: float = 0.0
     statuses: dict = field(default_factory=dict)
     error: str = ""
+    anchor: str = ""  # SHA-256 of the anchor the handshake verified the chain to ("": none did)
 
 
 def _tls_reason(exc: BaseException) -> str:
@@ -118,6 +119,7 @@ class SimulatedLock:
         self.statuses: dict = {}
         self._context: tuple[bytes, ssl.SSLContext] | None = None
         self._chain_ok: list[bytes] | None = None
+        self.busy = threading.Lock()  # a lock does one thing at a time: a call-in or a fetch
 
     # --- certificate delivery (plain HTTP) ---------------------------------------------------
 
@@ -178,12 +180,18 @@ class SimulatedLock:
     def call_in(self, alert: bool = False) -> CallIn:
         """One call-in on one TLS connection; never raises: what a lock would report, and any
         reply it cannot make sense of, is a failed call-in with a reason."""
+        with self.busy:
+            return self._call_in(alert)
+
+    def _call_in(self, alert: bool) -> CallIn:
         started = time.perf_counter()
         self.statuses = {}
+        anchor = ""
         try:
             if self.anchor is None:
                 self.fetch_anchor()
             conn = self._connect()
+            anchor = hashlib.sha256(self.anchor).hexdigest()
             try:
                 self._exchange(conn, "PUT", "/swordfish/lock/Config", self.config_body(), (200,))
                 reply = self._exchange(conn, "GET", f"/swordfish/lock/db/{self.db_version}",
@@ -198,11 +206,12 @@ class SimulatedLock:
                 conn.close()
         except LockError as exc:
             return CallIn(self.serial, False, exc.reason, time.perf_counter() - started,
-                          dict(self.statuses), str(exc))
+                          dict(self.statuses), str(exc), anchor)
         except Exception as exc:  # a reply no check above foresaw: report it, keep the fleet
             return CallIn(self.serial, False, "unexpected error",
-                          time.perf_counter() - started, dict(self.statuses), repr(exc))
-        return CallIn(self.serial, True, "", time.perf_counter() - started, dict(self.statuses))
+                          time.perf_counter() - started, dict(self.statuses), repr(exc), anchor)
+        return CallIn(self.serial, True, "", time.perf_counter() - started, dict(self.statuses),
+                      anchor=anchor)
 
     def _connect(self) -> http.client.HTTPSConnection:
         conn = http.client.HTTPSConnection(self.host, self.tls_port, timeout=self.timeout,
@@ -322,6 +331,7 @@ class FleetSummary:
     duration: float
     ok: int = 0
     failed: Counter = field(default_factory=Counter)
+    chains: Counter = field(default_factory=Counter)  # anchor SHA-256 -> handshakes that passed
     latencies: list = field(default_factory=list)
     results: list = field(default_factory=list, repr=False)
 
@@ -404,6 +414,8 @@ def run_fleet(locks: list[SimulatedLock], interval: float, duration: float,
             with guard:
                 summary.results.append(result)
                 summary.latencies.append(result.latency)
+                if result.anchor:
+                    summary.chains[result.anchor] += 1
                 if result.ok:
                     summary.ok += 1
                 else:

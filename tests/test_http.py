@@ -573,7 +573,7 @@ def test_a_reply_larger_than_the_socket_buffers_arrives_whole(tls, tmp_path):
         context.load_cert_chain(cert_set.chain_path, cert_set.key_path)
         client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
-    server = _serve(app, timeout=5.0, tls_context=(lambda: context) if tls else None)
+    server = _serve(app, timeout=5.0, tls_context=(lambda address: context) if tls else None)
     try:
         answer = raw_exchange(server.port, b"GET /big HTTP/1.1\r\nHost: x\r\n"
                               b"Connection: close\r\n\r\n", tls=client)

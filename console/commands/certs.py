@@ -25,8 +25,9 @@ from server.devices.store import Devices
 from server.errors import CertificateError, SiteKeyError
 from server.fleet import preflight
 from server.host import load_site_key
+from server.migration.state import refusal
 
-from . import batch, certs_delete
+from . import batch, certs_delete, migrate
 from .certs_text import format_chain, format_report
 from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
@@ -39,7 +40,7 @@ EXIT_HELP = "exit 0 ok, 1 the set has errors, 2 usage or input error"
 
 def register(sub, parent) -> None:
     p = sub.add_parser("certs", help="certificate sets: list, check, import, activate, rollback, "
-                                     "delete",
+                                     "migrate, delete",
                        parents=[parent], description=__doc__.split("\n\n", 1)[1])
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     batch.register(verbs, parent)  # certs client-ca ..., certs batch ...
@@ -96,6 +97,7 @@ def register(sub, parent) -> None:
                             "with the site key; PEM is converted to DER first)") \
         .add_argument("file")
     certs_delete.register(verb)
+    migrate.register(verb, _force_flags, _switch)
     init = verb("init", init_set, "create a root CA, intermediate and server certificate as a "
                                   "set", json_=False)
     init.add_argument("name", help="name of the new set")
@@ -299,11 +301,15 @@ def _confirm(question: str) -> bool:
 
 
 def activate(args, settings) -> int:
+    if why := refusal(settings.path("certs_dir"), args.name):
+        return fail(args, why)
     return _switch(args, settings, args.name,
                    lambda c, by: c.activate(args.name, force=args.force, by=by))
 
 
 def rollback(args, settings) -> int:
+    if why := refusal(settings.path("certs_dir"), action="rollback"):
+        return fail(args, why)
     target = _store(settings).rollback_target()
     if target is None:
         return fail(args, "nothing to roll back to: no earlier activation in history")

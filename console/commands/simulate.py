@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 from server.errors import ConfigError
 from server.host import load_site_key
 from server.lockclient import make_fleet, run_fleet
-from server.simfleet import assign_sources, load_anchors, on_loopback, refetch, save_anchors
+from server.simfleet import (Refetches, assign_sources, by_chain, delivered_anchor, load_anchors,
+                             on_loopback, refetch, save_anchors)
 
 from .common import EXIT_FINDINGS, EXIT_OK, print_json
 
@@ -36,6 +37,10 @@ def register(sub, parent) -> None:
                    help="share of the locks that re-fetch the anchor at start (0 to 1, default "
                         "0); the others keep the one they hold and fail with unknown CA when "
                         "the host's chain is to another anchor")
+    p.add_argument("--refetch-during", type=float, default=0.0, metavar="F",
+                   help="share of the locks that re-fetch the anchor at a random moment during "
+                        "the run (0 to 1), as in a migration; the summary counts handshakes by "
+                        "chain: new (the anchor /current delivered at start) and old")
     p.add_argument("--same-address", action="store_true",
                    help="all locks connect from one address (as behind NAT); by default each "
                         "connects from its own loopback address 127.0.0.2, 127.0.0.3, ...")
@@ -62,13 +67,26 @@ def simulate(args, settings) -> int:
     if fleet_file is not None:
         load_anchors(fleet_file, fleet)
     refetched = refetch(fleet, args.refetch_fraction, args.seed)
-    summary = run_fleet(fleet, args.interval, args.duration, workers=args.workers)
+    new = delivered_anchor(url.hostname, url.port or 80)
+    during = Refetches(fleet, args.refetch_during, args.duration, args.seed).start()
+    try:
+        summary = run_fleet(fleet, args.interval, args.duration, workers=args.workers)
+    finally:
+        during.stop()
     if fleet_file is not None:
         save_anchors(fleet_file, fleet)
+    chains = by_chain(summary.chains, new)
     if args.json:
-        print_json({**summary.to_dict(), "refetched": refetched})
+        print_json({**summary.to_dict(), "refetched": refetched, "handshakes_by_chain": chains,
+                    "refetched_during": during.done, "refetch_failed": dict(during.failed)})
     else:
         print(f"{args.locks} simulated locks against http://{url.hostname}:{url.port or 80} "
               f"(TLS port {settings.tls_port})")
         print(summary.text())
-    return EXIT_OK if summary.total and not summary.failed else EXIT_FINDINGS
+        print(f"handshakes by chain: new {chains['new']}, old {chains['old']}"
+              + (f" (new: anchor {new[:16]}… that /current delivers)" if new else ""))
+        if during.plan:
+            print(f"re-fetched during the run: {len(during.done)} of {len(during.plan)} locks"
+                  + "".join(f"; {reason}: {n}" for reason, n in during.failed.items()))
+    failed = summary.failed or during.failed
+    return EXIT_OK if summary.total and not failed else EXIT_FINDINGS

@@ -73,6 +73,9 @@ def _line(event: Event, short: int = 0, target_room: int | None = None) -> Text:
         said = " TLS handshake failed:" if short < 3 else ""  # TLS FAIL says it too
         text.append(f"{said} {event.error}", style="bold red")
         return text
+    if event.kind == "chain":  # a migration's choice of chain, said when it broke a tie
+        text.append(f"{'chain':<8} TLS chain: {event.note}", style="yellow")
+        return text
     text.append(f"{state:<8}" if short < 3 else f"{state:<4}",
                 style="bold red" if event.failed else "green")
     target = _target(event)

@@ -136,16 +136,21 @@ class Devices:
         """The ``GET db`` reply (see :func:`server.devices.callin.db_reply`)."""
         return callin.db_reply(self, serial, lock_version, record_it, anchor_sha256)
 
-    def anchor_fetched(self, address: str, sha256: str) -> None:
-        """The anchor ``sha256`` was downloaded from ``address`` (in memory until a call-in)."""
-        self.trust.fetched(address, sha256, callin.now_iso())
+    def anchor_fetched(self, address: str, sha256: str) -> bool:
+        """The anchor ``sha256`` was downloaded from ``address`` (in memory until a call-in);
+        whether the address fetched another anchor before."""
+        return self.trust.fetched(address, sha256, callin.now_iso())
+
+    def seed_trust(self) -> None:
+        """A host that just started knows addresses and proven anchors from the records."""
+        if not self._trust_seeded:
+            self._trust_seeded = True
+            for s in self.summaries():
+                self.trust.seed(s.serial, s.address, s.anchor_trusted, s.anchor_trusted_at)
 
     def handshake_failed(self, address: str, reason: str) -> None:
         """A TLS handshake from ``address`` failed (``reason`` in words)."""
-        if not self._trust_seeded:  # a host that just started knows addresses from the records
-            self._trust_seeded = True
-            for summary in self.summaries():
-                self.trust.seed(summary.serial, summary.address)
+        self.seed_trust()
         callin.handshake_failed(self, address, reason)
 
     def append_events(self, serial: str, kind: str, body) -> EventsAdded:

@@ -11,13 +11,17 @@ bounded, and folds into a lock's record when the lock names itself.
   of the lock's last TLS call-in (one lock there only), ``count`` since its last good call-in.
 
 Times in the maps are monotonic, so a wall-clock jump neither widens nor shuts the window.
+``evidence(address)`` is what an anchor migration chooses a connection's chain from
+(server/migration/choice.py): the serials seen there, the newest download and the proofs.
 """
 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import threading
 import time
+from dataclasses import dataclass
 
 MAX_ADDRESSES = 100_000   # each map keeps at most this many entries, the oldest dropped first
 FAILURES_KEPT = 5         # failures listed in a record
@@ -32,31 +36,70 @@ def _bounded_put(mapping: collections.OrderedDict, key, value) -> None:
         mapping.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the host knows of one address: ``fetch`` (sha256, monotonic, the sha256 fetched
+    before it or "") of its newest anchor download, ``trusted`` {serial: (sha256, monotonic)}
+    of the handshake proofs of the locks seen there."""
+
+    serials: tuple[str, ...]
+    fetch: tuple[str, float, str] | None
+    trusted: dict
+
+
+def monotonic_of(at: str, clock=time.monotonic) -> float:
+    """The monotonic time of wall-clock ``at`` (ISO 8601), for facts read back from disk;
+    -inf when it does not parse."""
+    try:
+        when = dt.datetime.fromisoformat(at)
+        ago = (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
+    except (TypeError, ValueError):
+        return float("-inf")
+    return clock() - ago
+
+
 class Trust:
     """Anchor downloads, lock serials and handshake failures by client address."""
 
     def __init__(self, attribution_seconds: float = 3600, clock=time.monotonic):
         self.attribution_seconds = attribution_seconds
         self.clock = clock
-        self._fetches: collections.OrderedDict[str, tuple[str, str, float]] = \
-            collections.OrderedDict()  # address -> (sha256, at, monotonic)
+        self._fetches: collections.OrderedDict[str, tuple[str, str, float, str]] = \
+            collections.OrderedDict()  # address -> (sha256, at, monotonic, sha256 before it)
         self._seen: collections.OrderedDict[str, dict[str, float]] = \
             collections.OrderedDict()  # address -> {serial: monotonic of its last call-in}
         self._address: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._trusted: collections.OrderedDict[str, tuple[str, float]] = \
+            collections.OrderedDict()  # serial -> (sha256 its last handshake proved, monotonic)
         self._written: dict[str, float] = {}  # serial -> monotonic of its last failure write
         self._pending: dict[str, list] = {}  # serial -> failures not yet in its record
         self._lock = threading.Lock()
 
-    def fetched(self, address: str, sha256: str, at: str) -> None:
-        """The anchor ``sha256`` was downloaded from ``address``."""
+    def fetched(self, address: str, sha256: str, at: str, when: float | None = None) -> bool:
+        """The anchor ``sha256`` was downloaded from ``address`` (at monotonic ``when``, default
+        now); whether that is another anchor than the address fetched before."""
         with self._lock:
-            _bounded_put(self._fetches, address, (sha256, at, self.clock()))
+            old = self._fetches.get(address)
+            previous = (old[0] if old[0] != sha256 else old[3]) if old else ""
+            _bounded_put(self._fetches, address,
+                         (sha256, at, self.clock() if when is None else when, previous))
+            return old is None or old[0] != sha256
 
-    def seed(self, serial: str, address: str) -> None:
-        """What a record on disk says of a lock's address (a host that just started)."""
+    def seed(self, serial: str, address: str, trusted: str = "", trusted_at: str = "") -> None:
+        """What a record on disk says of a lock's address and proven anchor (a host that just
+        started)."""
         with self._lock:
             if serial not in self._address and address:
                 self._note(serial, address, float("-inf"))
+            if trusted and serial not in self._trusted:
+                _bounded_put(self._trusted, serial, (trusted, monotonic_of(trusted_at, self.clock)))
+
+    def evidence(self, address: str) -> Evidence:
+        with self._lock:
+            serials = tuple(self._seen.get(address, ()))
+            fetch = self._fetches.get(address)
+            trusted = {s: self._trusted[s] for s in serials if s in self._trusted}
+        return Evidence(serials, (fetch[0], fetch[2], fetch[3]) if fetch else None, trusted)
 
     def fold(self, record: dict, serial: str, address: str, anchor_sha256: str | None,
              at: str) -> None:
@@ -65,6 +108,8 @@ class Trust:
         now = self.clock()
         with self._lock:
             self._note(serial, address, now)
+            if anchor_sha256:
+                _bounded_put(self._trusted, serial, (anchor_sha256, now))
             self._pending.pop(serial, None)
             fetch = self._fetches.get(address)
             others = sorted(s for s, t in self._seen.get(address, {}).items()

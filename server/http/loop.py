@@ -94,8 +94,9 @@ class _Loop:
             self.add(Connection(sock, address, HEAD, deadline))
             return
         try:
-            tls = server.tls_context().wrap_socket(sock, server_side=True,
-                                                   do_handshake_on_connect=False)
+            # the context for this client (a migration serves each lock the chain it trusts)
+            tls = server.tls_context(address).wrap_socket(sock, server_side=True,
+                                                          do_handshake_on_connect=False)
         except Exception as exc:  # no usable certificate set any more
             server.on_handshake_failure(address, exc)
             sock.close()
@@ -166,7 +167,7 @@ class Server:
 
     def __init__(self, address: tuple[str, int], app, *, threads: int = LOOPS,
                  timeout: float = 10.0, grace: float = 0.5, body_wait: int = BODY_WAIT,
-                 tls_context: Callable[[], ssl.SSLContext] | None = None,
+                 tls_context: Callable[[tuple], ssl.SSLContext] | None = None,
                  on_handshake_failure: Callable = lambda address, exc: None,
                  on_refused: Callable = lambda address, status, method, target, message: None,
                  connection_key: str = "engage.connection"):

@@ -34,7 +34,7 @@ def answer(host, environ) -> tuple[int, str, bytes] | None:
     """(status, content type, body) for a certificate-delivery path, None for any other."""
     path = environ.get("PATH_INFO", "")
     if path == CURRENT_PATH:
-        active = host.certificates.current()
+        active = host.migration.delivered()  # during a migration: the new anchor
         if active is None:
             return 503, JSON_TYPE, error_bytes(environ, 503,
                                                "no active certificate set on this host")
@@ -44,14 +44,14 @@ def answer(host, environ) -> tuple[int, str, bytes] | None:
         der = host.certificates.store.anchor_by_sha256(sha256)
     elif (name := _der_name(path, LEGACY_PREFIX)) is not None:
         # The sample's path answers the active anchor under its known names.
-        active = host.certificates.current()
+        active = host.migration.delivered()
         der = active.cert_set.anchor_der if active and name in active.cert_set.legacy_names \
             else None
     else:
         return None
     if der is None:
         return 404, JSON_TYPE, error_bytes(environ, 404, "no such certificate")
-    host.devices.anchor_fetched(environ.get("REMOTE_ADDR", ""), hashlib.sha256(der).hexdigest())
+    host.migration.anchor_fetched(environ.get("REMOTE_ADDR", ""), hashlib.sha256(der).hexdigest())
     return 200, DER_TYPE, der
 
 
