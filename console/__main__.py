@@ -1,5 +1,5 @@
 """``engage-console``: the console by default, ``--headless`` for a service manager, and
-sub-commands for scripts (``sitekey``, ``certs``, ``devices``, ``simulate``)."""
+sub-commands for scripts (``status``, ``sitekey``, ``certs``, ``devices``, ``simulate``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 
 from server.errors import EngageError
 
-from .commands import certs, devices, simulate, sitekey
+from .commands import certs, devices, simulate, sitekey, status
 from .commands.common import fail, settings_from_args, settings_parent
 
-COMMANDS = (sitekey, certs, devices, simulate)
+COMMANDS = (status, sitekey, certs, devices, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,9 @@ Request lines go to stdout (text, or JSON lines with ``--log-format json``); not
 changes go to stderr. SIGTERM/SIGINT stop gracefully (requests in flight finish, exit 0); SIGHUP
 reloads the active set without closing the listeners; an activation by another process is
 noticed within a second. Either one starts a requested listener that had failed (the TLS
-listener cannot start while no set is active).
+listener cannot start while no set is active). The control socket (server/control/) claims the
+folder first: a second host there exits 2 naming the first. Under systemd (``Type=notify``)
+``READY=1`` is sent once the listeners are up.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import signal
 import sys
 import threading
 
+from server import sdnotify
 from server.config import Settings
+from server.control.lock import HostRunning
 from server.errors import EngageError
 from server.host import Host
 
@@ -31,6 +35,12 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
         return 1
     for notice in host.notices:
         _say(f"NOTICE: {notice}")
+    try:
+        host.serve_control()  # one host per folder; the console and the CLI attach here
+    except EngageError as exc:
+        _say(f"cannot start: {exc}")
+        host.close()
+        return 2 if isinstance(exc, HostRunning) else 1
     stop = threading.Event()
     reload_requested = threading.Event()
     retry_requested = threading.Event()  # a set became active: start what failed for want of one
@@ -57,6 +67,7 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
         return 1
 
     host.watch_active(on_error=lambda exc: _say(f"active set changed on disk but not loaded: {exc}"))
+    sdnotify.notify("READY=1")
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
@@ -71,6 +82,7 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
             _start(host, [n for n in listeners if host.listeners[n].status().state == "FAILED"])
 
     _say("stopping: letting requests in flight finish")
+    sdnotify.notify("STOPPING=1")
     host.close()
     subscription.ready.set()
     printer.join(timeout=2)

@@ -21,6 +21,8 @@ from server.certcheck.rules import check_set, gate
 from server.certcheck.x509util import short_name
 from server.certimport import PassphraseRequired, import_set
 from server.certstore import CertSet, CertStore, current_user
+from server.control.client import CommandFailed, running_host
+from server.control.commands import active_dict
 from server.devices.store import Devices
 from server.errors import CertificateError, SiteKeyError
 from server.fleet import preflight
@@ -298,20 +300,20 @@ def _confirm(question: str) -> bool:
 
 
 def activate(args, settings) -> int:
-    return _switch(args, settings, args.name,
-                   lambda c, by: c.activate(args.name, force=args.force, by=by))
+    return _switch(args, settings, args.name, "activate")
 
 
 def rollback(args, settings) -> int:
     target = _store(settings).rollback_target()
     if target is None:
         return fail(args, "nothing to roll back to: no earlier activation in history")
-    return _switch(args, settings, target, lambda c, by: c.rollback(force=args.force, by=by))
+    return _switch(args, settings, target, "rollback")
 
 
-def _switch(args, settings, name: str, change) -> int:
-    """Check set ``name``, refuse it with errors unless --force is confirmed, then run
-    ``change(certificates, by)`` (activate or rollback) and report it."""
+def _switch(args, settings, name: str, action: str) -> int:
+    """Check set ``name``, refuse it with errors unless --force is confirmed, then ``action``
+    it (activate or rollback): through the running host's control socket when one runs in this
+    folder (it swaps at once), else through the files; and report it."""
     store = _store(settings)
     site_key = _site_key(settings)
     cert_set = store.load(name)
@@ -341,31 +343,46 @@ def _switch(args, settings, name: str, change) -> int:
         return EXIT_FINDINGS
     if not args.json:
         print(fleet.text())
-    certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
-    active = change(certificates, f"{current_user()} (command line)")
-    _print_activated(args, store, previous, active, fleet.to_dict())
+    by = f"{current_user()} (command line)"
+    host = running_host(settings)
+    if host is None:
+        certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
+        active = active_dict(certificates.activate(name, force=args.force, by=by, action=action))
+        host_pid = None
+    else:
+        try:  # the CLI asked and confirmed above; the host checks the same way again
+            named = {"name": name} if action == "activate" else {}
+            active = host.call(action, **named, force=args.force, cut_off_ok=True, by=by)["active"]
+            host_pid = host.call("status")["pid"]
+        except CommandFailed as exc:
+            return fail(args, f"the running host refused: {exc}", EXIT_FINDINGS)
+        finally:
+            host.close()
+    _print_activated(args, store, previous, active, fleet.to_dict(), host_pid)
     return EXIT_OK
 
 
-def _print_activated(args, store, previous: CertSet | None, active, fleet: dict) -> None:
-    anchor_changed = (previous is not None
-                      and previous.anchor_sha256 != active.cert_set.anchor_sha256)
+def _print_activated(args, store, previous: CertSet | None, active: dict, fleet: dict,
+                     host_pid: int | None) -> None:
+    anchor_changed = previous is not None and previous.anchor_sha256 != active["anchor_sha256"]
     entry = (store.history() or [{}])[-1]
     if args.json:
-        print_json({"activated": True, "set": active.name,
-                    "previous": previous.name if previous else None, "hash": active.hash,
-                    "anchor_sha256": active.cert_set.anchor_sha256,
+        print_json({"activated": True, "set": active["name"],
+                    "previous": previous.name if previous else None, "hash": active["hash"],
+                    "anchor_sha256": active["anchor_sha256"],
                     "anchor_changed": anchor_changed, "forced": bool(entry.get("forced")),
-                    "preflight": fleet})
+                    "host_pid": host_pid, "preflight": fleet})
     else:
-        print(f"Active set: {active.name}" + (f" (was {previous.name})" if previous else "")
-              + f"; locks receive hash {active.hash}")
+        print(f"Active set: {active['name']}" + (f" (was {previous.name})" if previous else "")
+              + f"; locks receive hash {active['hash']}")
         if anchor_changed:
             print("WARNING: the anchor changed: every lock keeps the old anchor until it fetches "
                   "/current again (commissioning or a manual start from the ENGAGE app).")
         elif previous is not None:
             print("Same anchor as before: locks need nothing.")
-        print("A running engage-console switches to it within a second.")
+        print(f"The host running in this folder (pid {host_pid}) serves it now." if host_pid
+              else "No host runs in this folder; a running engage-console using these files "
+                   "switches to it within a second.")
 
 
 def renew(args, settings) -> int:
