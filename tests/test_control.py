@@ -69,7 +69,7 @@ def test_status_carries_pid_listeners_active_set_and_fleet(served, settings):
     assert reply["active"]["name"] == served.certificates.current().name
     assert reply["active"]["hash"] == served.certificates.current().hash
     assert reply["fleet"]["line"] == "0 lock(s): none known"
-    assert reply["folders"]["data_dir"] == str(settings.path("data_dir").resolve())
+    assert reply["paths"]["data_dir"] == str(settings.path("data_dir").resolve())
 
 
 def test_socket_is_mode_0600_in_a_folder_only_its_owner_can_enter(served):

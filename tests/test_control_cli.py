@@ -24,12 +24,6 @@ def _pooled_keys(monkeypatch):
     chains.reuse_keys(monkeypatch)
 
 
-@pytest.fixture
-def served(host):
-    host.serve_control()
-    return host
-
-
 def run(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -12,7 +12,7 @@ from ..devices import health
 from ..errors import EngageError
 from ..fleet import preflight
 
-FOLDERS = ("certs_dir", "ca_dir", "data_dir", "logs_dir")
+PATHS = ("certs_dir", "ca_dir", "data_dir", "logs_dir", "site_key_file")
 
 
 def active_dict(active) -> dict | None:
@@ -37,7 +37,7 @@ def status(host, started: float) -> dict:
     return {"pid": os.getpid(), "started": dt.datetime.fromtimestamp(started, dt.timezone.utc)
             .isoformat(timespec="seconds"), "uptime": round(time.time() - started, 1),
             "folder": os.getcwd(),
-            "folders": {name: str(host.settings.path(name).resolve()) for name in FOLDERS},
+            "paths": {name: str(host.settings.path(name).resolve()) for name in PATHS},
             "listeners": listeners_dict(host.status()),
             "active": active_dict(host.certificates.current()), "notices": list(host.notices),
             "fleet": fleet(host)}
