@@ -39,6 +39,7 @@ def status(host, started: float) -> dict:
             "folder": os.getcwd(),
             "paths": {name: str(host.settings.path(name).resolve()) for name in PATHS},
             "listeners": listeners_dict(host.status()),
+            "log_seq": next((e.seq for e in host.log.recent(1)), 0),
             "active": active_dict(host.certificates.current()), "notices": list(host.notices),
             "fleet": fleet(host)}
 

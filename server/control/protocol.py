@@ -16,8 +16,8 @@ MAX_LINE = 64 * 1024  # bytes of one request line, newline included; longer ones
 
 # command: (arguments as name -> (type, default), what it does). The README's table is this one.
 COMMANDS: dict[str, tuple[dict[str, tuple[type, object]], str]] = {
-    "status": ({}, "pid, start time, uptime, folder and paths, listeners, active set, notices, "
-                   "fleet"),
+    "status": ({}, "pid, start time, uptime, folder and paths, listeners, the newest "
+                   "request-log event's number (log_seq), active set, notices, fleet"),
     "fleet": ({}, "lock counts per health state and the one-line summary"),
     "start": ({"listeners": (list, ["http", "tls"])}, "start listeners; their states"),
     "stop": ({"listeners": (list, ["http", "tls"])}, "stop listeners; their states"),

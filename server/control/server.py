@@ -29,6 +29,7 @@ STREAM_QUEUE = 5000  # events a follow stream may lag behind before it is droppe
 IDLE_TIMEOUT = 300.0  # seconds a client may stay silent between requests
 WRITE_TIMEOUT = 10.0  # seconds a reply or stream write may wait for a client that reads nothing
 HEARTBEAT = 1.0  # seconds between checks that a quiet stream's client is still there
+GATHER = 0.05  # seconds a stream lets events gather before a write (a console draws 10/s)
 
 
 class ControlError(EngageError):
@@ -210,6 +211,7 @@ class ControlServer:
             while not self._stopping.is_set():
                 if not sub.ready.wait(HEARTBEAT) and _closed(conn):
                     return
+                self._stopping.wait(GATHER)  # let a busy moment's events gather: one write
                 events = sub.drain()
                 if sub.dropped:
                     conn.sendall(protocol.encode({"dropped": "fell behind",
@@ -231,7 +233,7 @@ class ControlServer:
         """Write the events newer than ``after`` in one go; the newest sequence number sent."""
         fresh = [e for e in events if e.seq > after]
         if fresh:
-            conn.sendall(b"".join(protocol.encode({"event": e.to_dict()}) for e in fresh))
+            conn.sendall("".join(f'{{"event":{e.json_line()}}}\n' for e in fresh).encode())
             after = fresh[-1].seq
         return after
 
