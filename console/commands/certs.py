@@ -73,8 +73,9 @@ def register(sub, parent) -> None:
                      help="write the set even if its report has errors (activating it still "
                           "needs --force)")
     act = verb("activate", activate,
-               "serve this set: switch active.json, log history; a running engage-console "
-               "follows within a second. A set with errors is refused unless --force "
+               "serve this set: the host running in this folder swaps at once (control "
+               "socket), else active.json is switched and history logged (a host using these "
+               "files follows within a second). A set with errors is refused unless --force "
                f"({EXIT_HELP})")
     act.add_argument("name")
     _force_flags(act)
