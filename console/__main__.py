@@ -1,5 +1,5 @@
 """``engage-console``: the console by default, ``--headless`` for a service manager, and
-sub-commands for scripts (``sitekey``, ``certs``, ``devices``, ``simulate``)."""
+sub-commands for scripts (``status``, ``sitekey``, ``certs``, ``devices``, ``simulate``)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import argparse
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+from server.control.client import NoHost
 from server.errors import EngageError
 
-from .commands import certs, devices, simulate, sitekey
-from .commands.common import fail, settings_from_args, settings_parent
+from .commands import certs, devices, simulate, sitekey, status
+from .commands.common import EXIT_NO_HOST, fail, settings_from_args, settings_parent
 
-COMMANDS = (sitekey, certs, devices, simulate)
+COMMANDS = (status, sitekey, certs, devices, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the listeners with no UI (for a service manager)")
     parser.add_argument("--no-start", action="store_true",
                         help="open the console with both listeners stopped")
+    attach = parser.add_mutually_exclusive_group()
+    attach.add_argument("--attach", metavar="SOCKET",
+                        help="attach to the host answering on this control socket")
+    attach.add_argument("--no-attach", action="store_true",
+                        help="run an embedded host even if one runs in this folder (which then "
+                             "refuses: one host per folder)")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--http-only", action="store_true", help="run only the plain HTTP listener")
     only.add_argument("--tls-only", action="store_true", help="run only the TLS listener")
@@ -71,9 +79,20 @@ def _run(argv: list[str] | None) -> int:
             from .headless import run_headless
 
             return run_headless(settings, listeners, args.log_format, demo=args.demo)
-        from .app import run_console  # textual is imported only for the console itself
+        if not args.no_attach:  # by default, attach to the host running in this folder
+            from server.control.client import socket_path
+
+            from .attached import run_attached  # textual is imported only for the console
+
+            code = run_attached(settings, Path(args.attach) if args.attach
+                                else socket_path(settings), required=bool(args.attach))
+            if code is not None:
+                return code
+        from .app import run_console
 
         return run_console(settings, listeners, start=not args.no_start)
+    except NoHost as exc:
+        return fail(args, str(exc), EXIT_NO_HOST)
     except EngageError as exc:
         return fail(args, str(exc))
 

@@ -298,6 +298,7 @@ def run_console(settings: Settings, listeners, start: bool = True) -> int:
     host = Host.from_settings(settings)
     left = {}
     try:
+        host.serve_control()  # one host per folder; other consoles and the CLI attach here
         app = EngageConsole(host, listeners, start=start, freeze_gc=True)
         app.run()
         left = host.status()

@@ -29,6 +29,15 @@ def relative(iso: str, now: dt.datetime) -> str:
     return f"{seconds}s ago"
 
 
+def duration(seconds: float) -> str:
+    """'40 s', '12 min', '5 h', '3 d': how long a host has been up."""
+    seconds = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def clock_time(iso: str) -> str:
     """The HH:MM:SS part of an ISO time (listeners report UTC), or '-'."""
     when = parse_time(iso) if iso else None

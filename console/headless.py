@@ -6,7 +6,9 @@ stop gracefully (requests in flight finish, exit 0); SIGHUP rereads the site key
 active set without closing the listeners; an activation by another process or a changed site
 key file is noticed within a second. A listener that failed is retried every few seconds
 (backing off to a minute), and at once after SIGHUP or an activation. Demo material is created
-only with ``--demo``: a folder with no site key is refused (exit 2).
+only with ``--demo``: a folder with no site key is refused (exit 2). The control socket
+(server/control/) claims the folder first: a second host there exits 2 naming the first. Under
+systemd (``Type=notify``) ``READY=1`` is sent once the listeners are up.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import sys
 import threading
 import time
 
+from server import sdnotify
 from server.config import Settings
+from server.control.lock import HostRunning
 from server.errors import EngageError
 from server.host import Host
 
@@ -72,6 +76,12 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
         return 1
     for notice in host.notices:
         say(f"NOTICE: {notice}", "warning")
+    try:
+        host.serve_control()  # one host per folder; the console and the CLI attach here
+    except EngageError as exc:
+        say(f"cannot start: {exc}", "error")
+        host.close()
+        return 2 if isinstance(exc, HostRunning) else 1
     say(describe(host.certificates.current()))
     stop = threading.Event()
     reload_requested = threading.Event()
@@ -101,6 +111,7 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
     host.watch_active(
         on_error=lambda exc: say(f"active set changed on disk but not loaded: {exc}", "error"),
         on_notice=lambda level, message: say(message, level))
+    sdnotify.notify("READY=1")
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
@@ -112,6 +123,7 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
         retries.start(retries.due())
 
     say("stopping: letting requests in flight finish")
+    sdnotify.notify("STOPPING=1")
     host.close()
     subscription.ready.set()
     printer.join(timeout=2)

@@ -49,6 +49,8 @@ class Settings:
     data_dir: str = _setting("Engage_Data", "folder of device records")
     logs_dir: str = _setting("logs", "folder of the request log")
     site_key_file: str = _setting("site.key", "file holding the site key (Base64 or hex)")
+    control_socket: str = _setting(
+        "run/engage-console.sock", "the running host's control socket (its folder: mode 0700)")
     hmac_key_form: str = _setting(
         "raw", "what keys the HMAC: the 32 raw bytes or the ASCII Base64 text", ("raw", "ascii"))
     tls_min_version: str = _setting("1.2", "lowest TLS version the TLS listener accepts", TLS_VERSIONS)

@@ -67,6 +67,14 @@ class Event:
         out["headers"] = dict(self.headers)
         return out
 
+    def json_line(self) -> str:
+        """The event as one compact JSON line, encoded once: the log file and every control
+        socket follower share it (encoding was most of what a follower cost the host)."""
+        line = self.__dict__.get("_json")
+        if line is None:
+            line = self.__dict__["_json"] = json.dumps(self.to_dict(), separators=(",", ":"))
+        return line
+
     def line(self) -> str:
         """One human line, as headless mode prints it; what the client sent cannot break it
         into two lines or steer a terminal."""
@@ -209,8 +217,7 @@ class RequestLog:
                     batch.append(self._file_queue.get_nowait())
                 except queue.Empty:
                     break
-            lines = [json.dumps(e.to_dict(), separators=(",", ":")) for e in batch
-                     if isinstance(e, Event)]
+            lines = [e.json_line() for e in batch if isinstance(e, Event)]
             if lines:
                 try:
                     self._append(lines)

@@ -79,6 +79,7 @@ class Host:
         }
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.control = None  # the control socket's server, once serve_control ran
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None,
@@ -208,7 +209,21 @@ class Host:
         self._watcher = threading.Thread(target=loop, name="active-set-watch", daemon=True)
         self._watcher.start()
 
+    # --- the control socket ---------------------------------------------------------------
+
+    def serve_control(self, **options) -> None:
+        """Claim this folder (HostRunning when another host holds it) and answer on the control
+        socket (server/control/) until ``close``."""
+        from .control.server import ControlServer
+
+        server = ControlServer(self, self.settings.path("control_socket"), **options)
+        server.start()
+        self.control = server
+
     def close(self) -> None:
+        if self.control:
+            self.control.stop()
+            self.control = None
         self._watch_stop.set()
         self.stop()
         self.log.flush()

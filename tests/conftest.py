@@ -46,3 +46,10 @@ def host(settings, site_key):
 @pytest.fixture
 def site(host, site_key):
     return Site(host, site_key)
+
+
+@pytest.fixture
+def served(host):
+    """The host above, answering on its control socket (issue 14)."""
+    host.serve_control()
+    return host

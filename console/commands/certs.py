@@ -21,6 +21,8 @@ from server.certcheck.rules import check_set, gate
 from server.certcheck.x509util import short_name
 from server.certimport import PassphraseRequired, import_set
 from server.certstore import CertSet, CertStore, current_user
+from server.control.client import CommandFailed, running_host
+from server.control.commands import active_dict
 from server.devices.store import Devices
 from server.errors import CertificateError, SiteKeyError
 from server.fleet import preflight
@@ -73,8 +75,9 @@ def register(sub, parent) -> None:
                      help="write the set even if its report has errors (activating it still "
                           "needs --force)")
     act = verb("activate", activate,
-               "serve this set: switch active.json, log history; a running engage-console "
-               "follows within a second. A set with errors is refused unless --force "
+               "serve this set: the host running in this folder swaps at once (control "
+               "socket), else active.json is switched and history logged (a host using these "
+               "files follows within a second). A set with errors is refused unless --force "
                f"({EXIT_HELP})")
     act.add_argument("name")
     _force_flags(act)
@@ -303,8 +306,7 @@ def _confirm(question: str) -> bool:
 def activate(args, settings) -> int:
     if why := refusal(settings.path("certs_dir"), args.name):
         return fail(args, why)
-    return _switch(args, settings, args.name,
-                   lambda c, by: c.activate(args.name, force=args.force, by=by))
+    return _switch(args, settings, args.name, "activate")
 
 
 def rollback(args, settings) -> int:
@@ -313,12 +315,15 @@ def rollback(args, settings) -> int:
     target = _store(settings).rollback_target()
     if target is None:
         return fail(args, "nothing to roll back to: no earlier activation in history")
-    return _switch(args, settings, target, lambda c, by: c.rollback(force=args.force, by=by))
+    return _switch(args, settings, target, "rollback")
 
 
-def _switch(args, settings, name: str, change) -> int:
-    """Check set ``name``, refuse it with errors unless --force is confirmed, then run
-    ``change(certificates, by)`` (activate or rollback) and report it."""
+def _switch(args, settings, name: str, action: str, change=None) -> int:
+    """Check set ``name``, refuse it with errors unless --force is confirmed, then ``action``
+    it (activate or rollback): through the running host's control socket when one runs in this
+    folder (it swaps at once), else through the files; and report it. ``change(certificates,
+    by)`` replaces the plain activation (a migration's finish): it goes through the files,
+    which a running host follows within a second."""
     store = _store(settings)
     site_key = _site_key(settings)
     cert_set = store.load(name)
@@ -348,31 +353,48 @@ def _switch(args, settings, name: str, change) -> int:
         return EXIT_FINDINGS
     if not args.json:
         print(fleet.text())
-    certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
-    active = change(certificates, f"{current_user()} (command line)")
-    _print_activated(args, store, previous, active, fleet.to_dict())
+    by = f"{current_user()} (command line)"
+    host = None if change else running_host(settings)
+    if host is None:
+        certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
+        change = change or (lambda c, by: c.activate(name, force=args.force, by=by,
+                                                     action=action))
+        active = active_dict(change(certificates, by))
+        host_pid = None
+    else:
+        try:  # the CLI asked and confirmed above; the host checks the same way again
+            named = {"name": name} if action == "activate" else {}
+            active = host.call(action, **named, force=args.force, cut_off_ok=True, by=by)["active"]
+            host_pid = host.call("status")["pid"]
+        except CommandFailed as exc:
+            return fail(args, f"the running host refused: {exc}", EXIT_FINDINGS)
+        finally:
+            host.close()
+    _print_activated(args, store, previous, active, fleet.to_dict(), host_pid)
     return EXIT_OK
 
 
-def _print_activated(args, store, previous: CertSet | None, active, fleet: dict) -> None:
-    anchor_changed = (previous is not None
-                      and previous.anchor_sha256 != active.cert_set.anchor_sha256)
+def _print_activated(args, store, previous: CertSet | None, active: dict, fleet: dict,
+                     host_pid: int | None) -> None:
+    anchor_changed = previous is not None and previous.anchor_sha256 != active["anchor_sha256"]
     entry = (store.history() or [{}])[-1]
     if args.json:
-        print_json({"activated": True, "set": active.name,
-                    "previous": previous.name if previous else None, "hash": active.hash,
-                    "anchor_sha256": active.cert_set.anchor_sha256,
+        print_json({"activated": True, "set": active["name"],
+                    "previous": previous.name if previous else None, "hash": active["hash"],
+                    "anchor_sha256": active["anchor_sha256"],
                     "anchor_changed": anchor_changed, "forced": bool(entry.get("forced")),
-                    "preflight": fleet})
+                    "host_pid": host_pid, "preflight": fleet})
     else:
-        print(f"Active set: {active.name}" + (f" (was {previous.name})" if previous else "")
-              + f"; locks receive hash {active.hash}")
+        print(f"Active set: {active['name']}" + (f" (was {previous.name})" if previous else "")
+              + f"; locks receive hash {active['hash']}")
         if anchor_changed:
             print("WARNING: the anchor changed: every lock keeps the old anchor until it fetches "
                   "/current again (commissioning or a manual start from the ENGAGE app).")
         elif previous is not None:
             print("Same anchor as before: locks need nothing.")
-        print("A running engage-console switches to it within a second.")
+        print(f"The host running in this folder (pid {host_pid}) serves it now." if host_pid
+              else "No host runs in this folder; a running engage-console using these files "
+                   "switches to it within a second.")
 
 
 def renew(args, settings) -> int:

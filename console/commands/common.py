@@ -8,7 +8,7 @@ import sys
 
 from server.config import Settings, load_settings
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_NO_HOST = 0, 1, 2, 3
 
 # Flags that map onto settings (the last layer: defaults < file < environment < flags).
 SETTING_FLAGS = (

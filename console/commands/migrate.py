@@ -12,7 +12,7 @@ from server.devices.store import Devices
 from server.host import load_site_key
 from server.migration import service
 from server.migration.progress import progress
-from server.migration.state import read_state
+from server.migration.state import FINISH, read_state
 
 from .common import EXIT_OK, fail, print_json
 
@@ -51,7 +51,7 @@ def migrate(args, settings, switch) -> int:
         state = read_state(store.root)
         if state is None:
             return fail(args, "no migration is under way: nothing to finish")
-        return switch(args, settings, state.to_set,
+        return switch(args, settings, state.to_set, FINISH,
                       lambda c, by: service.finish(c, force=args.force, by=by))
     site_key = load_site_key(settings, create_demo=False)[0]
     certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
