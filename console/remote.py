@@ -138,9 +138,10 @@ class RemoteHost:
     def http_port(self) -> int:
         return self.statuses["http"].port
 
-    def watch_active(self, interval: float = 0.5, on_error=None) -> None:
+    def watch_active(self, interval: float = 0.5, on_error=None, on_notice=None) -> None:
         """The host pushes its activations on the stream; ``on_error`` hears of one this
-        console cannot load."""
+        console cannot load. The host follows its own site key file (``on_notice`` has
+        nothing to hear here: the host logs the change)."""
         self._on_error = on_error
 
     def close(self) -> None:
