@@ -98,9 +98,9 @@ def test_sd_notify_sends_one_datagram_to_notify_socket(tmp_path):
 # --- headless hosts, real processes -----------------------------------------------------------
 
 def test_a_second_headless_host_in_the_folder_names_the_first_and_exits_2(run_headless):  # noqa: F811
-    first = run_headless()
+    first = run_headless("--demo")
     first.port("http")
-    second = run_headless()
+    second = run_headless("--demo")
     assert second.proc.wait(timeout=20) == 2
     second.expect(rf"another engage-console host \(pid {first.proc.pid}\) already runs")
     assert first.proc.poll() is None
@@ -108,12 +108,12 @@ def test_a_second_headless_host_in_the_folder_names_the_first_and_exits_2(run_he
 
 
 def test_a_killed_headless_hosts_stale_socket_is_replaced(run_headless, tmp_path):  # noqa: F811
-    first = run_headless()
+    first = run_headless("--demo")
     first.port("http")
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(timeout=10)
     assert (tmp_path / "run" / "engage-console.sock").exists()  # left behind
-    second = run_headless()
+    second = run_headless("--demo")
     second.port("http")
     client = ControlClient(tmp_path / "run" / "engage-console.sock")
     assert client.call("status")["pid"] == second.proc.pid
@@ -127,7 +127,7 @@ def test_headless_tells_systemd_it_is_ready(run_headless, tmp_path, monkeypatch)
         manager.bind(str(path))
         manager.settimeout(20)
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-        h = run_headless()
+        h = run_headless("--demo")
         assert manager.recv(100) == b"READY=1"
         h.port("http")
         assert h.stop() == 0

@@ -16,20 +16,13 @@ from pathlib import Path
 from cryptography import x509
 
 from server import pki
-from server.activation import Certificates
-from server.certcheck.rules import check_set, gate
+from server.certcheck.rules import check_set
 from server.certcheck.x509util import short_name
 from server.certimport import PassphraseRequired, import_set
-from server.certstore import CertSet, CertStore, current_user
-from server.control.client import CommandFailed, running_host
-from server.control.commands import active_dict
-from server.devices.store import Devices
+from server.certstore import CertSet
 from server.errors import CertificateError, SiteKeyError
-from server.fleet import preflight
-from server.host import load_site_key
-from server.migration.state import refusal
 
-from . import batch, certs_delete, migrate
+from . import batch, certs_activate, certs_delete, certs_sets as sets, migrate
 from .certs_text import format_chain, format_report
 from .common import EXIT_FINDINGS, EXIT_OK, fail, print_json
 
@@ -74,14 +67,14 @@ def register(sub, parent) -> None:
     imp.add_argument("--force", action="store_true",
                      help="write the set even if its report has errors (activating it still "
                           "needs --force)")
-    act = verb("activate", activate,
+    act = verb("activate", certs_activate.activate,
                "serve this set: the host running in this folder swaps at once (control "
                "socket), else active.json is switched and history logged (a host using these "
                "files follows within a second). A set with errors is refused unless --force "
                f"({EXIT_HELP})")
     act.add_argument("name")
-    _force_flags(act)
-    _force_flags(verb("rollback", rollback,
+    certs_activate.force_flags(act)
+    certs_activate.force_flags(verb("rollback", certs_activate.rollback,
                       "activate the set that was active before the current one; a set with "
                       f"errors is refused unless --force ({EXIT_HELP})"))
     ren = verb("renew", renew,
@@ -100,7 +93,7 @@ def register(sub, parent) -> None:
                             "with the site key; PEM is converted to DER first)") \
         .add_argument("file")
     certs_delete.register(verb)
-    migrate.register(verb, _force_flags, _switch)
+    migrate.register(verb, certs_activate.force_flags, certs_activate.switch)
     init = verb("init", init_set, "create a root CA, intermediate and server certificate as a "
                                   "set", json_=False)
     init.add_argument("name", help="name of the new set")
@@ -110,45 +103,6 @@ def register(sub, parent) -> None:
 
 
 # --- shared -----------------------------------------------------------------------------------
-
-def _force_flags(parser) -> None:
-    parser.add_argument("--force", action="store_true",
-                        help="activate despite errors (asks for confirmation; recorded in history)")
-    parser.add_argument("--yes", action="store_true",
-                        help="confirm --force without asking (for scripts)")
-    parser.add_argument("--cut-off-ok", action="store_true",
-                        help="activate a new anchor even though known locks that do not hold it "
-                             "will fail their TLS call-ins (the preflight names them; exit 1 "
-                             "without this flag)")
-
-
-def _store(settings) -> CertStore:
-    return CertStore(settings.path("certs_dir"))
-
-
-def _site_key(settings, required: bool = True):
-    """The site key. Only what needs the hash requires it (activation, ``certs hash``); for
-    the others a missing or bad key is returned as its SiteKeyError, which the report shows."""
-    try:
-        return load_site_key(settings, create_demo=False)[0]
-    except SiteKeyError as exc:
-        if required:
-            raise
-        return exc
-
-
-def _active_set(store: CertStore) -> CertSet | None:
-    try:
-        name = store.active_name()
-        return store.load(name) if name else None
-    except CertificateError:
-        return None
-
-
-def _report(store, site_key, settings, cert_set: CertSet):
-    active = _active_set(store)
-    return check_set(cert_set, site_key, settings, active=active)
-
 
 def _forced_json(forced) -> dict | None:
     return {"time": forced.time, "by": forced.by, "label": forced.label} if forced else None
@@ -161,9 +115,9 @@ def _exit(*reports) -> int:
 # --- verbs ------------------------------------------------------------------------------------
 
 def list_sets(args, settings) -> int:
-    store = _store(settings)
-    site_key = _site_key(settings, required=False)
-    active = _active_set(store)
+    store = sets.store(settings)
+    site_key = sets.site_key(settings, required=False)
+    active = sets.active_set(store)
     forced = store.forced_activation()
     rows, broken = [], 0
     for name, item in store.scan().items():
@@ -204,9 +158,9 @@ def list_sets(args, settings) -> int:
 
 
 def show_set(args, settings) -> int:
-    store = _store(settings)
+    store = sets.store(settings)
     cert_set = store.load(args.name)
-    report = _report(store, _site_key(settings, required=False), settings, cert_set)
+    report = sets.report(store, sets.site_key(settings, required=False), settings, cert_set)
     active = store.active_name()
     if args.json:
         is_active = active == cert_set.name
@@ -224,12 +178,12 @@ def show_set(args, settings) -> int:
 
 
 def check_sets(args, settings) -> int:
-    store = _store(settings)
-    site_key = _site_key(settings, required=False)
+    store = sets.store(settings)
+    site_key = sets.site_key(settings, required=False)
     names = args.names or store.names()
     if not names:
         return fail(args, f"no certificate sets in {store.root}")
-    reports = [_report(store, site_key, settings, store.load(n)) for n in names]
+    reports = [sets.report(store, site_key, settings, store.load(n)) for n in names]
     if args.json:
         print_json(reports[0].to_dict() if len(args.names) == 1 else [r.to_dict() for r in reports])
     else:
@@ -238,13 +192,13 @@ def check_sets(args, settings) -> int:
 
 
 def import_files(args, settings) -> int:
-    store = _store(settings)
-    site_key = _site_key(settings, required=False)
+    store = sets.store(settings)
+    site_key = sets.site_key(settings, required=False)
     passphrases = [os.environ[v] for v in PASSPHRASE_ENV if os.environ.get(v)]
     reports = []
 
     def accept(candidate: CertSet) -> None:
-        reports.append(_report(store, site_key, settings, candidate))
+        reports.append(sets.report(store, site_key, settings, candidate))
         if reports[-1].errors and not args.force:
             raise _Refused()
 
@@ -297,113 +251,13 @@ def _refused_import(args, store, report) -> int:
     return EXIT_FINDINGS
 
 
-def _confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
-        return False
-    return input(f"{question} Type yes to continue: ").strip().lower() == "yes"
-
-
-def activate(args, settings) -> int:
-    if why := refusal(settings.path("certs_dir"), args.name):
-        return fail(args, why)
-    return _switch(args, settings, args.name, "activate")
-
-
-def rollback(args, settings) -> int:
-    if why := refusal(settings.path("certs_dir"), action="rollback"):
-        return fail(args, why)
-    target = _store(settings).rollback_target()
-    if target is None:
-        return fail(args, "nothing to roll back to: no earlier activation in history")
-    return _switch(args, settings, target, "rollback")
-
-
-def _switch(args, settings, name: str, action: str, change=None) -> int:
-    """Check set ``name``, refuse it with errors unless --force is confirmed, then ``action``
-    it (activate or rollback): through the running host's control socket when one runs in this
-    folder (it swaps at once), else through the files; and report it. ``change(certificates,
-    by)`` replaces the plain activation (a migration's finish): it goes through the files,
-    which a running host follows within a second."""
-    store = _store(settings)
-    site_key = _site_key(settings)
-    cert_set = store.load(name)
-    report = _report(store, site_key, settings, cert_set)
-    if report.errors:
-        if not args.force:
-            if not args.json:
-                print(format_report(report, store))
-                print(f"Not activated: set {cert_set.name} has errors. Fix them, or use --force "
-                      "if you accept that locks may fail.")
-            else:
-                print_json({"activated": False, "set": cert_set.name, "report": report.to_dict()})
-            return EXIT_FINDINGS
-        if not args.yes and not _confirm(
-                f"Set {cert_set.name} has {len(report.errors)} error(s): "
-                + "; ".join(f.id for f in report.errors) + ". Locks may fail to connect."):
-            return fail(args, "forced activation not confirmed (on a terminal type yes, in a "
-                        "script add --yes); nothing changed")
-    previous = _active_set(store)
-    fleet = preflight(Devices(settings.path("data_dir"), settings), cert_set, previous)
-    if fleet.blocking and not args.cut_off_ok:
-        if args.json:
-            print_json({"activated": False, "set": cert_set.name, "preflight": fleet.to_dict()})
-        else:
-            print(fleet.text())
-            print(f"Not activated: add --cut-off-ok to activate {cert_set.name} anyway.")
-        return EXIT_FINDINGS
-    if not args.json:
-        print(fleet.text())
-    by = f"{current_user()} (command line)"
-    host = None if change else running_host(settings)
-    if host is None:
-        certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
-        change = change or (lambda c, by: c.activate(name, force=args.force, by=by,
-                                                     action=action))
-        active = active_dict(change(certificates, by))
-        host_pid = None
-    else:
-        try:  # the CLI asked and confirmed above; the host checks the same way again
-            named = {"name": name} if action == "activate" else {}
-            active = host.call(action, **named, force=args.force, cut_off_ok=True, by=by)["active"]
-            host_pid = host.call("status")["pid"]
-        except CommandFailed as exc:
-            return fail(args, f"the running host refused: {exc}", EXIT_FINDINGS)
-        finally:
-            host.close()
-    _print_activated(args, store, previous, active, fleet.to_dict(), host_pid)
-    return EXIT_OK
-
-
-def _print_activated(args, store, previous: CertSet | None, active: dict, fleet: dict,
-                     host_pid: int | None) -> None:
-    anchor_changed = previous is not None and previous.anchor_sha256 != active["anchor_sha256"]
-    entry = (store.history() or [{}])[-1]
-    if args.json:
-        print_json({"activated": True, "set": active["name"],
-                    "previous": previous.name if previous else None, "hash": active["hash"],
-                    "anchor_sha256": active["anchor_sha256"],
-                    "anchor_changed": anchor_changed, "forced": bool(entry.get("forced")),
-                    "host_pid": host_pid, "preflight": fleet})
-    else:
-        print(f"Active set: {active['name']}" + (f" (was {previous.name})" if previous else "")
-              + f"; locks receive hash {active['hash']}")
-        if anchor_changed:
-            print("WARNING: the anchor changed: every lock keeps the old anchor until it fetches "
-                  "/current again (commissioning or a manual start from the ENGAGE app).")
-        elif previous is not None:
-            print("Same anchor as before: locks need nothing.")
-        print(f"The host running in this folder (pid {host_pid}) serves it now." if host_pid
-              else "No host runs in this folder; a running engage-console using these files "
-                   "switches to it within a second.")
-
-
 def renew(args, settings) -> int:
-    store = _store(settings)
-    site_key = _site_key(settings, required=False)
+    store = sets.store(settings)
+    site_key = sets.site_key(settings, required=False)
     hosts = args.hosts or settings.host_names or None
     new = pki.renew_set(store, settings.path("ca_dir"), args.name, new_name=args.new_name,
                         hosts=hosts, days=args.days)
-    report = _report(store, site_key, settings, new)
+    report = sets.report(store, site_key, settings, new)
     expiry = {c.role: c.not_after for c in report.chain}
     if args.json:
         print_json({"set": new.name, "renewed_from": args.name, "expires": expiry,
@@ -420,7 +274,7 @@ def renew(args, settings) -> int:
 
 
 def hash_file(args, settings) -> int:
-    site_key = _site_key(settings)
+    site_key = sets.site_key(settings)
     path = Path(args.file)
     try:
         data = path.read_bytes()
@@ -446,7 +300,7 @@ def hash_file(args, settings) -> int:
 
 
 def init_set(args, settings) -> int:
-    store = _store(settings)
+    store = sets.store(settings)
     hosts = args.hosts or settings.host_names or pki.default_hosts(settings.bind)
     pki.init_set(store, settings.path("ca_dir"), args.name, hosts)
     print(f"Created set {args.name} in {store.set_path(args.name)} for {', '.join(hosts)}")
