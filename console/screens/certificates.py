@@ -15,6 +15,7 @@ from textual.worker import get_current_worker
 
 from server.certcheck.report import Report
 from server.certcheck.rules import check_set
+from server.certimport import import_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
 
@@ -148,6 +149,7 @@ class CertificatesScreen(ConsoleScreen):
         self.rows: dict[str, SetRow] = {}
         self._cells: dict[str, dict[str, str]] = {}
         self._store_stamp = self._store_stamp_now()
+        self._select: str | None = None  # a new set the cursor goes to once it is listed
         self.refresh_status()
         self.set_interval(1.0, self._watch_store)
         self.rescan()
@@ -189,6 +191,11 @@ class CertificatesScreen(ConsoleScreen):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_rows, rows)
 
+    def select_new(self, name: str) -> None:
+        """Put the cursor on set ``name`` (just made) once a listing shows it."""
+        self._select = name
+        self.rescan()
+
     def _show_rows(self, rows: list[SetRow]) -> None:
         table = self.query_one("#sets", DataTable)
         active = self.app.host.certificates.current()
@@ -197,8 +204,12 @@ class CertificatesScreen(ConsoleScreen):
         before = self.rows.get(self.selected_name() or "")
         self.rows = {row.name: row for row in rows}
         sync_rows(table, {row.name: row_cells(row, active_name) for row in rows}, self._cells)
-        if first and active_name in self.rows:
-            table.move_cursor(row=table.get_row_index(active_name))
+        if self._select in self.rows:
+            select, self._select = self._select, None
+        else:
+            select = active_name if first else None
+        if select in self.rows:
+            table.move_cursor(row=table.get_row_index(select))
         after = self.rows.get(self.selected_name() or "")
         if before is None or after is None or (before.report, before.error) != (after.report,
                                                                                 after.error):
@@ -340,23 +351,24 @@ class CertificatesScreen(ConsoleScreen):
             host = self.app.host
             return renew_set(host.store, host.settings.path("ca_dir"), name)
 
-        self._new_set(renewed, "Not renewed", f"Renewed {name} as new set {{}}: select it and "
-                      "press a to activate it.")
+        self._new_set(renewed, "Not renewed", f"Renewed {name} as new set {{}}: press a to "
+                      "activate it.")
 
     def action_import_set(self) -> None:
-        self.app.push_screen(ImportScreen(),
-                             lambda request: request and self.import_files(request))
+        store = self.app.host.store
 
-    @work(thread=True, group="import", exit_on_error=False, name="import")
-    def import_files(self, request: ImportRequest) -> None:
-        def imported():
-            from server.certimport import import_set
-
-            return import_set(self.app.host.store, request.name, request.paths,
+        def imported(request: ImportRequest) -> CertSet:
+            return import_set(store, request.name, request.paths,
                               passphrase=request.passphrase or None)
 
-        self._new_set(imported, "Not imported", "Imported set {}: check its report, then press "
-                      "a to activate it.")
+        self.app.push_screen(ImportScreen(imported, lambda name: store.set_path(name).exists()),
+                             self._imported)
+
+    def _imported(self, new: CertSet | None) -> None:
+        if new is not None:
+            self.app.notify(f"Imported set {new.name}: check its report, then press a to "
+                            "activate it.")
+            self.select_new(new.name)
 
     def _new_set(self, make, failed: str, done: str) -> None:
         """Run ``make`` (in a worker thread); its outcome is a notification, never a crash."""
@@ -369,4 +381,4 @@ class CertificatesScreen(ConsoleScreen):
             self.app.notify(f"{failed}: {exc}", severity="error", timeout=15)
             return
         self.app.notify(done.format(new.name))
-        self.app.call_from_thread(self.rescan)
+        self.app.call_from_thread(self.select_new, new.name)
