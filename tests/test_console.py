@@ -235,16 +235,19 @@ def test_the_console_exits_with_the_apps_return_code(settings, site_key, monkeyp
 async def test_keys_stop_and_start_each_listener_and_both(host):
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("h")
+        await press_to(pilot, "h", ConfirmScreen)  # stopping asks first
+        await pilot.press("y")
         await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "STOPPED")
         assert host.listeners["tls"].running and not host.listeners["http"].running
-        await pilot.press("t")
+        await press_to(pilot, "t", ConfirmScreen)
+        await pilot.press("y")
         await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "STOPPED")
         await pilot.press("h")
         await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "RUNNING")
         assert http_get(host.listeners["http"].bound_port,
                         "/swordfish/lock/certificates/current")[0] == 200
-        await pilot.press("x")
+        await press_to(pilot, "x", ConfirmScreen)
+        await pilot.press("y")
         await until(pilot, lambda: not any(s.state == "RUNNING" for s in host.status().values()))
         await pilot.press("s")
         await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "RUNNING"
@@ -772,8 +775,12 @@ async def test_activate_with_confirm_then_roll_back(host):
         await until(pilot, lambda: cell(app, "#sets", "demo", "active") == "ACTIVE")
 
 
+@pytest.mark.parametrize("activations", [0, 2])  # 2: the history ends demo, demo
 @sync
-async def test_rollback_with_no_history_is_a_notification(stopped_host):
+async def test_rollback_with_no_history_is_a_notification(stopped_host, activations):
+    """Also when the entry before the last is the set already active: never offered."""
+    for _ in range(activations):
+        stopped_host.certificates.activate("demo", force=True, by="test")
     app = EngageConsole(stopped_host, start=False)
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -808,12 +815,10 @@ async def test_a_failing_activation_is_a_notification_and_changes_nothing(stoppe
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "broken")
         assert cell(app, "#sets", "broken", "verdict") == "ERROR"
-        await press_to(pilot, "a", ConfirmScreen)
-        assert "activation will be refused" in str(
-            app.screen.query_one("#dialog-warning").render())
-        await pilot.press("y")
-        await until(pilot, lambda: any("Not activated" in m for m in notes.errors()),
+        await pilot.press("a")  # refused at once, with the reasons: no question first
+        await until(pilot, lambda: any("cannot be activated" in m for m in notes.errors()),
                     what="an error notification")
+        assert "key.mismatch" in notes.errors()[0] and not showing(app, ConfirmScreen)
         assert stopped_host.certificates.current().name == "demo"
         assert app.is_running
 
@@ -832,6 +837,11 @@ async def test_renew_creates_a_new_set_with_the_same_anchor(stopped_host):
         assert f"new set {new}" in notes.text()
         await until(pilot, lambda: cursor_key(app.screen.query_one("#sets", DataTable)) == new,
                     what="the cursor on the renewed set, which a then activates")
+        await until(pilot, lambda: str(app.screen.query_one("#report-text").render())
+                    .startswith(f"{new}:"), what="the renewed set's report")
+        await press_to(pilot, "a", ConfirmScreen)
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "Anchor:      SAME" in body and not app.screen.query("#dialog-warning")
 
 
 @sync
@@ -1102,7 +1112,8 @@ async def test_a_palette_command_runs_its_action(host):
         await pilot.press(*"Stop both")
         await until(pilot, lambda: "Stop both" in str(app.screen.query("CommandList").first()
                                                       .get_option_at_index(0).prompt))
-        await pilot.press("enter")
+        await press_to(pilot, "enter", ConfirmScreen)  # stopping asks first, as the key does
+        await pilot.press("y")
         await until(pilot, lambda: not any(s.state == "RUNNING" for s in host.status().values()))
 
 

@@ -13,11 +13,10 @@ from textual.widgets import DataTable, Input
 from console.app import EngageConsole
 from console.screens.certificates import CertificatesScreen
 from console.screens.import_form import ImportScreen
-from server import pki
 
-from .test_console import (Notes, cursor_key, make_host, open_certificates, press_to,  # noqa: F401
-                           screen_text, stopped_host,
+from .test_console import (Notes, cursor_key, open_certificates, press_to, screen_text,
                            showing, sync, until)
+from .test_console import make_host, stopped_host  # noqa: F401  (fixtures)
 
 SIZE = (120, 36)
 PASSPHRASE = "horse-battery-staple"

@@ -19,11 +19,13 @@ from server.certimport import import_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
 
-from ..format import expiry_words, fingerprint
+from ..format import expiry_words
+from ..widgets.status_bar import active_errors
 from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
 from .confirm import ConfirmScreen
 from .import_form import ImportRequest, ImportScreen
+from .switch import switch_body, switch_warning
 
 SET_COLUMNS = (("name", "Set"), ("active", "Active"), ("verdict", "Verdict"),
                ("chain", "Chain bytes"), ("key", "Largest key"), ("expiry", "Expires in"))
@@ -61,12 +63,13 @@ def scan_rows(host, now) -> list[SetRow]:
     return rows
 
 
-def row_cells(row: SetRow, active_name: str | None) -> dict[str, str]:
+def row_cells(row: SetRow, active_name: str | None, active_flawed: bool) -> dict[str, str]:
     report = row.report
     demo = " (DEMO)" if row.cert_set is not None and row.cert_set.demo else ""
     return {
         "name": row.name + demo,
-        "active": "ACTIVE" if row.name == active_name else "",
+        "active": ("ACTIVE WITH ERRORS" if active_flawed else "ACTIVE")
+        if row.name == active_name else "",
         "verdict": row.verdict,
         "chain": f"{report.chain_bytes:,} / {report.chain_limit:,}" if report else "-",
         "key": f"{report.largest_key_bits} bits" if report and report.largest_key_bits else "-",
@@ -203,7 +206,9 @@ class CertificatesScreen(ConsoleScreen):
         first = not self._cells
         before = self.rows.get(self.selected_name() or "")
         self.rows = {row.name: row for row in rows}
-        sync_rows(table, {row.name: row_cells(row, active_name) for row in rows}, self._cells)
+        flawed = bool(active_errors(self.app.host))
+        sync_rows(table, {row.name: row_cells(row, active_name, flawed) for row in rows},
+                  self._cells)
         if self._select in self.rows:
             select, self._select = self._select, None
         else:
@@ -271,7 +276,12 @@ class CertificatesScreen(ConsoleScreen):
         if row.report is None:
             self.app.notify(f"Set {row.name} cannot be activated: {row.error}", severity="error")
             return
-        self._confirm_switch(row, "activate", force)
+        if row.report.errors and not force:
+            reasons = "; ".join(f"{f.id}: {f.message}" for f in row.report.errors)
+            self.app.notify(f"Set {row.name} has errors and cannot be activated: {reasons}. "
+                            "Fix them, or force it with A.", severity="error", timeout=20)
+            return
+        self._confirm_switch(row, "activate")
 
     def action_rollback(self) -> None:
         self.find_rollback()
@@ -290,8 +300,10 @@ class CertificatesScreen(ConsoleScreen):
             self.app.call_from_thread(self._confirm_rollback, target)
 
     def _confirm_rollback(self, target: str | None) -> None:
-        if target is None:
-            self.app.notify("Nothing to roll back to: no earlier activation in the history.",
+        active = self.app.host.certificates.current()
+        if target is None or (active is not None and target == active.name):
+            self.app.notify("Nothing to roll back to: no earlier activation in the history"
+                            + (f" other than {target}, which is active" if target else "") + ".",
                             severity="warning")
             return
         row = self.rows.get(target)
@@ -299,30 +311,19 @@ class CertificatesScreen(ConsoleScreen):
             self.app.notify(f"Cannot roll back to {target}: the set is missing or unreadable.",
                             severity="error")
             return
-        self._confirm_switch(row, "rollback", force=True)
+        self._confirm_switch(row, "rollback")
 
-    def _confirm_switch(self, row: SetRow, action: str, force: bool) -> None:
-        report = row.report
+    def _confirm_switch(self, row: SetRow, action: str) -> None:
+        """Ask, showing what changes; a set with errors is served only once its name is
+        typed (a forced activation, deliberately harder than ``y``)."""
         active = self.app.host.certificates.current()
-        old_anchor = active.cert_set.anchor_sha256 if active else ""
-        body = Text()
-        body.append(f"{'Roll back to' if action == 'rollback' else 'Activate'} set {row.name}"
-                    f" (verdict {report.verdict})?\n\n", style="bold")
-        body.append(f"Active now:  {active.name if active else 'none'}\n")
-        body.append(f"Anchor:      {fingerprint(old_anchor)}  ->  "
-                    f"{fingerprint(report.anchor_sha256)}\n")
-        body.append(f"Hash:        {active.hash if active else '-'}  ->  {report.hash}\n")
-        body.append(f"Chain size:  {report.chain_bytes:,} of {report.chain_limit:,} bytes\n")
-        warnings = []
-        if old_anchor and old_anchor != report.anchor_sha256:
-            warnings.append("the anchor changes: each lock must fetch the new anchor over HTTP "
-                            "before it trusts this server again")
-        if report.verdict == "ERROR":
-            warnings.append("this set has errors" + (" and will be activated anyway" if force
-                                                     else ": activation will be refused"))
-        verb = "Roll back" if action == "rollback" else "Activate"
-        screen = ConfirmScreen(f"{verb} certificate set", body, confirm=verb,
-                               warning="; ".join(warnings))
+        verb = "Roll back to" if action == "rollback" else "Activate"
+        force = bool(row.report.errors)
+        screen = ConfirmScreen(f"{verb} certificate set" + (" WITH ERRORS" if force else ""),
+                               switch_body(verb, row.cert_set, row.report, active),
+                               confirm=verb.split()[0],
+                               warning=switch_warning(row.cert_set, row.report, active),
+                               typed=row.name if force else "")
         self.app.push_screen(screen, lambda yes: yes and self.switch_set(row.name, action, force))
 
     @work(thread=True, group="activate", exit_on_error=False, name="activation")
