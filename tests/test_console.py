@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import json
 import shutil
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -935,6 +937,43 @@ async def test_device_list_updates_live_and_shows_the_record(host):
         table.move_cursor(row=table.get_row_index("BROKEN01"))
         await until(pilot, lambda: "CORRUPT record" in shown_text(app.screen.query_one(
             "#record-text")))
+
+
+def write_record(host, serial: str, model: str) -> Path:
+    """A record as another process (``devices import``, an editor) leaves it."""
+    path = host.devices.root / f"{serial}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"serial": serial, "model": model}))
+    return path
+
+
+@sync
+async def test_a_record_another_process_writes_appears_without_a_call_in(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await press_to(pilot, "3", DevicesScreen)
+        table = app.screen.query_one("#devices", DataTable)
+        await until(pilot, lambda: table.border_title.startswith("Locks: 0"), what="listed")
+        write_record(stopped_host, "OUTSIDE1", "NDE80")
+        await until(pilot, lambda: table.row_count == 1, timeout=3.0,
+                    what="the new record listed within ~2 s")
+        assert cell(app, "#devices", "OUTSIDE1", "model") == "NDE80"
+
+
+@sync
+async def test_the_refresh_key_rereads_a_record_edited_in_place(stopped_host):
+    path = write_record(stopped_host, "OUTSIDE1", "NDE80")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await press_to(pilot, "3", DevicesScreen)
+        await until(pilot, lambda: app.screen.query_one("#devices", DataTable).row_count == 1)
+        with open(path, "r+") as f:  # in place: the folder's mtime stays as it was
+            f.write(json.dumps({"serial": "OUTSIDE1", "model": "LE800"}))
+        await pilot.press("r")
+        await until(pilot, lambda: cell(app, "#devices", "OUTSIDE1", "model") == "LE800",
+                    what="the edit shown after r")
+        await until(pilot, lambda: "LE800" in shown_text(app.screen.query_one("#record-text")),
+                    what="the record pane read again")
 
 
 @sync
