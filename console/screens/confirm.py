@@ -43,8 +43,8 @@ class ConfirmScreen(ModalScreen[bool]):
             with VerticalScroll(id="dialog-scroll") as scroll:
                 scroll.can_focus = False  # tab goes between the choices; up/down scroll
                 yield Static(self.body, id="dialog-body", markup=False)
-                if self.warning:
-                    yield Static(f"WARNING: {self.warning}", id="dialog-warning", markup=False)
+            if self.warning:  # outside the scroll: always in sight
+                yield Static(f"WARNING: {self.warning}", id="dialog-warning", markup=False)
             if self.typed:
                 yield Label(Text(f"To go ahead: tab to the box, type {self.typed}, enter"))
                 yield Input(placeholder=self.typed, id="dialog-typed", select_on_focus=False)
