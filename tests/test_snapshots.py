@@ -210,14 +210,15 @@ def test_activation_confirmation(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_devices(console_app, snap_compare):
-    async def run_before(pilot):
-        await pilot.press("3")
-        await settle(pilot)
-        await pilot.press("down")
-        await settle(pilot)
+async def select_second_lock(pilot) -> None:
+    await pilot.press("3")
+    await settle(pilot)
+    await pilot.press("down")
+    await settle(pilot)
 
-    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+def test_devices(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=select_second_lock)
 
 
 def test_help(console_app, snap_compare):
@@ -240,16 +241,19 @@ def test_event_detail(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_import_form(console_app, snap_compare):
-    async def run_before(pilot):
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("i", *"/nowhere/partner_CA.der")
-        await pilot.click("#import")
-        button = pilot.app.screen.query_one("#import")
-        await until(pilot, lambda: not button.has_class("-active"), what="the press effect")
+async def import_a_missing_file(pilot) -> None:
+    await pilot.press("2")
+    await settle(pilot)
+    await pilot.press("i", *"/nowhere/partner_CA.der")
+    await pilot.click("#import")
+    await until(pilot, lambda: "Cannot import" in str(
+        pilot.app.screen.query_one("#import-problem").render()), what="the problem")
+    button = pilot.app.screen.query_one("#import")
+    await until(pilot, lambda: not button.has_class("-active"), what="the press effect")
 
-    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+def test_import_form(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=import_a_missing_file)
 
 
 # --- 80x24, the stated minimum: nothing that matters cut, the keys visible -------------------
@@ -305,22 +309,8 @@ def test_stop_listener_confirmation_at_80x24(console_app, snap_compare):
 
 
 def test_devices_at_80x24(console_app, snap_compare):
-    async def run_before(pilot):
-        await pilot.press("3")
-        await settle(pilot)
-        await pilot.press("down")
-        await settle(pilot)
-
-    assert snap_compare(console_app, terminal_size=SMALL, run_before=run_before)
+    assert snap_compare(console_app, terminal_size=SMALL, run_before=select_second_lock)
 
 
 def test_import_form_at_80x24(console_app, snap_compare):
-    async def run_before(pilot):
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("i", *"/nowhere/partner_CA.der")
-        await pilot.click("#import")
-        await until(pilot, lambda: "Cannot import" in str(
-            pilot.app.screen.query_one("#import-problem").render()), what="the problem")
-
-    assert snap_compare(console_app, terminal_size=SMALL, run_before=run_before)
+    assert snap_compare(console_app, terminal_size=SMALL, run_before=import_a_missing_file)
