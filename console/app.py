@@ -245,20 +245,35 @@ class EngageConsole(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
-    async def action_quit(self) -> None:
+    def running_words(self, names: Iterable[str] | None = None) -> str:
+        """'The HTTP and TLS listeners are' RUNNING (of ``names``, default all), or ''."""
         running = [name.upper() for name, status in self.host.status().items()
-                   if status.state == RUNNING]
+                   if status.state == RUNNING and (names is None or name in names)]
         if not running:
-            self.leave()
-            return
-        if isinstance(self.screen, ConfirmScreen):
-            return
-        which = " and ".join(running) + (" listeners are" if len(running) > 1 else " listener is")
-        self.push_screen(
-            ConfirmScreen("Quit engage-console",
-                          f"The {which} RUNNING. Quitting stops them: locks cannot call in until "
-                          "the host runs again.", confirm="Quit"),
-            lambda yes: yes and self.leave())
+            return ""
+        return "The " + " and ".join(running) + (" listeners are" if len(running) > 1
+                                                 else " listener is")
+
+    def confirm_stop(self, title: str, names: Iterable[str] | None, then: str, confirm: str,
+                     stop: Callable[[], object]) -> None:
+        """Run ``stop`` at once when none of these listeners runs, else after asking (focus on
+        the safe choice), saying which run and what stopping costs the locks."""
+        which = self.running_words(names)
+        if not which:
+            stop()
+        elif not isinstance(self.screen, ConfirmScreen):
+            self.push_screen(ConfirmScreen(title, f"{which} RUNNING. {then}", confirm=confirm),
+                             lambda yes: yes and stop())
+
+    async def action_quit(self) -> None:
+        self.confirm_stop("Quit engage-console", None, "Quitting stops them: locks cannot call "
+                          "in until the host runs again.", "Quit", self.leave)
+
+    def stop_listeners(self, names: tuple[str, ...]) -> None:
+        """Stop listeners, asking first as quitting does."""
+        self.confirm_stop("Stop listeners" if len(names) > 1 else "Stop listener", names,
+                          "Locks cannot call in to a stopped listener until it starts again.",
+                          "Stop", lambda: self.control_listeners(names, start=False))
 
     @work(thread=True, group="shutdown", exit_on_error=False, name="shutdown")
     def shutdown(self) -> None:

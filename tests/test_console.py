@@ -13,6 +13,7 @@ import signal
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -239,16 +240,19 @@ def test_the_console_exits_with_the_apps_return_code(settings, site_key, monkeyp
 async def test_keys_stop_and_start_each_listener_and_both(host):
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("h")
+        await press_to(pilot, "h", ConfirmScreen)  # stopping asks first
+        await pilot.press("y")
         await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "STOPPED")
         assert host.listeners["tls"].running and not host.listeners["http"].running
-        await pilot.press("t")
+        await press_to(pilot, "t", ConfirmScreen)
+        await pilot.press("y")
         await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "STOPPED")
         await pilot.press("h")
         await until(pilot, lambda: cell(app, "#listeners", "http", "state") == "RUNNING")
         assert http_get(host.listeners["http"].bound_port,
                         "/swordfish/lock/certificates/current")[0] == 200
-        await pilot.press("x")
+        await press_to(pilot, "x", ConfirmScreen)
+        await pilot.press("y")
         await until(pilot, lambda: not any(s.state == "RUNNING" for s in host.status().values()))
         await pilot.press("s")
         await until(pilot, lambda: cell(app, "#listeners", "tls", "state") == "RUNNING"
@@ -911,8 +915,12 @@ async def test_activate_with_confirm_then_roll_back(host):
         await until(pilot, lambda: cell(app, "#sets", "demo", "active") == "ACTIVE")
 
 
+@pytest.mark.parametrize("activations", [0, 2])  # 2: the history ends demo, demo
 @sync
-async def test_rollback_with_no_history_is_a_notification(stopped_host):
+async def test_rollback_with_no_history_is_a_notification(stopped_host, activations):
+    """Also when the entry before the last is the set already active: never offered."""
+    for _ in range(activations):
+        stopped_host.certificates.activate("demo", force=True, by="test")
     app = EngageConsole(stopped_host, start=False)
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -947,12 +955,10 @@ async def test_a_failing_activation_is_a_notification_and_changes_nothing(stoppe
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "broken")
         assert cell(app, "#sets", "broken", "verdict") == "ERROR"
-        await press_to(pilot, "a", ConfirmScreen)
-        assert "activation will be refused" in str(
-            app.screen.query_one("#dialog-warning").render())
-        await pilot.press("y")
-        await until(pilot, lambda: any("Not activated" in m for m in notes.errors()),
+        await pilot.press("a")  # refused at once, with the reasons: no question first
+        await until(pilot, lambda: any("cannot be activated" in m for m in notes.errors()),
                     what="an error notification")
+        assert "key.mismatch" in notes.errors()[0] and not showing(app, ConfirmScreen)
         assert stopped_host.certificates.current().name == "demo"
         assert app.is_running
 
@@ -969,6 +975,13 @@ async def test_renew_creates_a_new_set_with_the_same_anchor(stopped_host):
         new = next(n for n in stopped_host.store.names() if n != "demo")
         assert stopped_host.store.load(new).anchor_der == stopped_host.store.load("demo").anchor_der
         assert f"new set {new}" in notes.text()
+        await until(pilot, lambda: cursor_key(app.screen.query_one("#sets", DataTable)) == new,
+                    what="the cursor on the renewed set, which a then activates")
+        await until(pilot, lambda: str(app.screen.query_one("#report-text").render())
+                    .startswith(f"{new}:"), what="the renewed set's report")
+        await press_to(pilot, "a", ConfirmScreen)
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "Anchor:      SAME" in body and not app.screen.query("#dialog-warning")
 
 
 @sync
@@ -1006,38 +1019,6 @@ async def test_import_of_a_missing_file_says_so_and_imports_nothing(stopped_host
         assert "no such file" in str(app.screen.query_one("#import-problem").render())
         await pilot.press("escape")
         await until(pilot, lambda: showing(app, CertificatesScreen), what="the form closed")
-        assert stopped_host.store.names() == ["demo"]
-
-
-@sync
-async def test_import_of_bad_files_is_an_error_notification(stopped_host, tmp_path):
-    junk = tmp_path / "junk.pem"
-    junk.write_text("not a certificate")
-    app = EngageConsole(stopped_host, start=False)
-    notes = Notes(app)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_certificates(pilot)
-        await press_to(pilot, "i", ImportScreen)
-        app.screen.query_one("#import-paths", Input).value = str(junk)
-        app.screen.query_one("#import-name", Input).value = "junk"
-        await pilot.click("#import")
-        await until(pilot, lambda: notes.errors(), what="an error notification")
-        assert "Not imported" in notes.errors()[0]
-        assert stopped_host.store.names() == ["demo"]
-
-
-@sync
-async def test_import_without_a_name_asks_for_one(stopped_host):
-    source = stopped_host.store.set_path("demo")
-    app = EngageConsole(stopped_host, start=False)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_certificates(pilot)
-        await press_to(pilot, "i", ImportScreen)
-        app.screen.query_one("#import-paths", Input).value = str(source)
-        problem = app.screen.query_one("#import-problem")
-        await pilot.click("#import")
-        await until(pilot, lambda: str(problem.render()), what="the problem shown")
-        assert "give the new set a name" in str(app.screen.query_one("#import-problem").render())
         assert stopped_host.store.names() == ["demo"]
 
 
@@ -1094,6 +1075,43 @@ async def test_device_list_updates_live_and_shows_the_record(host):
         table.move_cursor(row=table.get_row_index("BROKEN01"))
         await until(pilot, lambda: "CORRUPT record" in shown_text(app.screen.query_one(
             "#record-text")))
+
+
+def write_record(host, serial: str, model: str) -> Path:
+    """A record as another process (``devices import``, an editor) leaves it."""
+    path = host.devices.root / f"{serial}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"serial": serial, "model": model}))
+    return path
+
+
+@sync
+async def test_a_record_another_process_writes_appears_without_a_call_in(stopped_host):
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await press_to(pilot, "3", DevicesScreen)
+        table = app.screen.query_one("#devices", DataTable)
+        await until(pilot, lambda: table.border_title.startswith("Locks: 0"), what="listed")
+        write_record(stopped_host, "OUTSIDE1", "NDE80")
+        await until(pilot, lambda: table.row_count == 1, timeout=3.0,
+                    what="the new record listed within ~2 s")
+        assert cell(app, "#devices", "OUTSIDE1", "model") == "NDE80"
+
+
+@sync
+async def test_the_refresh_key_rereads_a_record_edited_in_place(stopped_host):
+    path = write_record(stopped_host, "OUTSIDE1", "NDE80")
+    app = EngageConsole(stopped_host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await press_to(pilot, "3", DevicesScreen)
+        await until(pilot, lambda: app.screen.query_one("#devices", DataTable).row_count == 1)
+        with open(path, "r+") as f:  # in place: the folder's mtime stays as it was
+            f.write(json.dumps({"serial": "OUTSIDE1", "model": "LE800"}))
+        await pilot.press("r")
+        await until(pilot, lambda: cell(app, "#devices", "OUTSIDE1", "model") == "LE800",
+                    what="the edit shown after r")
+        await until(pilot, lambda: "LE800" in shown_text(app.screen.query_one("#record-text")),
+                    what="the record pane read again")
 
 
 @sync
@@ -1272,7 +1290,8 @@ async def test_a_palette_command_runs_its_action(host):
         await pilot.press(*"Stop both")
         await until(pilot, lambda: "Stop both" in str(app.screen.query("CommandList").first()
                                                       .get_option_at_index(0).prompt))
-        await pilot.press("enter")
+        await press_to(pilot, "enter", ConfirmScreen)  # stopping asks first, as the key does
+        await pilot.press("y")
         await until(pilot, lambda: not any(s.state == "RUNNING" for s in host.status().values()))
 
 
@@ -1426,7 +1445,7 @@ def colours_on_screen(app) -> set[tuple[int, int, int]]:
 SMALLEST = (80, 24)  # the stated minimum
 
 
-@pytest.mark.parametrize("mode", ["dashboard", "devices"])
+@pytest.mark.parametrize("mode", ["dashboard", "certificates", "devices"])
 @sync
 async def test_at_80_columns_the_footer_shows_help_quit_and_the_screens(stopped_host, mode):
     app = EngageConsole(stopped_host, start=False)

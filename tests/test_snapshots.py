@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from console.app import EngageConsole
 from console.screens import certificates as certificates_screen
+from console.screens.confirm import ConfirmScreen
 from console.widgets.lock_log import LockLog
 from server.certcheck.report import CertInfo, Finding, Report
 from server.certstore import write_set
@@ -131,6 +132,8 @@ def console_app(tmp_path, monkeypatch):
     fixed_set(host.store, "site-2027", 20, 20)
     (host.store.root / "half-copied").mkdir()
     host.certificates.activate("site-2026", force=True, by="test")
+    host.certificates.gate = lambda cert_set: [  # the fixed report's errors: none
+        f"{f.id}: {f.message}" for f in fixed_report(cert_set, SITE_KEY, settings).errors]
     host.devices = FixedDevices()
     app = EngageConsole(host, start=False, clock=lambda: NOW)
     yield app
@@ -212,14 +215,15 @@ def test_activation_confirmation(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_devices(console_app, snap_compare):
-    async def run_before(pilot):
-        await pilot.press("3")
-        await settle(pilot)
-        await pilot.press("down")
-        await settle(pilot)
+async def select_second_lock(pilot) -> None:
+    await pilot.press("3")
+    await settle(pilot)
+    await pilot.press("down")
+    await settle(pilot)
 
-    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+
+def test_devices(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=select_second_lock)
 
 
 async def open_help(pilot) -> None:
@@ -243,16 +247,15 @@ def test_event_detail(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_import_form(console_app, snap_compare):
-    async def run_before(pilot):
-        await pilot.press("2")
-        await settle(pilot)
-        await pilot.press("i", *"/nowhere/partner_CA.der")
-        await pilot.click("#import")
-        button = pilot.app.screen.query_one("#import")
-        await until(pilot, lambda: not button.has_class("-active"), what="the press effect")
-
-    assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
+async def import_a_missing_file(pilot) -> None:
+    await pilot.press("2")
+    await settle(pilot)
+    await pilot.press("i", *"/nowhere/partner_CA.der")
+    await pilot.click("#import")
+    await until(pilot, lambda: "Cannot import" in str(
+        pilot.app.screen.query_one("#import-problem").render()), what="the problem")
+    button = pilot.app.screen.query_one("#import")
+    await until(pilot, lambda: not button.has_class("-active"), what="the press effect")
 
 
 SMALLEST = (80, 24)  # the stated minimum: every key, status, serial and notice still there
@@ -276,3 +279,61 @@ def test_event_detail_at_80x24(console_app, snap_compare):
 
 def test_help_at_80x24(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SMALLEST, run_before=open_help)
+
+def test_import_form(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SIZE, run_before=import_a_missing_file)
+
+
+def test_certificates_at_80x24(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=select_expiring_set)
+
+
+def test_activation_confirmation_at_80x24(console_app, snap_compare):
+    async def run_before(pilot):
+        await select_expiring_set(pilot)
+        await pilot.press("a")
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
+
+
+def test_forced_activation_confirmation_at_80x24(console_app, snap_compare, monkeypatch):
+    """A set with errors: the name must be typed, the errors are counted."""
+    flawed = Finding("host.mismatch", "error", "the server certificate does not cover "
+                     "engage.example", depth=0, subject="CN=localhost")
+
+    def with_error(cert_set, *args, **kwargs):
+        report = fixed_report(cert_set, *args, **kwargs)
+        if cert_set.name == "site-2027":
+            report.findings.insert(0, flawed)
+        return report
+
+    monkeypatch.setattr(certificates_screen, "check_set", with_error)
+
+    async def run_before(pilot):
+        await select_expiring_set(pilot)
+        await pilot.press("A")
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
+
+
+def test_stop_listener_confirmation_at_80x24(console_app, snap_compare):
+    from server.listeners import ListenerStatus
+
+    running = ListenerStatus("http", "RUNNING", "127.0.0.1", 8080, "2026-11-22T08:00:01+00:00")
+    console_app.host.status = lambda: {"http": running}
+
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.stop_listeners(("http",))  # what h does while HTTP runs
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)
+                    and pilot.app.screen.is_mounted, what="the question")
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
+
+
+def test_devices_at_80x24(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=select_second_lock)
+
+
+def test_import_form_at_80x24(console_app, snap_compare):
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=import_a_missing_file)

@@ -88,11 +88,13 @@ wait_for "GET /swordfish/lock/certificates/current 200"
 step "a request to port $HTTP_PORT appears in the lock log"
 
 tmux send-keys -t "$SESSION" h
+wait_for "Stop listener"  # stopping asks first, as quitting does
+tmux send-keys -t "$SESSION" y
 wait_for "HTTP      STOPPED"
 tmux send-keys -t "$SESSION" h
 wait_for "HTTP      RUNNING"
 HTTP_PORT=$(http_port)
-step "h stops and starts the HTTP listener (now on port $HTTP_PORT)"
+step "h stops (after asking) and starts the HTTP listener (now on port $HTTP_PORT)"
 
 tmux send-keys -t "$SESSION" 2
 wait_for "Certificate sets"

@@ -15,14 +15,17 @@ from textual.worker import get_current_worker
 
 from server.certcheck.report import Report
 from server.certcheck.rules import check_set
+from server.certimport import import_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
 
-from ..format import expiry_words, fingerprint
+from ..format import expiry_words
+from ..widgets.status_bar import active_errors
 from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
 from .confirm import ConfirmScreen
 from .import_form import ImportRequest, ImportScreen
+from .switch import switch_body, switch_warning
 
 SET_COLUMNS = (("name", "Set"), ("active", "Active"), ("verdict", "Verdict"),
                ("chain", "Chain bytes"), ("key", "Largest key"), ("expiry", "Expires in"))
@@ -60,12 +63,13 @@ def scan_rows(host, now) -> list[SetRow]:
     return rows
 
 
-def row_cells(row: SetRow, active_name: str | None) -> dict[str, str]:
+def row_cells(row: SetRow, active_name: str | None, active_flawed: bool) -> dict[str, str]:
     report = row.report
     demo = " (DEMO)" if row.cert_set is not None and row.cert_set.demo else ""
     return {
         "name": row.name + demo,
-        "active": "ACTIVE" if row.name == active_name else "",
+        "active": ("ACTIVE WITH ERRORS" if active_flawed else "ACTIVE")
+        if row.name == active_name else "",
         "verdict": row.verdict,
         "chain": f"{report.chain_bytes:,} / {report.chain_limit:,}" if report else "-",
         "key": f"{report.largest_key_bits} bits" if report and report.largest_key_bits else "-",
@@ -126,7 +130,7 @@ class CertificatesScreen(ConsoleScreen):
                 tooltip="Import a set from certificate and key files"),
         Binding("y", "copy_hash", "Copy hash", id="certs.copy_hash",
                 tooltip="Copy the selected set's hash to the clipboard (works over SSH)"),
-        Binding("escape", "app.switch_mode('dashboard')", "Back", id="certs.back",
+        Binding("escape", "app.switch_mode('dashboard')", "Back", id="certs.back", show=False,
                 tooltip="Back to the dashboard"),
     ]
 
@@ -148,6 +152,7 @@ class CertificatesScreen(ConsoleScreen):
         self.rows: dict[str, SetRow] = {}
         self._cells: dict[str, dict[str, str]] = {}
         self._store_stamp = self._store_stamp_now()
+        self._select: str | None = None  # a new set the cursor goes to once it is listed
         self.refresh_status()
         self.set_interval(1.0, self._watch_store)
         self.rescan()
@@ -189,6 +194,11 @@ class CertificatesScreen(ConsoleScreen):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_rows, rows)
 
+    def select_new(self, name: str) -> None:
+        """Put the cursor on set ``name`` (just made) once a listing shows it."""
+        self._select = name
+        self.rescan()
+
     def _show_rows(self, rows: list[SetRow]) -> None:
         table = self.query_one("#sets", DataTable)
         active = self.app.host.certificates.current()
@@ -196,9 +206,15 @@ class CertificatesScreen(ConsoleScreen):
         first = not self._cells
         before = self.rows.get(self.selected_name() or "")
         self.rows = {row.name: row for row in rows}
-        sync_rows(table, {row.name: row_cells(row, active_name) for row in rows}, self._cells)
-        if first and active_name in self.rows:
-            table.move_cursor(row=table.get_row_index(active_name))
+        flawed = bool(active_errors(self.app.host))
+        sync_rows(table, {row.name: row_cells(row, active_name, flawed) for row in rows},
+                  self._cells)
+        if self._select in self.rows:
+            select, self._select = self._select, None
+        else:
+            select = active_name if first else None
+        if select in self.rows:
+            table.move_cursor(row=table.get_row_index(select))
         after = self.rows.get(self.selected_name() or "")
         if before is None or after is None or (before.report, before.error) != (after.report,
                                                                                 after.error):
@@ -260,7 +276,12 @@ class CertificatesScreen(ConsoleScreen):
         if row.report is None:
             self.app.notify(f"Set {row.name} cannot be activated: {row.error}", severity="error")
             return
-        self._confirm_switch(row, "activate", force)
+        if row.report.errors and not force:
+            reasons = "; ".join(f"{f.id}: {f.message}" for f in row.report.errors)
+            self.app.notify(f"Set {row.name} has errors and cannot be activated: {reasons}. "
+                            "Fix them, or force it with A.", severity="error", timeout=20)
+            return
+        self._confirm_switch(row, "activate")
 
     def action_rollback(self) -> None:
         self.find_rollback()
@@ -279,8 +300,10 @@ class CertificatesScreen(ConsoleScreen):
             self.app.call_from_thread(self._confirm_rollback, target)
 
     def _confirm_rollback(self, target: str | None) -> None:
-        if target is None:
-            self.app.notify("Nothing to roll back to: no earlier activation in the history.",
+        active = self.app.host.certificates.current()
+        if target is None or (active is not None and target == active.name):
+            self.app.notify("Nothing to roll back to: no earlier activation in the history"
+                            + (f" other than {target}, which is active" if target else "") + ".",
                             severity="warning")
             return
         row = self.rows.get(target)
@@ -288,30 +311,19 @@ class CertificatesScreen(ConsoleScreen):
             self.app.notify(f"Cannot roll back to {target}: the set is missing or unreadable.",
                             severity="error")
             return
-        self._confirm_switch(row, "rollback", force=True)
+        self._confirm_switch(row, "rollback")
 
-    def _confirm_switch(self, row: SetRow, action: str, force: bool) -> None:
-        report = row.report
+    def _confirm_switch(self, row: SetRow, action: str) -> None:
+        """Ask, showing what changes; a set with errors is served only once its name is
+        typed (a forced activation, deliberately harder than ``y``)."""
         active = self.app.host.certificates.current()
-        old_anchor = active.cert_set.anchor_sha256 if active else ""
-        body = Text()
-        body.append(f"{'Roll back to' if action == 'rollback' else 'Activate'} set {row.name}"
-                    f" (verdict {report.verdict})?\n\n", style="bold")
-        body.append(f"Active now:  {active.name if active else 'none'}\n")
-        body.append(f"Anchor:      {fingerprint(old_anchor)}  ->  "
-                    f"{fingerprint(report.anchor_sha256)}\n")
-        body.append(f"Hash:        {active.hash if active else '-'}  ->  {report.hash}\n")
-        body.append(f"Chain size:  {report.chain_bytes:,} of {report.chain_limit:,} bytes\n")
-        warnings = []
-        if old_anchor and old_anchor != report.anchor_sha256:
-            warnings.append("the anchor changes: each lock must fetch the new anchor over HTTP "
-                            "before it trusts this server again")
-        if report.verdict == "ERROR":
-            warnings.append("this set has errors" + (" and will be activated anyway" if force
-                                                     else ": activation will be refused"))
-        verb = "Roll back" if action == "rollback" else "Activate"
-        screen = ConfirmScreen(f"{verb} certificate set", body, confirm=verb,
-                               warning="; ".join(warnings))
+        verb = "Roll back to" if action == "rollback" else "Activate"
+        force = bool(row.report.errors)
+        screen = ConfirmScreen(f"{verb} certificate set" + (" WITH ERRORS" if force else ""),
+                               switch_body(verb, row.cert_set, row.report, active),
+                               confirm=verb.split()[0],
+                               warning=switch_warning(row.cert_set, row.report, active),
+                               typed=row.name if force else "")
         self.app.push_screen(screen, lambda yes: yes and self.switch_set(row.name, action, force))
 
     @work(thread=True, group="activate", exit_on_error=False, name="activation")
@@ -340,23 +352,24 @@ class CertificatesScreen(ConsoleScreen):
             host = self.app.host
             return renew_set(host.store, host.settings.path("ca_dir"), name)
 
-        self._new_set(renewed, "Not renewed", f"Renewed {name} as new set {{}}: select it and "
-                      "press a to activate it.")
+        self._new_set(renewed, "Not renewed", f"Renewed {name} as new set {{}}: press a to "
+                      "activate it.")
 
     def action_import_set(self) -> None:
-        self.app.push_screen(ImportScreen(),
-                             lambda request: request and self.import_files(request))
+        store = self.app.host.store
 
-    @work(thread=True, group="import", exit_on_error=False, name="import")
-    def import_files(self, request: ImportRequest) -> None:
-        def imported():
-            from server.certimport import import_set
-
-            return import_set(self.app.host.store, request.name, request.paths,
+        def imported(request: ImportRequest) -> CertSet:
+            return import_set(store, request.name, request.paths,
                               passphrase=request.passphrase or None)
 
-        self._new_set(imported, "Not imported", "Imported set {}: check its report, then press "
-                      "a to activate it.")
+        self.app.push_screen(ImportScreen(imported, lambda name: store.set_path(name).exists()),
+                             self._imported)
+
+    def _imported(self, new: CertSet | None) -> None:
+        if new is not None:
+            self.app.notify(f"Imported set {new.name}: check its report, then press a to "
+                            "activate it.")
+            self.select_new(new.name)
 
     def _new_set(self, make, failed: str, done: str) -> None:
         """Run ``make`` (in a worker thread); its outcome is a notification, never a crash."""
@@ -369,4 +382,4 @@ class CertificatesScreen(ConsoleScreen):
             self.app.notify(f"{failed}: {exc}", severity="error", timeout=15)
             return
         self.app.notify(done.format(new.name))
-        self.app.call_from_thread(self.rescan)
+        self.app.call_from_thread(self.select_new, new.name)

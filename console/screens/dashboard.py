@@ -111,13 +111,13 @@ class DashboardScreen(ConsoleScreen):
     TITLE = "Dashboard"
     BINDINGS = [
         Binding("h", "toggle('http')", "HTTP on/off", id="dashboard.toggle_http",
-                tooltip="Start the HTTP listener, or stop it if it runs"),
+                tooltip="Start the HTTP listener, or stop it if it runs (asks first)"),
         Binding("t", "toggle('tls')", "TLS on/off", id="dashboard.toggle_tls",
-                tooltip="Start the TLS listener, or stop it if it runs"),
+                tooltip="Start the TLS listener, or stop it if it runs (asks first)"),
         Binding("s", "start_all", "Start both", id="dashboard.start_all", show=False,
                 tooltip="Start both listeners"),
         Binding("x", "stop_all", "Stop both", id="dashboard.stop_all", show=False,
-                tooltip="Stop both listeners (requests in flight finish)"),
+                tooltip="Stop both listeners, asking first (requests in flight finish)"),
         Binding("slash", "filter", "Filter", id="dashboard.filter",
                 tooltip=f"Filter the log: {SYNTAX}; every word must match"),
         Binding("n", "notices", "Notices", id="dashboard.notices", show=False,
@@ -177,14 +177,16 @@ class DashboardScreen(ConsoleScreen):
     # --- listeners ---------------------------------------------------------------------------
 
     def action_toggle(self, name: str) -> None:
-        running = self.app.host.listeners[name].running
-        self.app.control_listeners((name,), start=not running)
+        if self.app.host.listeners[name].running:
+            self.app.stop_listeners((name,))
+        else:
+            self.app.control_listeners((name,), start=True)
 
     def action_start_all(self) -> None:
         self.app.control_listeners(tuple(self.app.host.listeners), start=True)
 
     def action_stop_all(self) -> None:
-        self.app.control_listeners(tuple(self.app.host.listeners), start=False)
+        self.app.stop_listeners(tuple(self.app.host.listeners))
 
     # --- log ---------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ MAX_ROWS = 1000
 LIST_ITEMS_SHOWN = 5          # a long list in a record (3,000 users) shows its first items...
 RECORD_CHARS_SHOWN = 20_000   # ...and the record view stops here: the file holds the rest
 RELATIVE_TIMES_SECONDS = 5.0  # "last seen 12s ago" is redrawn this often without a call-in
+FOLDER_POLL_SECONDS = 1.0     # records another process added or replaced show within ~2 s
 DEVICE_COLUMNS = (("serial", "Serial"), ("state", "State"), ("model", "Model"),
                   ("last_seen", "Seen"), ("address", "Address"), ("firmware", "Firmware"),
                   ("battery", "Battery"), ("audits", "Audits"))
@@ -120,6 +121,8 @@ class DevicesScreen(ConsoleScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="devices.filter",
                 tooltip="Filter locks by serial, model, name, address or firmware"),
+        Binding("r,ctrl+r", "refresh", "Refresh", id="devices.refresh",
+                tooltip="Re-read Engage_Data/ now (records edited in place by hand)"),
         Binding("escape", "back", "Back", id="devices.back",
                 tooltip="Clear the filter, or go back to the dashboard"),
     ]
@@ -140,6 +143,7 @@ class DevicesScreen(ConsoleScreen):
         for key, label in DEVICE_COLUMNS:
             table.add_column(label, key=key)
         self.devices: dict[str, DeviceSummary] = {}
+        self._listed = False
         self.filter_text = ""
         self._cells: dict[str, dict[str, str]] = {}
         self._shown_serial: str | None = None
@@ -147,6 +151,9 @@ class DevicesScreen(ConsoleScreen):
         self.refresh_status()
         self.reload()
         self.set_interval(RELATIVE_TIMES_SECONDS, self._sync_rows)
+        # The index re-reads the folder when another process changed it (devices import, a
+        # file copied in): asking for the list is how that is noticed.
+        self.set_interval(FOLDER_POLL_SECONDS, self.reload)
         table.focus()
 
     def host_changed(self, change) -> None:
@@ -163,9 +170,18 @@ class DevicesScreen(ConsoleScreen):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_devices, summaries)
 
+    def action_refresh(self) -> None:
+        self.app.host.devices.resync()
+        self._changed.add(self.selected_serial() or "")  # the record pane is read again too
+        self.reload()
+
     def _show_devices(self, summaries: list[DeviceSummary]) -> None:
-        self.devices = {d.serial: d for d in summaries}
-        changed, self._changed = self._changed, set()
+        devices = {d.serial: d for d in summaries}
+        if self._listed and devices == self.devices and not self._changed:
+            return  # the poll found nothing new
+        changed = self._changed | {serial for serial, d in devices.items()
+                                   if self.devices.get(serial) != d}
+        self.devices, self._changed, self._listed = devices, set(), True
         self._sync_rows()
         selected = self.selected_serial()
         if selected is not None and (selected in changed or selected != self._shown_serial):

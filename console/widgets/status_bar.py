@@ -1,5 +1,6 @@
-"""The status bar under every screen: the active certificate set, its anchor fingerprint, the
-hash the locks receive and the days to expiry, or why the TLS listener cannot start."""
+"""The status bar under every screen: the active certificate set (flagged when it has
+errors), its anchor fingerprint, the hash the locks receive and the days to expiry, or why the
+TLS listener cannot start."""
 
 from __future__ import annotations
 
@@ -10,6 +11,20 @@ from textual.geometry import Size
 from textual.widget import Widget
 
 from ..format import days_to_expiry, expiry_words, fingerprint
+
+
+def active_errors(host) -> list[str]:
+    """The validation errors of the set being served (there are some after a forced
+    activation): the one place the console asks, for the status bar and the certificates
+    list. Asks the activation gate, the same validation that refused the set."""
+    active = host.certificates.current()
+    if active is None:
+        return []
+    try:
+        return host.certificates.gate(active.cert_set)
+    except Exception as exc:  # a validator's bug must not take the status bar down
+        return [f"the active set cannot be checked: {exc}"]
+
 
 NO_ACTIVE_SET = ("Active set: NONE - the TLS listener cannot start until a set is activated "
                  "(Certificates, key a)")
@@ -24,13 +39,15 @@ class ActiveLine:
     anchor_sha256: str
     hash: str
     days: int | None
+    errors: int = 0
 
     def text(self, width: int) -> str:
         """One line of at most ``width`` when it can be: the fingerprint shortens first, then
         the set name; the hash and the days to expiry are always whole. Too narrow for that
         (under ~100 columns), two lines: the set and its expiry, then the hash and the anchor
         (the set name cut to fit: the certificates screen has it whole)."""
-        demo = " (DEMO)" if self.demo else ""
+        demo = (" (DEMO)" if self.demo else "") + (
+            f" WITH {self.errors} ERROR{'S' if self.errors > 1 else ''}" if self.errors else "")
         for groups in (6, 4):
             tail = (f" | anchor {fingerprint(self.anchor_sha256, groups)} | hash {self.hash} | "
                     f"expires in {expiry_words(self.days)}")
@@ -63,7 +80,8 @@ class StatusBar(Widget):
             cert_set = active.cert_set
             self.active = ActiveLine(cert_set.name, cert_set.demo, cert_set.anchor_sha256,
                                      active.hash,
-                                     days_to_expiry([*cert_set.chain, cert_set.anchor], now))
+                                     days_to_expiry([*cert_set.chain, cert_set.anchor], now),
+                                     len(active_errors(self.app.host)))
         self.refresh(layout=True)
 
     def line(self, width: int) -> str:

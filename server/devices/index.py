@@ -90,6 +90,12 @@ class Index:
         with self._lock:
             return [entry[0] for _, entry in sorted(self._index.items())]
 
+    def resync(self) -> None:
+        """Re-read the folder at the next listing, whatever its mtime says (a record edited
+        in place by hand leaves the folder's mtime alone): the console's refresh key."""
+        with self._stamp.lock:
+            self._stamp.seen = None
+
     def put(self, serial: str, summary: DeviceSummary, path: Path) -> None:
         try:
             st = path.stat()

@@ -73,6 +73,10 @@ class Devices:
         """Every record, quickly (10,000 records), corrupt ones included and marked."""
         return self.index.summaries()
 
+    def resync(self) -> None:
+        """The next listing re-reads every changed record file (see Index.resync)."""
+        self.index.resync()
+
     def record(self, serial: str) -> dict:
         """The whole record; DeviceError if missing or corrupt."""
         serial = normalise_serial(serial)
