@@ -446,8 +446,8 @@ async def test_scrolling_with_the_mouse_wheel_pauses_and_reaching_the_bottom_fol
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         log = await scrolled_up(pilot, 3)
-        await pilot.pause()
-        assert not log.follow and log.scroll_y < log.max_scroll_y
+        await until(pilot, lambda: not log.follow, what="the wheel to pause")
+        assert log.scroll_y < log.max_scroll_y
         stopped_host.log.record(request(100))
         await until(pilot, lambda: log.pending == 1)
         log.scroll_end(animate=False, immediate=True)
