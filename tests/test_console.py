@@ -1531,3 +1531,15 @@ def test_server_never_imports_textual():
             "print(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_under_110_columns_every_log_line_has_the_same_columns():
+    """Compact columns for all lines or none: a long line and a short one stay aligned."""
+    from console.widgets.lock_log import event_text
+
+    short = request(1, path="/a")
+    long = request(2, path="/swordfish/lock/certificates/anchors/" + "f" * 64 + ".der")
+    for width in (80, 100):
+        lines = [event_text(e, width).plain for e in (short, long)]
+        assert [line.index(" ok ") for line in lines] == [lines[0].index(" ok ")] * 2, lines
+        assert all(len(line) <= width for line in lines)

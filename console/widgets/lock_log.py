@@ -26,6 +26,7 @@ from ..log_filter import parse_filter
 
 
 STRIP_CACHE = 1000  # drawn lines kept: a few screens' worth
+COMPACT_BELOW = 110  # columns under which every line has the compact time and state columns
 
 
 def marker(event: Event) -> str:
@@ -44,12 +45,14 @@ def middle_cut(text: str, length: int) -> str:
 
 
 def event_text(event: Event, width: int | None = None) -> Text:
-    """One log line: time, listener, client, state, then what happened. Too long for
-    ``width``: the duration goes first, then the bytes, the milliseconds and the middle of
-    the path, so that the status and the lock serial stay; the whole event is a key away."""
+    """One log line: time, listener, client, state, then what happened. Under
+    ``COMPACT_BELOW`` columns every line has the compact columns (no milliseconds, a narrow
+    state), so the columns stay aligned; a line still too long for ``width`` loses its
+    duration, then its bytes, then the middle of its path, so that the status and the lock
+    serial stay. The whole event is a key away."""
     if width is None:
         return _line(event)
-    for short in range(4):
+    for short in range(3 if width < COMPACT_BELOW else 0, 4):
         text = _line(event, short)
         if text.cell_len <= width:
             return text
