@@ -88,8 +88,8 @@ def entries_table(title: str, entries: list[dict]) -> Group:
     if not entries:
         return Group(heading, Text("none", style="dim"))
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, expand=True)
-    table.add_column("time", no_wrap=True)
-    table.add_column("entry", overflow="fold", ratio=1)
+    table.add_column("time", overflow="fold", ratio=1)
+    table.add_column("entry", overflow="fold", ratio=2)
     for entry in entries[-ENTRIES_SHOWN:]:
         time = entry.get("time") or entry.get("at") or entry.get("received") or "-"
         rest = {k: v for k, v in entry.items() if k not in ("time", "at", "received")}
@@ -140,7 +140,8 @@ def structured(record: dict, lock: Lock, now) -> list[RenderableType]:
         _section("Identity", [("serial", s.serial), ("name", s.name or "-"),
                               ("model", s.model or "-"), ("listing", lock.listing)]),
         _section("Health", [("state", state_text(lock.state)),
-                            ("last seen", f"{relative(s.last_seen, now)} ({s.last_seen or '-'})"),
+                            ("last seen", relative(s.last_seen, now)),
+                            ("", s.last_seen or "-"),
                             ("next call-in", due_in(s.next_callin, now) if s.last_seen else "-"),
                             ("first seen", _as_text(record.get("first_seen")))]),
         _section("Network", [("address", s.address or "-"),

@@ -137,7 +137,7 @@ class DevicesScreen(ConsoleScreen):
         label = f"Locks: {shown}" + (f" matching '{self.filter_text}'" if self.filter_text else "")
         order = dict(COLUMNS)[self.sort_column] + (" ↓" if self.sort_reverse else " ↑")
         table.border_title = label + (" (/ to filter)" if len(matching) > MAX_ROWS else "")
-        table.border_subtitle = f"sorted by {order} (s, S)"
+        table.border_subtitle = f"sorted by {order} · s S sort · ← → scroll"
 
     def selected_serial(self) -> str | None:
         return cursor_key(self.query_one("#devices", DataTable))
@@ -234,6 +234,7 @@ class DevicesScreen(ConsoleScreen):
         if serial != self.selected_serial():
             return
         self.query_one("#record-text", Static).update(view)
-        what = "JSON (j: structured)" if self.raw_json else "(j: JSON)"
-        self.query_one("#record").border_title = f"Record {serial} {what}"
+        pane = self.query_one("#record")
+        pane.border_title = f"Record {serial}" + (" JSON" if self.raw_json else "")
+        pane.border_subtitle = "j structured" if self.raw_json else "j raw JSON"
         self._shown_serial = serial
