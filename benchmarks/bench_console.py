@@ -8,6 +8,9 @@ Meanwhile a key is pressed every 100 ms (cursor up/down in the lock log, now and
 follow again). Latency is from the press until the first frame the compositor produces after
 the key's action ran (targets: p99 under 150 ms); memory growth is the process's resident size
 at the end minus at the start (target under 50 MB).
+3. The devices screen over 10,000 records (issue 13): from the key until the fleet is listed
+   with its summary line (target under 1 s), and the screen's recomputation of the summary and
+   the rows after a call-in (target under 100 ms).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from pathlib import Path
 
 from textual import events
 
+from benchmarks.bench_fleet import write_records
 from benchmarks.loadgen import Load, LoadGenerator, Request
 from benchmarks.run import Row
 from console.app import EngageConsole
+from console.screens.devices import MAX_ROWS, DevicesScreen
 from console.widgets.lock_log import LockLog
 from server.config import load_settings
 from server.events import Event
@@ -186,6 +191,44 @@ def bench_real(seconds: float) -> list[Row]:
                  f"failed, {shown:,} reached the log view")
 
 
+async def _open_devices(app: EngageConsole, count: int) -> tuple[float, float]:
+    """Seconds from the key to the fleet listed; milliseconds of the update after a call-in."""
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        started = time.perf_counter()
+        await pilot.press("3")
+        deadline = started + 30
+        while time.perf_counter() < deadline:
+            screen = app.screen
+            if isinstance(screen, DevicesScreen) and screen.is_mounted and screen.query_one(
+                    "#devices").row_count == min(count, MAX_ROWS):
+                break
+            await asyncio.sleep(0.005)
+        opened = time.perf_counter() - started
+        serial = f"{1:016X}"
+        app.host.devices.config_callin({"lckSn": serial}, "10.0.0.1")
+        screen.devices[serial] = next(s for s in app.host.devices.summaries() if s.serial == serial)
+        started = time.perf_counter()
+        screen._sync_rows()
+        return opened, (time.perf_counter() - started) * 1000
+
+
+def bench_devices_screen(count: int) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_records(Path(tmp) / "data", count)
+        host = _host(Path(tmp))
+        try:
+            opened, update = asyncio.run(_open_devices(EngageConsole(host, start=False), count))
+        finally:
+            host.close()
+    return [
+        Row(f"Devices screen opens with {count:,} records", opened * 1000, "ms",
+            target="<= 1000 ms", ok=opened <= 1.0, note=f"first {MAX_ROWS:,} rows drawn"),
+        Row(f"Devices screen: summary and rows after a call-in ({count:,})", update, "ms",
+            target="<= 100 ms", ok=update <= 100),
+    ]
+
+
 def run(quick: bool) -> list[Row]:
     seconds = 3.0 if quick else 30.0
-    return bench_injected(seconds) + bench_real(seconds)
+    return bench_injected(seconds) + bench_real(seconds) + bench_devices_screen(10_000)

@@ -66,3 +66,16 @@ def expiry_words(days: int | None) -> str:
     if days < 0:
         return f"EXPIRED {-days} d ago"
     return f"{days} d"
+
+
+def due_in(iso: str, now: dt.datetime) -> str:
+    """When an expected time comes: 'in 5m', 'now', '12m late', or '-'."""
+    when = parse_time(iso) if iso else None
+    if when is None:
+        return iso or "-"
+    seconds = int((when - now).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if abs(seconds) >= size:
+            amount = f"{abs(seconds) // size}{unit}"
+            return f"in {amount}" if seconds > 0 else f"{amount} late"
+    return "now"

@@ -11,18 +11,15 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from server.errors import EngageError
 from server.events import Event
+
+from .query import FilterError, every_word
 
 SYNTAX = ("fail, ok, tls, http, status:4xx, status:404, method:PUT; other words: path, "
           "address, lock serial, status or error")
 STATUS_PATTERN = re.compile(r"[0-9x]{1,3}")
 
 Test = Callable[[Event], bool]
-
-
-class FilterError(EngageError):
-    """A filter word that cannot mean anything (e.g. ``status:abc``)."""
 
 
 def contains(event: Event, word: str) -> bool:
@@ -65,5 +62,4 @@ def word_test(word: str) -> Test | None:
 
 def parse_filter(text: str) -> Test:
     """The test an event must pass to be shown; raises FilterError for a word it cannot read."""
-    tests = [test for test in map(word_test, text.split()) if test is not None]
-    return lambda event: all(test(event) for test in tests)
+    return every_word(text, word_test)

@@ -337,3 +337,108 @@ def test_devices_at_80x24(console_app, snap_compare):
 
 def test_import_form_at_80x24(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SMALLEST, run_before=import_a_missing_file)
+
+
+# --- the fleet (issue 13 item 4) -------------------------------------------------------------
+
+OTHER_ANCHOR = "c3" * 32
+
+
+class FleetDevices(FixedDevices):
+    """A fleet with a lock in each health state, trusts and listing states, fixed times."""
+
+    def __init__(self, active_sha256: str):
+        super().__init__()
+        self.active = active_sha256
+
+    def summaries(self):
+        seen = "2026-11-22T07:58:10+00:00"
+        return [
+            DeviceSummary("LOCK0001", model="NDE80", name="Front door", last_seen=seen,
+                          address="10.44.68.21", next_callin="2026-11-22T08:08:10+00:00",
+                          anchor_trusted=self.active, trust_recorded=True,
+                          provisioned_at="2026-11-01T09:00:00+00:00", listed=True),
+            DeviceSummary("LOCK0002", model="LE", name="Back office",
+                          last_seen="2026-11-20T08:00:00+00:00", address="10.44.68.22",
+                          next_callin="2026-11-20T08:10:00+00:00"),
+            DeviceSummary("LOCK0003", model="NDE80", name="Server room [B2]", last_seen=seen,
+                          address="10.44.68.23", next_callin="2026-11-22T08:08:10+00:00",
+                          anchor_trusted=OTHER_ANCHOR, trust_recorded=True, tls_failures=3,
+                          tls_failure="unknown CA", provisioned_at="2026-11-01T09:00:00+00:00"),
+            DeviceSummary("LOCK0004", model="MT20W", name="Lab", last_seen=seen,
+                          address="10.44.68.24", next_callin="2026-11-22T08:08:10+00:00",
+                          anchor_trusted=OTHER_ANCHOR, trust_recorded=True,
+                          provisioned_at="2026-11-01T09:00:00+00:00"),
+            DeviceSummary("LOCK0005", model="NDE80", name="Loading bay", listed=True,
+                          listed_at="2026-11-18T08:00:00+00:00"),
+            DeviceSummary("BROKEN01", corrupt=True, error="line 1: Expecting value"),
+        ]
+
+    def record(self, serial):
+        if serial != "LOCK0003":
+            return super().record(serial)
+        return {"serial": serial, "model": "NDE80", "name": "Server room [B2]",
+                "first_seen": "2026-11-01T09:00:00+00:00",
+                "last_seen": "2026-11-22T07:58:10+00:00", "address": "10.44.68.23",
+                "listener": "tls", "firmware": {"main": "01.02.03", "ble": "00.09"},
+                "battery": {"main": "3.0 V"},
+                "anchor_trusted": {"sha256": OTHER_ANCHOR, "at": "2026-11-21T07:58:10+00:00",
+                                   "proof": "tls-handshake"},
+                "anchor_fetched": {"sha256": OTHER_ANCHOR, "at": "2026-11-01T08:59:00+00:00",
+                                   "address": "10.44.68.23", "inferred": "from address"},
+                "tls_failures": {"count": 3, "last": [
+                    {"at": f"2026-11-22T07:{m}:10+00:00", "reason": "unknown CA",
+                     "address": "10.44.68.23"} for m in (38, 48, 58)]}}
+
+    def recent_audits(self, serial, n=20):
+        return [{"time": f"2026-11-22T07:5{m}:10Z", "event": "access granted", "user": 17 + m}
+                for m in range(3)]
+
+    def recent_alerts(self, serial, n=20):
+        return [{"time": "2026-11-22T07:58:10Z", "alert": "TLS Connection Error"}]
+
+
+@pytest.fixture
+def fleet_app(console_app):
+    host = console_app.host
+    host.devices = FleetDevices(host.store.load("site-2026").anchor_sha256)
+    return console_app
+
+
+async def select_failing_lock(pilot) -> None:
+    await pilot.press("3")
+    await settle(pilot)
+    await pilot.press("down", "down", "down")  # BROKEN01, LOCK0001, LOCK0002, LOCK0003
+    await settle(pilot)
+
+
+async def failing_lock_record_end(pilot) -> None:
+    await select_failing_lock(pilot)
+    pilot.app.screen.query_one("#record").scroll_end(animate=False)
+    await settle(pilot)
+
+
+async def failing_lock_raw_json(pilot) -> None:
+    await select_failing_lock(pilot)
+    await pilot.press("j")
+    await settle(pilot)
+
+
+def test_fleet(fleet_app, snap_compare):
+    assert snap_compare(fleet_app, terminal_size=SIZE, run_before=select_failing_lock)
+
+
+def test_fleet_at_80x24(fleet_app, snap_compare):
+    assert snap_compare(fleet_app, terminal_size=SMALLEST, run_before=select_failing_lock)
+
+
+def test_fleet_record_pane_at_80x24(fleet_app, snap_compare):
+    assert snap_compare(fleet_app, terminal_size=SMALLEST, run_before=failing_lock_record_end)
+
+
+def test_fleet_record_pane(fleet_app, snap_compare):
+    assert snap_compare(fleet_app, terminal_size=SIZE, run_before=failing_lock_record_end)
+
+
+def test_fleet_raw_json(fleet_app, snap_compare):
+    assert snap_compare(fleet_app, terminal_size=SIZE, run_before=failing_lock_raw_json)

@@ -1,15 +1,11 @@
-"""The devices screen: the records in ``Engage_Data/``, live, with the selected record as
-highlighted JSON and its latest audits and alerts."""
+"""The devices screen: the fleet. A summary line of the locks per health state, one row per
+lock (state, serial, name, model, last seen, next call-in, anchor trust, TLS failures, listing
+state), live, filtered with ``/`` and sorted by any column; the selected record in a
+structured view or as raw JSON (``j``), with its latest audits and alerts."""
 
 from __future__ import annotations
 
-import json
-
-from pathlib import Path
-
-from rich.console import Group, RenderableType
-from rich.highlighter import JSONHighlighter
-from rich.text import Text
+from rich.console import RenderableType
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,119 +13,42 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
+from server.devices import health
 from server.devices.index import DeviceSummary
 from server.errors import EngageError
 
-from ..format import relative
+from .. import fleet_rows
+from ..fleet_rows import COLUMNS, FilterError, Lock
+from ..record_view import record_view, shown_path
 from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
 
 MAX_ROWS = 1000
-LIST_ITEMS_SHOWN = 5          # a long list in a record (3,000 users) shows its first items...
-RECORD_CHARS_SHOWN = 20_000   # ...and the record view stops here: the file holds the rest
 RELATIVE_TIMES_SECONDS = 5.0  # "last seen 12s ago" is redrawn this often without a call-in
 FOLDER_POLL_SECONDS = 1.0     # records another process added or replaced show within ~2 s
-DEVICE_COLUMNS = (("serial", "Serial"), ("state", "State"), ("model", "Model"),
-                  ("last_seen", "Seen"), ("address", "Address"), ("firmware", "Firmware"),
-                  ("battery", "Battery"), ("audits", "Audits"))
-
-
-def device_cells(device: DeviceSummary, now) -> dict[str, str]:
-    return {
-        "serial": device.serial, "state": "CORRUPT" if device.corrupt else "ok",
-        "model": device.model or "-", "last_seen": relative(device.last_seen, now),
-        "address": device.address or "-", "firmware": device.firmware or "-",
-        "battery": device.battery or "-", "audits": f"{device.audit_count:,}",
-    }
-
-
-def device_matches(device: DeviceSummary, term: str) -> bool:
-    term = term.lower()
-    return any(term in value.lower() for value in (
-        device.serial, device.model, device.name, device.address, device.firmware))
-
-
-def entries_text(title: str, entries: list[dict]) -> Text:
-    text = Text(f"\n{title} ({len(entries)} latest)\n", style="bold")
-    for entry in entries:
-        text.append(json.dumps(entry, separators=(", ", ": ")) + "\n")
-    if not entries:
-        text.append("none\n", style="dim")
-    return text
-
-
-def summarised(value, shortened: list[int]):
-    """``value`` with each list longer than LIST_ITEMS_SHOWN cut to its first items and a line
-    saying how many more there are; the length of each list cut is added to ``shortened``."""
-    if isinstance(value, dict):
-        return {key: summarised(item, shortened) for key, item in value.items()}
-    if isinstance(value, list):
-        shown = [summarised(item, shortened) for item in value[:LIST_ITEMS_SHOWN]]
-        if len(value) > LIST_ITEMS_SHOWN:
-            shortened.append(len(value))
-            shown.append(f"... {len(value) - LIST_ITEMS_SHOWN:,} more of {len(value):,}")
-        return shown
-    return value
-
-
-def record_parts(record: dict, where: str) -> list[Text]:
-    """The record as highlighted JSON, bounded, with notes (wrapped, so a narrow pane shows
-    them whole) on what was left out and where it is: a record of thousands of users would
-    freeze the screen (highlighting and layout of megabytes) and tell the operator no more."""
-    shortened: list[int] = []
-    shown = json.dumps(summarised(record, shortened), indent=2, default=str, ensure_ascii=False)
-    parts = []
-    if shortened:
-        parts.append(Text(f"Shortened: {len(shortened):,} long list(s) show their first "
-                          f"{LIST_ITEMS_SHOWN} items. The whole record: {where}", style="bold"))
-    rest = 0
-    if len(shown) > RECORD_CHARS_SHOWN:
-        cut = shown.rfind("\n", 0, RECORD_CHARS_SHOWN)
-        cut = cut if cut > 0 else RECORD_CHARS_SHOWN
-        shown, rest = shown[:cut], len(shown[cut:].encode())
-    text = JSONHighlighter()(shown)
-    text.no_wrap, text.overflow = True, None
-    parts.append(text)
-    if rest:
-        parts.append(Text(f"truncated: {rest:,} more bytes - see {where}", style="bold"))
-    return parts
-
-
-def shown_path(path: Path) -> str:
-    """A record's file as the operator would type it: relative to here when it is below."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (OSError, ValueError):
-        return str(path)
-
-
-def record_view(serial: str, summary: DeviceSummary | None, record: dict | None, error: str,
-                where: str, audits: list[dict], alerts: list[dict]) -> RenderableType:
-    """Everything the record pane shows for one lock (built off the UI thread)."""
-    if record is None:
-        state = "CORRUPT record" if summary is not None and summary.corrupt else "No record"
-        detail = summary.error if summary is not None and summary.error else error
-        parts = [Text(f"{state} for lock {serial}: {detail}\n"
-                      "The file is left untouched; fix or remove it by hand.", style="bold red")]
-    else:
-        parts = record_parts(record, where)
-    return Group(*parts, entries_text("Audits", audits), entries_text("Alerts", alerts))
+SORTABLE = [key for key, _ in COLUMNS]
 
 
 class DevicesScreen(ConsoleScreen):
     TITLE = "Devices"
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="devices.filter",
-                tooltip="Filter locks by serial, model, name, address or firmware"),
-        Binding("r,ctrl+r", "refresh", "Refresh", id="devices.refresh",
+                tooltip=f"Filter the locks: {fleet_rows.SYNTAX}"),
+        Binding("s", "sort", "Sort", id="devices.sort",
+                tooltip="Sort by the next column (or click a column's header)"),
+        Binding("S", "reverse", "Reverse", id="devices.reverse", tooltip="Reverse the sort"),
+        Binding("j", "raw", "JSON", id="devices.raw",
+                tooltip="The record as raw JSON, or back to the structured view"),
+        Binding("r,ctrl+r", "refresh", "Refresh", id="devices.refresh", show=False,
                 tooltip="Re-read Engage_Data/ now (records edited in place by hand)"),
         Binding("escape", "back", "Back", id="devices.back",
                 tooltip="Clear the filter, or go back to the dashboard"),
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="filter: serial, model, name, address or firmware",
-                    id="device-filter", classes="hidden")
+        yield Input(placeholder=f"filter: {fleet_rows.SYNTAX}", id="device-filter",
+                    classes="hidden")
+        yield Static("", id="fleet-summary")
         with Horizontal():
             table = DataTable(id="devices", cursor_type="row", zebra_stripes=True)
             table.border_title = "Locks"
@@ -140,12 +59,16 @@ class DevicesScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#devices", DataTable)
-        for key, label in DEVICE_COLUMNS:
+        for key, label in COLUMNS:
             table.add_column(label, key=key)
         self.devices: dict[str, DeviceSummary] = {}
+        self.locks: dict[str, Lock] = {}
         self._listed = False
         self.filter_text = ""
-        self._cells: dict[str, dict[str, str]] = {}
+        self._passes = fleet_rows.parse_filter("")
+        self.sort_column, self.sort_reverse = "serial", False
+        self.raw_json = False
+        self._cells: dict[str, dict] = {}
         self._shown_serial: str | None = None
         self._changed: set[str] = set()  # locks that called in since the list was last shown
         self.refresh_status()
@@ -158,9 +81,13 @@ class DevicesScreen(ConsoleScreen):
 
     def host_changed(self, change) -> None:
         super().host_changed(change)
-        if change.serials:
+        if change.serials or change.active_changed:
             self._changed |= change.serials
             self.reload()
+
+    def active_anchor(self) -> str | None:
+        active = self.app.host.certificates.current()
+        return active.cert_set.anchor_sha256 if active else None
 
     # --- the list ----------------------------------------------------------------------------
 
@@ -188,21 +115,52 @@ class DevicesScreen(ConsoleScreen):
             self.load_record(selected)
 
     def _sync_rows(self) -> None:
-        """Rows updated in place by serial; only changed cells are touched. At most MAX_ROWS
-        rows are drawn (a table of 10,000 takes seconds to build): the filter finds the rest."""
+        """The summary line, and the rows updated in place by serial in one batch; only
+        changed cells are touched. At most MAX_ROWS rows are drawn (a table of 10,000 takes
+        seconds to build): the filter finds the rest."""
         table = self.query_one("#devices", DataTable)
-        now = self.app.now()
-        matching = [d for _, d in sorted(self.devices.items())
-                    if not self.filter_text or device_matches(d, self.filter_text)]
-        wanted = {d.serial: device_cells(d, now) for d in matching[:MAX_ROWS]}
-        sync_rows(table, wanted, self._cells)
+        now, anchor, settings = self.app.now(), self.active_anchor(), self.app.host.settings
+        summaries = list(self.devices.values())
+        self.locks = {lock.summary.serial: lock
+                      for lock in fleet_rows.fleet(summaries, now, settings, anchor)}
+        counts = health.counts(summaries, now, settings, anchor)
+        self.query_one("#fleet-summary", Static).update(fleet_rows.summary_text(counts))
+        matching = fleet_rows.sorted_locks([lock for lock in self.locks.values()
+                                            if self._passes(lock)],
+                                           self.sort_column, self.sort_reverse)
+        wanted = {lock.summary.serial: fleet_rows.cells(lock, now)
+                  for lock in matching[:MAX_ROWS]}
+        with self.app.batch_update():
+            sync_rows(table, wanted, self._cells, key_column="serial")
         shown = f"{len(wanted):,} of {len(matching):,}" if len(matching) > MAX_ROWS \
             else f"{len(matching):,}"
         label = f"Locks: {shown}" + (f" matching '{self.filter_text}'" if self.filter_text else "")
+        order = dict(COLUMNS)[self.sort_column] + (" ↓" if self.sort_reverse else " ↑")
         table.border_title = label + (" (/ to filter)" if len(matching) > MAX_ROWS else "")
+        table.border_subtitle = f"sorted by {order} · s S sort · ← → scroll"
 
     def selected_serial(self) -> str | None:
         return cursor_key(self.query_one("#devices", DataTable))
+
+    # --- sort ------------------------------------------------------------------------------
+
+    def action_sort(self) -> None:
+        self.sort_column = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
+        self._sync_rows()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._sync_rows()
+
+    @on(DataTable.HeaderSelected, "#devices")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by it; on the sorted column's header, reverses."""
+        column = event.column_key.value
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._sync_rows()
 
     # --- filter ----------------------------------------------------------------------------
 
@@ -218,14 +176,25 @@ class DevicesScreen(ConsoleScreen):
             return
         box.value = ""
         box.add_class("hidden")
-        self.filter_text = ""
-        self._sync_rows()
+        self._set_filter("")
         self.query_one("#devices", DataTable).focus()
+
+    def _set_filter(self, text: str) -> None:
+        """Filter by ``text``; a word it cannot read is said in the box's title, and the list
+        stays as it was."""
+        box = self.query_one("#device-filter", Input)
+        try:
+            passes = fleet_rows.parse_filter(text)
+        except FilterError as exc:
+            box.border_title = str(exc)
+            return
+        box.border_title = None
+        self.filter_text, self._passes = text, passes
+        self._sync_rows()
 
     @on(Input.Changed, "#device-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
-        self._sync_rows()
+        self._set_filter(event.value.strip())
 
     @on(Input.Submitted, "#device-filter")
     def _filter_submitted(self) -> None:
@@ -235,9 +204,12 @@ class DevicesScreen(ConsoleScreen):
 
     @on(DataTable.RowHighlighted, "#devices")
     def _highlighted(self) -> None:
-        self._load_selected()
+        serial = self.selected_serial()
+        if serial is not None and serial != self._shown_serial:
+            self.load_record(serial)
 
-    def _load_selected(self) -> None:
+    def action_raw(self) -> None:
+        self.raw_json = not self.raw_json
         serial = self.selected_serial()
         if serial is not None:
             self.load_record(serial)
@@ -245,7 +217,6 @@ class DevicesScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="record", exit_on_error=False, name="device record")
     def load_record(self, serial: str) -> None:
         devices = self.app.host.devices
-        summary = self.devices.get(serial)
         try:
             record = devices.record(serial)
             error = ""
@@ -253,8 +224,9 @@ class DevicesScreen(ConsoleScreen):
             record, error = None, str(exc)
         audits = devices.recent_audits(serial, 10)
         alerts = devices.recent_alerts(serial, 10)
-        view = record_view(serial, summary, record, error, shown_path(devices.path(serial)),
-                           audits, alerts)
+        view = record_view(self.locks.get(serial), serial, record, error,
+                           shown_path(devices.path(serial)), audits, alerts, self.app.now(),
+                           self.raw_json)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_record, serial, view)
 
@@ -262,5 +234,7 @@ class DevicesScreen(ConsoleScreen):
         if serial != self.selected_serial():
             return
         self.query_one("#record-text", Static).update(view)
-        self.query_one("#record").border_title = f"Record {serial}"
+        pane = self.query_one("#record")
+        pane.border_title = f"Record {serial}" + (" JSON" if self.raw_json else "")
+        pane.border_subtitle = "j structured" if self.raw_json else "j raw JSON"
         self._shown_serial = serial

@@ -48,6 +48,9 @@ class DeviceSummary:
     trust_recorded: bool = False   # False: a record from before trust was recorded
     tls_failures: int = 0          # handshake failures since its last good call-in
     tls_failure: str = ""          # the reason of the latest
+    listed: bool = False           # what server.devices.listing.listing_state reads
+    listed_at: str = ""
+    provisioned_at: str = ""
 
 
 def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary:
@@ -68,7 +71,9 @@ def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary
         else as_text(fetched.get("sha256")),
         trust_recorded="anchor_trusted" in record or "anchor_fetched" in record,
         tls_failures=failures["count"] if type(failures.get("count")) is int else 0,
-        tls_failure=as_text(as_dict(last_failure).get("reason")))
+        tls_failure=as_text(as_dict(last_failure).get("reason")),
+        listed=record.get("listed") is True, listed_at=as_text(record.get("listed_at")),
+        provisioned_at=as_text(record.get("provisioned_at")))
 
 
 class Index:
