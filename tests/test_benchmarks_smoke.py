@@ -47,6 +47,18 @@ def test_load_generator_drives_a_real_listener_with_full_handshakes(site):
     assert site.host.listeners["tls"].status().requests - before >= result.exchanges
 
 
+def test_load_generator_keeps_to_the_rate_it_is_given(site):
+    with LoadGenerator(processes=1, threads=2) as gen:
+        result = gen.run(Load(site.http_port, (Request(CURRENT),)), seconds=1.0, rate=40)
+    assert result.errors == 0, result.error_samples
+    assert 30 <= result.exchanges <= 42  # 40 due in the second, 2 threads starting at once
+
+
+def test_load_generator_refuses_a_rate_that_is_not_positive():
+    with LoadGenerator(processes=1, threads=1) as gen, pytest.raises(ValueError, match="rate"):
+        gen.run(Load(1, (Request("/"),)), seconds=0.1, rate=0)
+
+
 def test_load_generator_counts_refused_connections_as_errors():
     [port] = free_ports(1)  # nothing listens there
     with LoadGenerator(processes=1, threads=1) as gen:
