@@ -125,6 +125,18 @@ async def _drive(app: EngageConsole, seconds: float) -> tuple[list[float], float
     return latencies, growth, shown
 
 
+def drive_under_load(app: EngageConsole, gen: LoadGenerator, load: Load, seconds: float,
+                     rate: float | None = None):
+    """``_drive`` while ``gen`` sends ``load`` (at ``rate``) for as long; and the load's Result."""
+    outcome = {}
+    runner = threading.Thread(
+        target=lambda: outcome.setdefault("result", gen.run(load, seconds, rate)), daemon=True)
+    runner.start()
+    latencies, growth, shown = asyncio.run(_drive(app, seconds))
+    runner.join()
+    return latencies, growth, shown, outcome["result"]
+
+
 def _host(folder: Path) -> Host:
     key = SiteKey.generate()
     write_key_file(folder / "site.key", key)
@@ -174,18 +186,11 @@ def bench_real(seconds: float) -> list[Row]:
             host.start(("http",))
             port = host.listeners["http"].bound_port
             app = EngageConsole(host, start=False, freeze_gc=True)
-            outcome = {}
             with LoadGenerator(processes=1, threads=4) as gen:
                 load = Load(port, (Request("/swordfish/lock/certificates/current"),))
-                runner = threading.Thread(
-                    target=lambda: outcome.setdefault("result", gen.run(load, seconds)),
-                    daemon=True)
-                runner.start()
-                latencies, growth, shown = asyncio.run(_drive(app, seconds))
-                runner.join()
+                latencies, growth, shown, result = drive_under_load(app, gen, load, seconds)
         finally:
             host.close()
-    result = outcome["result"]
     return _rows("(real requests)", latencies, growth,
                  f"{result.rate:,.0f} requests/s through the HTTP listener, {result.errors} "
                  f"failed, {shown:,} reached the log view")

@@ -8,6 +8,9 @@ Only 127.0.0.1 is ever contacted. Use it as::
         result = gen.run(Load(port, (Request("/path"),), tls=True), seconds=2.0)
     result.rate, result.p99_ms, result.errors
 
+``run(..., rate=2000)`` paces the clients to about that many exchanges a second in all
+(default: as fast as they can).
+
 Client processes are spawned, so a script that uses this needs an
 ``if __name__ == "__main__":`` guard. Stdlib only, so the client costs the same whichever
 server it drives.
@@ -164,11 +167,20 @@ def exchange(load: Load, tls: ssl.SSLContext | None = None) -> tuple[list[tuple[
         sock.close()
 
 
-def _client_thread(load: Load, deadline: float, result: Result, lock: threading.Lock) -> None:
+def _client_thread(load: Load, deadline: float, interval: float, result: Result,
+                   lock: threading.Lock) -> None:
+    """Exchanges until ``deadline``, each starting ``interval`` seconds after the previous
+    one was due (0: at once)."""
     tls = client_context() if load.tls else None
     latencies = array("d")
     errors, resumed, samples = 0, 0, []
-    while time.monotonic() < deadline:
+    due = time.monotonic()
+    while (now := time.monotonic()) < deadline:
+        if interval:
+            if due > now:
+                time.sleep(min(due, deadline) - now)
+                continue
+            due += interval
         started = time.perf_counter()
         try:
             answers, was_resumed = exchange(load, tls)
@@ -189,14 +201,16 @@ def _client_thread(load: Load, deadline: float, result: Result, lock: threading.
         result.error_samples = (result.error_samples + samples)[:MAX_ERROR_SAMPLES]
 
 
-def _run_clients(load: Load, seconds: float, threads: int, start_at: float) -> Result:
+def _run_clients(load: Load, seconds: float, threads: int, start_at: float,
+                 interval: float) -> Result:
     delay = start_at - time.monotonic()
     if delay > 0:
         time.sleep(delay)
     began = time.monotonic()
     result, lock = Result(), threading.Lock()
-    workers = [threading.Thread(target=_client_thread, args=(load, began + seconds, result, lock),
-                                daemon=True) for _ in range(threads)]
+    workers = [threading.Thread(target=_client_thread,
+                                args=(load, began + seconds, interval, result, lock), daemon=True)
+               for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -209,9 +223,9 @@ def _run_clients(load: Load, seconds: float, threads: int, start_at: float) -> R
 
 def _worker(jobs, results, threads: int) -> None:
     while (job := jobs.get()) is not None:
-        load, seconds, start_at = job
+        load, seconds, start_at, interval = job
         try:
-            results.put(_run_clients(load, seconds, threads, start_at))
+            results.put(_run_clients(load, seconds, threads, start_at, interval))
         except Exception as exc:  # report it rather than leave the parent waiting
             results.put(exc)
 
@@ -253,14 +267,18 @@ class LoadGenerator:
                 proc.join(timeout=2)
         self._jobs, self._procs = [], []
 
-    def run(self, load: Load, seconds: float) -> Result:
-        """Drive ``load`` from every client for ``seconds``; exchanges still in flight at the
-        end finish (each socket operation is bounded by IO_TIMEOUT)."""
+    def run(self, load: Load, seconds: float, rate: float | None = None) -> Result:
+        """Drive ``load`` from every client for ``seconds``, at about ``rate`` exchanges a
+        second in all when given (as fast as they can otherwise); exchanges still in flight
+        at the end finish (each socket operation is bounded by IO_TIMEOUT)."""
         if not self._procs:
             raise RuntimeError("LoadGenerator is not running: use it in a with block")
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive")
+        interval = self.processes * self.threads / rate if rate else 0.0
         start_at = time.monotonic() + START_DELAY
         for jobs in self._jobs:
-            jobs.put((load, seconds, start_at))
+            jobs.put((load, seconds, start_at, interval))
         total, pending = Result(), len(self._procs)
         deadline = time.monotonic() + START_DELAY + seconds + 2 * IO_TIMEOUT + 10
         while pending:

@@ -47,6 +47,18 @@ def test_load_generator_drives_a_real_listener_with_full_handshakes(site):
     assert site.host.listeners["tls"].status().requests - before >= result.exchanges
 
 
+def test_load_generator_keeps_to_the_rate_it_is_given(site):
+    with LoadGenerator(processes=1, threads=2) as gen:
+        result = gen.run(Load(site.http_port, (Request(CURRENT),)), seconds=1.0, rate=40)
+    assert result.errors == 0, result.error_samples
+    assert 30 <= result.exchanges <= 42  # 40 due in the second, 2 threads starting at once
+
+
+def test_load_generator_refuses_a_rate_that_is_not_positive():
+    with LoadGenerator(processes=1, threads=1) as gen, pytest.raises(ValueError, match="rate"):
+        gen.run(Load(1, (Request("/"),)), seconds=0.1, rate=0)
+
+
 def test_load_generator_counts_refused_connections_as_errors():
     [port] = free_ports(1)  # nothing listens there
     with LoadGenerator(processes=1, threads=1) as gen:
@@ -107,20 +119,26 @@ def test_a_server_answering_another_hash_is_not_compared(site, tmp_path):
         check_delivery(server, "ours", certificates)
 
 
+def quick_table(name: str, timeout: float) -> str:
+    """``python -m benchmarks.run --quick NAME``'s table; it ran to the end."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", name], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a target missed on this machine
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_delivery_benchmark_prints_a_row_per_endpoint_and_transport():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "bench_delivery"],
-                          cwd=REPO, capture_output=True, text=True, timeout=200)
-    assert proc.returncode in (0, 1), proc.stderr  # 1: a target missed on this machine
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stdout.splitlines()
+    stdout = quick_table("bench_delivery", timeout=200)
+    lines = stdout.splitlines()
     assert lines[0].split() == ["benchmark", "figure", "baseline", "ratio", "target", "met"]
     row = re.compile(r"^delivery (/current|DER) (http|tls) +([\d,.]+) req/s +([\d,.]+) req/s +"
                      r"(\d+\.\d\d) +ratio >= (\d\.\d) +(yes|NO)$")
     rows = {(m[1], m[2]): m for m in map(row.match, lines) if m}
     assert set(rows) == {("/current", "http"), ("DER", "http"), ("/current", "tls"),
-                         ("DER", "tls")}, proc.stdout
+                         ("DER", "tls")}, stdout
     assert {transport: m[6] for (_, transport), m in rows.items()} == {"http": "1.0", "tls": "2.0"}
     notes = [line for line in lines if line.startswith("  delivery ")]
     assert len(notes) == 4
@@ -130,3 +148,19 @@ def test_delivery_benchmark_prints_a_row_per_endpoint_and_transport():
     bare = re.compile(r"a bare TLS server \(handshake and a fixed reply, nothing else\) "
                       r"[\d,.]+ req/s, ratio \d+\.\d\d")
     assert [bool(bare.search(line)) for line in notes] == [" tls: " in line for line in notes]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_attach_benchmark_measures_the_host_cpu_and_the_attached_console_under_load():
+    stdout = quick_table("bench_attach", timeout=100)
+    figures = re.findall(r"^(attach: host CPU per request, console following|console attached "
+                         r"\(2,000 requests/s\): (?:key -> screen p99|memory growth)) +[\d,.]+ "
+                         r"(us|ms|MB)", stdout, re.M)
+    assert [unit for _, unit in figures] == ["us", "ms", "MB"], stdout
+    served = re.search(r"the host served ([\d,]+) requests/s \((\d+) failed\); ([\d,]+) of its "
+                       r"([\d,]+) events \([\d,]+/s\) reached the attached log view", stdout)
+    assert served, stdout
+    rate, failed, shown, events = (int(g.replace(",", "")) for g in served.groups())
+    assert 0 < rate <= 2100 and failed == 0  # paced (unpaced it serves about 6,000/s)
+    assert 0 < shown <= events
