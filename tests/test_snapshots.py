@@ -90,8 +90,12 @@ def fixed_report(cert_set, site_key, settings, active=None, now=None) -> Report:
 class FixedDevices:
     """Device records as the console reads them, with fixed times."""
 
-    def __init__(self):
+    def __init__(self, settings):
         self.on_change = []
+        self.settings = settings
+
+    def clock(self):
+        return NOW
 
     def summaries(self):
         return [DeviceSummary(serial="LOCK0001", model="NDE80", name="Front door",
@@ -134,7 +138,7 @@ def console_app(tmp_path, monkeypatch):
     host.certificates.activate("site-2026", force=True, by="test")
     host.certificates.gate = lambda cert_set: [  # the fixed report's errors: none
         f"{f.id}: {f.message}" for f in fixed_report(cert_set, SITE_KEY, settings).errors]
-    host.devices = FixedDevices()
+    host.devices = FixedDevices(settings)
     app = EngageConsole(host, start=False, clock=lambda: NOW)
     yield app
     host.close()
@@ -207,10 +211,17 @@ def test_certificates(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=select_expiring_set)
 
 
+async def ask(pilot, key: str) -> None:
+    """Press ``key`` and wait for its question (it comes after the fleet preflight's worker)."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)
+                and pilot.app.screen.is_mounted, what="the question")
+
+
 def test_activation_confirmation(console_app, snap_compare):
     async def run_before(pilot):
         await select_expiring_set(pilot)
-        await pilot.press("a")
+        await ask(pilot, "a")
 
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
@@ -291,7 +302,7 @@ def test_certificates_at_80x24(console_app, snap_compare):
 def test_activation_confirmation_at_80x24(console_app, snap_compare):
     async def run_before(pilot):
         await select_expiring_set(pilot)
-        await pilot.press("a")
+        await ask(pilot, "a")
 
     assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
 
@@ -311,7 +322,7 @@ def test_forced_activation_confirmation_at_80x24(console_app, snap_compare, monk
 
     async def run_before(pilot):
         await select_expiring_set(pilot)
-        await pilot.press("A")
+        await ask(pilot, "A")
 
     assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
 

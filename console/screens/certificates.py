@@ -18,6 +18,7 @@ from server.certcheck.rules import check_set
 from server.certimport import import_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
+from server.fleet import Preflight, preflight
 
 from ..format import expiry_words
 from ..widgets.status_bar import active_errors
@@ -314,16 +315,29 @@ class CertificatesScreen(ConsoleScreen):
         self._confirm_switch(row, "rollback")
 
     def _confirm_switch(self, row: SetRow, action: str) -> None:
-        """Ask, showing what changes; a set with errors is served only once its name is
-        typed (a forced activation, deliberately harder than ``y``)."""
+        self.ask_switch(row, action)
+
+    @work(thread=True, exclusive=True, group="ask", exit_on_error=False, name="fleet preflight")
+    def ask_switch(self, row: SetRow, action: str) -> None:
+        """The fleet preflight reads every record from disk: off the UI thread."""
         active = self.app.host.certificates.current()
+        fleet = preflight(self.app.host.devices, row.cert_set, active.cert_set if active else None)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._ask_switch, row, action, active, fleet)
+
+    def _ask_switch(self, row: SetRow, action: str, active, fleet: Preflight) -> None:
+        """Ask, showing what changes and whom it cuts off; a set with errors, or one whose new
+        anchor known locks do not hold, is served only once its name is typed (deliberately
+        harder than ``y``; the focus starts on Cancel)."""
         verb = "Roll back to" if action == "rollback" else "Activate"
         force = bool(row.report.errors)
-        screen = ConfirmScreen(f"{verb} certificate set" + (" WITH ERRORS" if force else ""),
-                               switch_body(verb, row.cert_set, row.report, active),
+        title = f"{verb} certificate set" + (" WITH ERRORS" if force else "")
+        if fleet.blocking:
+            title += f", CUTTING OFF {len(fleet.cut_off)} LOCKS"
+        screen = ConfirmScreen(title, switch_body(verb, row.cert_set, row.report, active, fleet),
                                confirm=verb.split()[0],
-                               warning=switch_warning(row.cert_set, row.report, active),
-                               typed=row.name if force else "")
+                               warning=switch_warning(row.cert_set, row.report, active, fleet),
+                               typed=row.name if force or fleet.blocking else "")
         self.app.push_screen(screen, lambda yes: yes and self.switch_set(row.name, action, force))
 
     @work(thread=True, group="activate", exit_on_error=False, name="activation")
