@@ -13,6 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static, Tree
 from textual.worker import get_current_worker
 
+from server.certcheck.keys import KEY_LIMIT_BITS
 from server.certcheck.report import Report
 from server.certcheck.rules import check_set
 from server.certimport import import_set
@@ -21,6 +22,7 @@ from server.errors import CertificateError, EngageError
 from server.fleet import Preflight, preflight
 
 from ..format import expiry_words
+from ..widgets.meter import meter
 from ..widgets.status_bar import active_errors
 from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
@@ -99,6 +101,15 @@ def report_text(row: SetRow) -> Text:
     return text
 
 
+def meters(report: Report | None) -> Text:
+    """The chain's bytes against its limit and the largest key against 2,048 bits, as bars."""
+    if report is None:
+        return Text("")
+    return Text("\n").join([meter("Chain size", report.chain_bytes, report.chain_limit, "bytes"),
+                            meter("Largest key", report.largest_key_bits, KEY_LIMIT_BITS,
+                                  "bits")])
+
+
 def chain_tree(tree: Tree, report: Report | None) -> None:
     """The chain, anchor at the root, each certificate with subject, issuer and size. Labels
     are ``Text``: a subject is shown as written, never read as markup."""
@@ -143,6 +154,7 @@ class CertificatesScreen(ConsoleScreen):
             yield table
             with VerticalScroll(id="report") as report:
                 report.border_title = "Validation report"
+                yield Static("", id="meters")
                 yield Static("Select a set.", id="report-text")
                 yield Tree(Text("Chain"), id="chain")
 
@@ -249,6 +261,7 @@ class CertificatesScreen(ConsoleScreen):
         if row.name != self.selected_name():
             return
         self.rows[row.name] = row
+        self.query_one("#meters", Static).update(meters(row.report))
         self.query_one("#report-text", Static).update(report_text(row))
         chain_tree(self.query_one("#chain", Tree), row.report)
 
