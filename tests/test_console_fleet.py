@@ -18,6 +18,7 @@ from server.fleet import CUT_OFF_EFFECT
 from server.simfleet import refetch
 
 from . import chains
+from .helpers import until as wait
 from .test_console import open_certificates, press_to, showing, sync, until
 from .test_console import make_host, stopped_host  # noqa: F401  (fixtures)
 from .test_console_activation import dialog
@@ -54,7 +55,9 @@ async def failures(host, locks) -> list[str]:
     the host saw fail its handshake with unknown CA."""
     outcome = await asyncio.to_thread(call_in, locks)
     failed = sorted(serial for serial, ok in outcome.items() if not ok)
-    for serial in failed:
+    for serial in failed:  # the host records the alert as the connection ends
+        assert await asyncio.to_thread(
+            wait, lambda: record(host, serial).get("tls_failures", {}).get("count"))
         assert record(host, serial)["tls_failures"]["last"][-1]["reason"] == UNKNOWN_CA
     return failed
 
