@@ -112,3 +112,67 @@ async def test_zero_known_locks_is_said_as_such_not_as_safe(stopped_host):
         await press_to(pilot, "a", ConfirmScreen)
         text = dialog(app)
         assert "No known locks" in text and "keep trusting" not in text
+
+
+def pane_text(app) -> str:
+    return str(app.screen.query_one("#migration-counts").render())
+
+
+async def start_migration(pilot, host, locks) -> list[str]:
+    """m on set "other", answered y; then half the locks re-fetch and call in: moved."""
+    app = pilot.app
+    await open_certificates(pilot, "other")
+    await press_to(pilot, "m", ConfirmScreen)
+    assert "Migration from demo" in dialog(app) and "0 of 6 locks moved" in dialog(app)
+    await pilot.press("y")
+    await until(pilot, lambda: "0 of 6 locks moved" in pane_text(app), what="the progress")
+    await until(pilot, lambda: host.migration.state is not None, what="the host to follow")
+    moved = refetch(locks, 0.5, seed=1)
+    assert await failures(host, locks) == []  # a migration cuts nobody off
+    await until(pilot, lambda: "3 of 6 locks moved" in pane_text(app), what="3 moved",
+                timeout=10)
+    await until(pilot, lambda: showing(app, CertificatesScreen), what="the list")
+    return moved
+
+
+@sync
+async def test_a_migration_from_the_console_shows_progress_and_finishes_through_the_preflight(
+        host, site):
+    pki.init_set(host.store, host.settings.path("ca_dir"), "other",
+                 list(host.settings.host_names))
+    locks = fleet(site, 6)
+    assert all(call_in(locks).values())
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        moved = await start_migration(pilot, host, locks)
+        assert app.screen.query_one("#migration-moved").data[-1] == 3
+        await press_to(pilot, "f", ConfirmScreen)
+        text = dialog(app)
+        stayed = sorted(set(l.serial for l in locks) - set(moved))
+        assert sorted(named(text)) == stayed and "Finish the migration to" in text
+        await confirm_typed(pilot, "other")
+        await until(pilot, lambda: app.screen.query_one("#migration").has_class("hidden"),
+                    what="the progress gone")
+    assert await failures(host, locks) == stayed
+
+
+@sync
+async def test_aborting_a_migration_from_the_console_names_the_locks_that_fetched_the_new_anchor(
+        host, site):
+    pki.init_set(host.store, host.settings.path("ca_dir"), "other",
+                 list(host.settings.host_names))
+    locks = fleet(site, 6)
+    assert all(call_in(locks).values())
+    app = EngageConsole(host, start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        moved = await start_migration(pilot, host, locks)
+        await press_to(pilot, "x", ConfirmScreen)
+        assert sorted(named_plain(dialog(app))) == moved
+        await pilot.press("y")
+        await until(pilot, lambda: app.screen.query_one("#migration").has_class("hidden"),
+                    what="the progress gone")
+    assert host.store.active_name() == "demo"
+
+
+def named_plain(text: str) -> list[str]:
+    return re.findall(r"^\s+([0-9A-F]{16})$", text, re.MULTILINE)

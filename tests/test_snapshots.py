@@ -152,13 +152,21 @@ async def fill_log(pilot) -> None:
     host.log.record(request(40, listener="tls", kind="handshake", method="", path="", status=0,
                             bytes=0, duration_ms=0.0,
                             error="client does not trust our chain (unknown CA)"))
-    await until(pilot, lambda: len(pilot.app.screen.query_one(LockLog).shown) == 41)
+    await until(pilot, lambda: len(pilot.app.screen.query_one(LockLog).shown) == 41
+                and fleet_counted(pilot.app))
     pilot.app.clear_notifications()
     await pilot.pause()
 
 
+def fleet_counted(app) -> bool:
+    """The dashboard's fleet line has its counts (a worker computes them)."""
+    line = app.screen.query("#fleet-line")
+    return not line or "counting" not in str(line.first().render())
+
+
 async def settle(pilot) -> None:
     await pilot.app.workers.wait_for_complete()
+    await until(pilot, lambda: fleet_counted(pilot.app), what="the fleet counted")
     await pilot.pause()
     pilot.app.clear_notifications()
     await pilot.pause()
@@ -348,3 +356,27 @@ def test_devices_at_80x24(console_app, snap_compare):
 
 def test_import_form_at_80x24(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SMALLEST, run_before=import_a_missing_file)
+
+
+def test_migration_progress_at_80x24(console_app, snap_compare):
+    """A migration under way: its counts and keys above the sets."""
+    from server.migration import service
+
+    service.start(console_app.host.certificates, "site-2027", by="test")
+
+    async def run_before(pilot):
+        await select_expiring_set(pilot)
+        await until(pilot, lambda: "MIGRATION" in str(
+            pilot.app.screen.query_one("#migration-counts").render()), what="the progress")
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
+
+
+def test_preflight_dialog_lists_the_locks_at_80x24(console_app, snap_compare):
+    """The body scrolled to the locks a new anchor cuts off, serial and last seen each."""
+    async def run_before(pilot):
+        await select_expiring_set(pilot)
+        await ask(pilot, "a")
+        await pilot.press(*["down"] * 12)
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)

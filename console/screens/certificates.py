@@ -13,19 +13,22 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static, Tree
 from textual.worker import get_current_worker
 
-from server.certcheck.keys import KEY_LIMIT_BITS
 from server.certcheck.report import Report
 from server.certcheck.rules import check_set
 from server.certimport import import_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
 from server.fleet import Preflight, preflight
+from server.migration import service
+from server.migration.state import FINISH
 
 from ..format import expiry_words
-from ..widgets.meter import meter
+from ..widgets.meter import meters
+from ..widgets.migration import MigrationPane
 from ..widgets.status_bar import active_errors
 from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
+from .certificates_migration import MigrationActions
 from .confirm import ConfirmScreen
 from .import_form import ImportRequest, ImportScreen
 from .switch import switch_body, switch_warning
@@ -101,15 +104,6 @@ def report_text(row: SetRow) -> Text:
     return text
 
 
-def meters(report: Report | None) -> Text:
-    """The chain's bytes against its limit and the largest key against 2,048 bits, as bars."""
-    if report is None:
-        return Text("")
-    return Text("\n").join([meter("Chain size", report.chain_bytes, report.chain_limit, "bytes"),
-                            meter("Largest key", report.largest_key_bits, KEY_LIMIT_BITS,
-                                  "bits")])
-
-
 def chain_tree(tree: Tree, report: Report | None) -> None:
     """The chain, anchor at the root, each certificate with subject, issuer and size. Labels
     are ``Text``: a subject is shown as written, never read as markup."""
@@ -127,7 +121,7 @@ def chain_tree(tree: Tree, report: Report | None) -> None:
         node.add_leaf(Text(f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}"))
 
 
-class CertificatesScreen(ConsoleScreen):
+class CertificatesScreen(MigrationActions, ConsoleScreen):
     TITLE = "Certificates"
     BINDINGS = [
         Binding("a", "activate", "Activate", id="certs.activate",
@@ -140,6 +134,12 @@ class CertificatesScreen(ConsoleScreen):
                 tooltip="Issue a new server certificate for the selected set, as a new set"),
         Binding("i", "import_set", "Import", id="certs.import",
                 tooltip="Import a set from certificate and key files"),
+        Binding("m", "migrate", "Migrate", show=False, id="certs.migrate",
+                tooltip="Start a migration to the selected set (another anchor; asks first)"),
+        Binding("f", "finish_migration", "Finish migration", show=False, id="certs.finish",
+                tooltip="Make the migration's new set the only one (asks, with the preflight)"),
+        Binding("x", "abort_migration", "Abort migration", show=False, id="certs.abort",
+                tooltip="Back to the old anchor alone (asks, naming who fetched the new one)"),
         Binding("y", "copy_hash", "Copy hash", id="certs.copy_hash",
                 tooltip="Copy the selected set's hash to the clipboard (works over SSH)"),
         Binding("escape", "app.switch_mode('dashboard')", "Back", id="certs.back", show=False,
@@ -149,6 +149,7 @@ class CertificatesScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         # The report below the list, at full width: subjects, issuers and findings are long.
         with Vertical():
+            yield MigrationPane(id="migration")
             table = DataTable(id="sets", cursor_type="row", zebra_stripes=True)
             table.border_title = "Certificate sets"
             yield table
@@ -342,7 +343,8 @@ class CertificatesScreen(ConsoleScreen):
         """Ask, showing what changes and whom it cuts off; a set with errors, or one whose new
         anchor known locks do not hold, is served only once its name is typed (deliberately
         harder than ``y``; the focus starts on Cancel)."""
-        verb = "Roll back to" if action == "rollback" else "Activate"
+        verb = {"rollback": "Roll back to", FINISH: "Finish the migration to"}.get(action,
+                                                                                 "Activate")
         force = bool(row.report.errors)
         title = f"{verb} certificate set" + (" WITH ERRORS" if force else "")
         if fleet.blocking:
@@ -359,6 +361,8 @@ class CertificatesScreen(ConsoleScreen):
         try:
             if action == "rollback":
                 active = certificates.rollback(force=force, by="console")
+            elif action == FINISH:
+                active = service.finish(certificates, force=force, by="console")
             else:
                 active = certificates.activate(name, force=force, by="console")
         except EngageError as exc:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from server.certcheck.keys import KEY_LIMIT_BITS
+from server.certcheck.report import Report
+
 WIDTH = 20
 
 
@@ -20,3 +23,12 @@ def meter(label: str, value: int | None, limit: int, unit: str) -> Text:
     text.append(f"  {value:,} of {limit:,} {unit} ({round(100 * value / limit)}%)"
                 + (" OVER THE LIMIT" if over else ""), style="bold red" if over else "")
     return text
+
+
+def meters(report: Report | None) -> Text:
+    """The chain's bytes against its limit and the largest key against 2,048 bits, as bars."""
+    if report is None:
+        return Text("")
+    return Text("\n").join([meter("Chain size", report.chain_bytes, report.chain_limit, "bytes"),
+                            meter("Largest key", report.largest_key_bits, KEY_LIMIT_BITS,
+                                  "bits")])
