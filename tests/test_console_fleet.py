@@ -37,6 +37,16 @@ def named(text: str) -> list[str]:
     return re.findall(r"^\s+([0-9A-F]{16})\s+last seen", text, re.MULTILINE)
 
 
+def commissioned(host, site) -> list:
+    """Set "other" (another anchor) beside the demo set, and 6 locks commissioned under the
+    demo anchor (each from its own address)."""
+    pki.init_set(host.store, host.settings.path("ca_dir"), "other",
+                 list(host.settings.host_names))
+    locks = fleet(site, 6)
+    assert all(call_in(locks).values())
+    return locks
+
+
 async def confirm_typed(pilot, name: str) -> None:
     """``y`` does nothing in a dialog that cuts locks off; the set's name typed does."""
     app = pilot.app
@@ -64,10 +74,7 @@ async def failures(host, locks) -> list[str]:
 
 @sync
 async def test_the_activation_dialog_names_exactly_the_locks_a_new_anchor_cuts_off(host, site):
-    pki.init_set(host.store, host.settings.path("ca_dir"), "other",
-                 list(host.settings.host_names))
-    locks = fleet(site, 6)
-    assert all(call_in(locks).values())  # every lock commissions under the demo anchor
+    locks = commissioned(host, site)
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "other")
@@ -138,10 +145,7 @@ async def start_migration(pilot, host, locks) -> list[str]:
 @sync
 async def test_a_migration_from_the_console_shows_progress_and_finishes_through_the_preflight(
         host, site):
-    pki.init_set(host.store, host.settings.path("ca_dir"), "other",
-                 list(host.settings.host_names))
-    locks = fleet(site, 6)
-    assert all(call_in(locks).values())
+    locks = commissioned(host, site)
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         moved = await start_migration(pilot, host, locks)
@@ -159,10 +163,7 @@ async def test_a_migration_from_the_console_shows_progress_and_finishes_through_
 @sync
 async def test_aborting_a_migration_from_the_console_names_the_locks_that_fetched_the_new_anchor(
         host, site):
-    pki.init_set(host.store, host.settings.path("ca_dir"), "other",
-                 list(host.settings.host_names))
-    locks = fleet(site, 6)
-    assert all(call_in(locks).values())
+    locks = commissioned(host, site)
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         moved = await start_migration(pilot, host, locks)
