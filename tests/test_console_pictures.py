@@ -12,7 +12,7 @@ import pytest
 
 from console.app import EngageConsole
 from console.widgets.meter import meter
-from console.widgets.rates import BUCKET_SECONDS, BUCKETS, RateBuckets
+from console.widgets.rates import BUCKET_SECONDS, BUCKETS, RateBuckets, Words
 from server.events import Event
 from server.lockclient import SimulatedLock
 
@@ -25,7 +25,7 @@ T0 = dt.datetime(2026, 11, 22, 8, 0, 0, tzinfo=dt.timezone.utc)
 
 
 def rate_words(app) -> str:
-    return " ".join(shown_text(w).strip() for w in app.screen.query("#rates .rate-label"))
+    return " ".join(w.text.strip() for w in app.screen.query(Words))
 
 
 def fail_a_handshake(port: int) -> None:
@@ -60,7 +60,7 @@ async def test_dashboard_shows_the_fleet_summary_in_words(make_host):
     assert lock.call_in().ok
     app = EngageConsole(host, start=False)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: shown_text(app.screen.query_one("#fleet-line")).strip()
+        await until(pilot, lambda: app.screen.query_one("#fleet-line").text
                     == "Fleet: 1 lock(s): 1 ok", what="the fleet line")
 
 

@@ -161,7 +161,7 @@ async def fill_log(pilot) -> None:
 def fleet_counted(app) -> bool:
     """The dashboard's fleet line has its counts (a worker computes them)."""
     line = app.screen.query("#fleet-line")
-    return not line or "counting" not in str(line.first().render())
+    return not line or line.first().text.startswith("Fleet: ")
 
 
 async def settle(pilot) -> None:

@@ -24,7 +24,7 @@ from ..format import clock_time
 from ..log_filter import SYNTAX, FilterError
 from ..widgets.lock_log import LockLog, copy_event, copy_serial, marker
 from ..widgets.notices import Notices
-from ..widgets.rates import BUCKET_SECONDS, Rates
+from ..widgets.rates import BUCKET_SECONDS, Rates, Words
 from ..widgets.tables import sync_rows
 from .base import ConsoleScreen
 
@@ -138,7 +138,7 @@ class DashboardScreen(ConsoleScreen):
         yield table
         yield Static("", id="listener-errors", markup=False, classes="hidden")
         yield Rates(id="rates")
-        yield Static("Fleet: counting...", id="fleet-line", markup=False)
+        yield Words(id="fleet-line")
         yield Input(placeholder=f"{SYNTAX} (enter keeps it, esc clears)", id="log-filter",
                     classes="hidden")
         log = LockLog(max_lines=self.app.host.settings.log_ring_size, id="lock-log")
@@ -175,7 +175,7 @@ class DashboardScreen(ConsoleScreen):
     def refresh_fleet(self) -> None:
         """Counts per lock state (``server.devices.health``), off the UI thread."""
         line = "Fleet: " + fleet(self.app.host)["line"]
-        self.app.call_from_thread(self.query_one("#fleet-line", Static).update, line)
+        self.app.call_from_thread(setattr, self.query_one("#fleet-line", Words), "text", line)
 
     def refresh_listeners(self) -> None:
         """Update the listener rows in place; only cells whose text changed are touched.

@@ -7,8 +7,11 @@ from __future__ import annotations
 import collections
 import datetime as dt
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from server.events import Event
@@ -49,6 +52,16 @@ class RateBuckets:
         return [self.buckets.get(b, {}).get(name, 0) for b in range(last - BUCKETS + 1, last + 1)]
 
 
+class Words(Widget):
+    """A line of words that repaints without a layout pass (updated with every batch of
+    events: a layout pass each time would move the lock log under the operator)."""
+
+    text: reactive[str] = reactive("", layout=False)
+
+    def render(self) -> Text:
+        return Text(self.text, no_wrap=True, overflow="ellipsis")
+
+
 class Rates(Horizontal):
     """One line: each series' 10-minute total in words, then its sparkline."""
 
@@ -59,7 +72,7 @@ class Rates(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("10 min:", classes="rate-label")
         for name, _ in SERIES:
-            yield Static("", id=f"rate-{name}", classes="rate-label")
+            yield Words(id=f"rate-{name}", classes="rate-label")
             yield Sparkline([0] * BUCKETS, summary_function=max, id=f"spark-{name}")
 
     def add(self, events: list[Event], now: dt.datetime) -> None:
@@ -69,5 +82,5 @@ class Rates(Horizontal):
     def show(self, now: dt.datetime) -> None:
         for name, words in SERIES:
             data = self.counts.series(name, now)
-            self.query_one(f"#rate-{name}", Static).update(f" {words} {sum(data):,}")
+            self.query_one(f"#rate-{name}", Words).text = f" {words} {sum(data):,}"
             self.query_one(f"#spark-{name}", Sparkline).data = data
