@@ -75,6 +75,9 @@ class Rates(Horizontal):
             yield Words(id=f"rate-{name}", classes="rate-label")
             yield Sparkline([0] * BUCKETS, summary_function=max, id=f"spark-{name}")
 
+    def on_mount(self) -> None:
+        self.show(self.app.now())  # the words from the start, not only after the first event
+
     def add(self, events: list[Event], now: dt.datetime) -> None:
         self.counts.add(events, now)
         self.show(now)
