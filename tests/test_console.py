@@ -435,6 +435,9 @@ async def scrolled_up(pilot, clicks: int) -> LockLog:
     for n in range(100):
         pilot.app.host.log.record(request(n))
     await until(pilot, lambda: len(log.shown) == 100)
+    await until(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+                what="the log at its newest line")  # a deferred scroll to the end is done
+    await pilot.pause()
     for _ in range(clicks):  # what the terminal driver delivers for the wheel
         log.post_message(events.MouseScrollUp(log, 5, 5, 0, -1, 0, False, False, False))
     return log

@@ -90,8 +90,12 @@ def fixed_report(cert_set, site_key, settings, active=None, now=None) -> Report:
 class FixedDevices:
     """Device records as the console reads them, with fixed times."""
 
-    def __init__(self):
+    def __init__(self, settings):
         self.on_change = []
+        self.settings = settings
+
+    def clock(self):
+        return NOW
 
     def summaries(self):
         return [DeviceSummary(serial="LOCK0001", model="NDE80", name="Front door",
@@ -134,7 +138,7 @@ def console_app(tmp_path, monkeypatch):
     host.certificates.activate("site-2026", force=True, by="test")
     host.certificates.gate = lambda cert_set: [  # the fixed report's errors: none
         f"{f.id}: {f.message}" for f in fixed_report(cert_set, SITE_KEY, settings).errors]
-    host.devices = FixedDevices()
+    host.devices = FixedDevices(settings)
     app = EngageConsole(host, start=False, clock=lambda: NOW)
     yield app
     host.close()
@@ -148,13 +152,21 @@ async def fill_log(pilot) -> None:
     host.log.record(request(40, listener="tls", kind="handshake", method="", path="", status=0,
                             bytes=0, duration_ms=0.0,
                             error="client does not trust our chain (unknown CA)"))
-    await until(pilot, lambda: len(pilot.app.screen.query_one(LockLog).shown) == 41)
+    await until(pilot, lambda: len(pilot.app.screen.query_one(LockLog).shown) == 41
+                and fleet_counted(pilot.app))
     pilot.app.clear_notifications()
     await pilot.pause()
 
 
+def fleet_counted(app) -> bool:
+    """The dashboard's fleet line has its counts (a worker computes them)."""
+    line = app.screen.query("#fleet-line")
+    return not line or line.first().text.startswith("Fleet: ")
+
+
 async def settle(pilot) -> None:
     await pilot.app.workers.wait_for_complete()
+    await until(pilot, lambda: fleet_counted(pilot.app), what="the fleet counted")
     await pilot.pause()
     pilot.app.clear_notifications()
     await pilot.pause()
@@ -207,10 +219,17 @@ def test_certificates(console_app, snap_compare):
     assert snap_compare(console_app, terminal_size=SIZE, run_before=select_expiring_set)
 
 
+async def ask(pilot, key: str) -> None:
+    """Press ``key`` and wait for its question (it comes after the fleet preflight's worker)."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)
+                and pilot.app.screen.is_mounted, what="the question")
+
+
 def test_activation_confirmation(console_app, snap_compare):
     async def run_before(pilot):
         await select_expiring_set(pilot)
-        await pilot.press("a")
+        await ask(pilot, "a")
 
     assert snap_compare(console_app, terminal_size=SIZE, run_before=run_before)
 
@@ -291,7 +310,7 @@ def test_certificates_at_80x24(console_app, snap_compare):
 def test_activation_confirmation_at_80x24(console_app, snap_compare):
     async def run_before(pilot):
         await select_expiring_set(pilot)
-        await pilot.press("a")
+        await ask(pilot, "a")
 
     assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
 
@@ -311,7 +330,7 @@ def test_forced_activation_confirmation_at_80x24(console_app, snap_compare, monk
 
     async def run_before(pilot):
         await select_expiring_set(pilot)
-        await pilot.press("A")
+        await ask(pilot, "A")
 
     assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
 
@@ -347,8 +366,8 @@ OTHER_ANCHOR = "c3" * 32
 class FleetDevices(FixedDevices):
     """A fleet with a lock in each health state, trusts and listing states, fixed times."""
 
-    def __init__(self, active_sha256: str):
-        super().__init__()
+    def __init__(self, settings, active_sha256: str):
+        super().__init__(settings)
         self.active = active_sha256
 
     def summaries(self):
@@ -401,7 +420,7 @@ class FleetDevices(FixedDevices):
 @pytest.fixture
 def fleet_app(console_app):
     host = console_app.host
-    host.devices = FleetDevices(host.store.load("site-2026").anchor_sha256)
+    host.devices = FleetDevices(host.settings, host.store.load("site-2026").anchor_sha256)
     return console_app
 
 
@@ -442,3 +461,25 @@ def test_fleet_record_pane(fleet_app, snap_compare):
 
 def test_fleet_raw_json(fleet_app, snap_compare):
     assert snap_compare(fleet_app, terminal_size=SIZE, run_before=failing_lock_raw_json)
+def test_migration_progress_at_80x24(console_app, snap_compare):
+    """A migration under way: its counts and keys above the sets."""
+    from server.migration import service
+
+    service.start(console_app.host.certificates, "site-2027", by="test")
+
+    async def run_before(pilot):
+        await select_expiring_set(pilot)
+        await until(pilot, lambda: "MIGRATION" in str(
+            pilot.app.screen.query_one("#migration-counts").render()), what="the progress")
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)
+
+
+def test_preflight_dialog_lists_the_locks_at_80x24(console_app, snap_compare):
+    """The body scrolled to the locks a new anchor cuts off, serial and last seen each."""
+    async def run_before(pilot):
+        await select_expiring_set(pilot)
+        await ask(pilot, "a")
+        await pilot.press(*["down"] * 12)
+
+    assert snap_compare(console_app, terminal_size=SMALLEST, run_before=run_before)

@@ -18,11 +18,17 @@ from server.certcheck.rules import check_set
 from server.certimport import import_set
 from server.certstore import CertSet
 from server.errors import CertificateError, EngageError
+from server.fleet import Preflight, preflight
+from server.migration import service
+from server.migration.state import FINISH
 
 from ..format import expiry_words
+from ..widgets.meter import meters
+from ..widgets.migration import MigrationPane
 from ..widgets.status_bar import active_errors
 from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
+from .certificates_migration import MigrationActions
 from .confirm import ConfirmScreen
 from .import_form import ImportRequest, ImportScreen
 from .switch import switch_body, switch_warning
@@ -115,7 +121,7 @@ def chain_tree(tree: Tree, report: Report | None) -> None:
         node.add_leaf(Text(f"{info.bytes:,} bytes, {info.key}, expires {info.not_after}"))
 
 
-class CertificatesScreen(ConsoleScreen):
+class CertificatesScreen(MigrationActions, ConsoleScreen):
     TITLE = "Certificates"
     BINDINGS = [
         Binding("a", "activate", "Activate", id="certs.activate",
@@ -128,6 +134,12 @@ class CertificatesScreen(ConsoleScreen):
                 tooltip="Issue a new server certificate for the selected set, as a new set"),
         Binding("i", "import_set", "Import", id="certs.import",
                 tooltip="Import a set from certificate and key files"),
+        Binding("m", "migrate", "Migrate", show=False, id="certs.migrate",
+                tooltip="Start a migration to the selected set (another anchor; asks first)"),
+        Binding("f", "finish_migration", "Finish migration", show=False, id="certs.finish",
+                tooltip="Make the migration's new set the only one (asks, with the preflight)"),
+        Binding("x", "abort_migration", "Abort migration", show=False, id="certs.abort",
+                tooltip="Back to the old anchor alone (asks, naming who fetched the new one)"),
         Binding("y", "copy_hash", "Copy hash", id="certs.copy_hash",
                 tooltip="Copy the selected set's hash to the clipboard (works over SSH)"),
         Binding("escape", "app.switch_mode('dashboard')", "Back", id="certs.back", show=False,
@@ -137,11 +149,13 @@ class CertificatesScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         # The report below the list, at full width: subjects, issuers and findings are long.
         with Vertical():
+            yield MigrationPane(id="migration")
             table = DataTable(id="sets", cursor_type="row", zebra_stripes=True)
             table.border_title = "Certificate sets"
             yield table
             with VerticalScroll(id="report") as report:
                 report.border_title = "Validation report"
+                yield Static("", id="meters")
                 yield Static("Select a set.", id="report-text")
                 yield Tree(Text("Chain"), id="chain")
 
@@ -248,6 +262,7 @@ class CertificatesScreen(ConsoleScreen):
         if row.name != self.selected_name():
             return
         self.rows[row.name] = row
+        self.query_one("#meters", Static).update(meters(row.report))
         self.query_one("#report-text", Static).update(report_text(row))
         chain_tree(self.query_one("#chain", Tree), row.report)
 
@@ -314,16 +329,30 @@ class CertificatesScreen(ConsoleScreen):
         self._confirm_switch(row, "rollback")
 
     def _confirm_switch(self, row: SetRow, action: str) -> None:
-        """Ask, showing what changes; a set with errors is served only once its name is
-        typed (a forced activation, deliberately harder than ``y``)."""
+        self.ask_switch(row, action)
+
+    @work(thread=True, exclusive=True, group="ask", exit_on_error=False, name="fleet preflight")
+    def ask_switch(self, row: SetRow, action: str) -> None:
+        """The fleet preflight reads every record from disk: off the UI thread."""
         active = self.app.host.certificates.current()
-        verb = "Roll back to" if action == "rollback" else "Activate"
+        fleet = preflight(self.app.host.devices, row.cert_set, active.cert_set if active else None)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._ask_switch, row, action, active, fleet)
+
+    def _ask_switch(self, row: SetRow, action: str, active, fleet: Preflight) -> None:
+        """Ask, showing what changes and whom it cuts off; a set with errors, or one whose new
+        anchor known locks do not hold, is served only once its name is typed (deliberately
+        harder than ``y``; the focus starts on Cancel)."""
+        verb = {"rollback": "Roll back to", FINISH: "Finish the migration to"}.get(action,
+                                                                                 "Activate")
         force = bool(row.report.errors)
-        screen = ConfirmScreen(f"{verb} certificate set" + (" WITH ERRORS" if force else ""),
-                               switch_body(verb, row.cert_set, row.report, active),
+        title = f"{verb} certificate set" + (" WITH ERRORS" if force else "")
+        if fleet.blocking:
+            title += f", CUTTING OFF {len(fleet.cut_off)} LOCKS"
+        screen = ConfirmScreen(title, switch_body(verb, row.cert_set, row.report, active, fleet),
                                confirm=verb.split()[0],
-                               warning=switch_warning(row.cert_set, row.report, active),
-                               typed=row.name if force else "")
+                               warning=switch_warning(row.cert_set, row.report, active, fleet),
+                               typed=row.name if force or fleet.blocking else "")
         self.app.push_screen(screen, lambda yes: yes and self.switch_set(row.name, action, force))
 
     @work(thread=True, group="activate", exit_on_error=False, name="activation")
@@ -332,6 +361,8 @@ class CertificatesScreen(ConsoleScreen):
         try:
             if action == "rollback":
                 active = certificates.rollback(force=force, by="console")
+            elif action == FINISH:
+                active = service.finish(certificates, force=force, by="console")
             else:
                 active = certificates.activate(name, force=force, by="console")
         except EngageError as exc:

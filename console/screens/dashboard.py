@@ -1,4 +1,5 @@
-"""The dashboard: listener panel, notices (demo material), and the live lock log."""
+"""The dashboard: listener panel, notices (demo material), the rates of the last 10 minutes and
+the fleet summary (pictures), and the live lock log."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 from rich.json import JSON
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -15,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
+from server.control.commands import fleet
 from server.events import Event
 from server.listeners import FAILED
 
@@ -22,6 +24,7 @@ from ..format import clock_time
 from ..log_filter import SYNTAX, FilterError
 from ..widgets.lock_log import LockLog, copy_event, copy_serial, marker
 from ..widgets.notices import Notices
+from ..widgets.rates import BUCKET_SECONDS, Rates, Words
 from ..widgets.tables import sync_rows
 from .base import ConsoleScreen
 
@@ -29,6 +32,7 @@ LISTENER_COLUMNS = (("name", "Listener"), ("state", "State"), ("address", "Addre
                     ("port", "Port"), ("since", "Since"), ("requests", "Requests"),
                     ("errors", "Errors"), ("last_error", "Last error"))
 LABELS = {"http": "HTTP", "tls": "TLS"}
+FLEET_SECONDS = 5.0  # the fleet summary is recomputed this often (it reads every record)
 
 
 def listener_cells(status) -> dict[str, str]:
@@ -133,6 +137,8 @@ class DashboardScreen(ConsoleScreen):
         table.can_focus = False
         yield table
         yield Static("", id="listener-errors", markup=False, classes="hidden")
+        yield Rates(id="rates")
+        yield Words(id="fleet-line")
         yield Input(placeholder=f"{SYNTAX} (enter keeps it, esc clears)", id="log-filter",
                     classes="hidden")
         log = LockLog(max_lines=self.app.host.settings.log_ring_size, id="lock-log")
@@ -152,14 +158,24 @@ class DashboardScreen(ConsoleScreen):
         self.refresh_status()
         self.query_one(LockLog).focus()
         self._update_log_state()
+        self.set_interval(BUCKET_SECONDS, lambda: self.query_one(Rates).show(self.app.now()))
+        self.set_interval(FLEET_SECONDS, self.refresh_fleet)
+        self.refresh_fleet()
 
     # --- host changes (from the app's drain timer) ----------------------------------------
 
     def host_changed(self, change) -> None:
         super().host_changed(change)
         self.query_one(LockLog).add_events(change.events)
+        self.query_one(Rates).add(change.events, self.app.now())
         if change.listeners_changed:
             self.refresh_listeners()
+
+    @work(thread=True, exclusive=True, group="fleet", exit_on_error=False, name="fleet summary")
+    def refresh_fleet(self) -> None:
+        """Counts per lock state (``server.devices.health``), off the UI thread."""
+        line = "Fleet: " + fleet(self.app.host)["line"]
+        self.app.call_from_thread(setattr, self.query_one("#fleet-line", Words), "text", line)
 
     def refresh_listeners(self) -> None:
         """Update the listener rows in place; only cells whose text changed are touched.

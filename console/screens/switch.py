@@ -1,6 +1,7 @@
 """What the confirmation of an activation or a rollback says changes: the server certificate
 (subject, expiry), the anchor (same, or a different fingerprint and what that costs the
-locks), the hash and the findings of the set to be served."""
+locks), the hash, the findings of the set to be served, and the fleet preflight (which known
+locks a new anchor cuts off, ``server.fleet``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.text import Text
 
 from server.certcheck.report import Report
 from server.certstore import CertSet
+from server.fleet import CUT_OFF_EFFECT, Preflight
 
 from ..format import fingerprint
 
@@ -27,7 +29,7 @@ def findings_words(report: Report) -> str:
                      for s in ("error", "warning", "info"))
 
 
-def switch_body(verb: str, cert_set: CertSet, report: Report, active) -> Text:
+def switch_body(verb: str, cert_set: CertSet, report: Report, active, fleet: Preflight) -> Text:
     """The question and what changes; ``active`` is the set served now (or None)."""
     old = active.cert_set if active else None
     body = Text()
@@ -44,12 +46,17 @@ def switch_body(verb: str, cert_set: CertSet, report: Report, active) -> Text:
     body.append(f"Hash:        {active.hash if active else '-'} -> {report.hash}\n")
     body.append(f"Findings:    {findings_words(report)}; chain {report.chain_bytes:,} of "
                 f"{report.chain_limit:,} bytes\n")
+    body.append("\nLocks\n", style="bold")
+    body.append(fleet.text() + "\n")
     return body
 
 
-def switch_warning(cert_set: CertSet, report: Report, active) -> str:
+def switch_warning(cert_set: CertSet, report: Report, active, fleet: Preflight) -> str:
     warnings = []
-    if active is not None and active.cert_set.anchor_sha256 != cert_set.anchor_sha256:
+    if fleet.blocking:
+        warnings.append(f"{len(fleet.cut_off)} of {fleet.locks} known locks will be cut off: "
+                        f"{CUT_OFF_EFFECT}")
+    elif active is not None and active.cert_set.anchor_sha256 != cert_set.anchor_sha256:
         warnings.append("the anchor changes: locks holding the old anchor will fail TLS with "
                         "this server until they are re-commissioned (fetch the new anchor over "
                         "HTTP)")
