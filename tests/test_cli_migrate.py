@@ -83,6 +83,7 @@ def test_abort_returns_to_the_old_anchor_and_names_the_locks_that_fetched_the_ne
     (("rollback",), "rollback is refused: a migration from set demo to set other is under way"),
     (("activate", "demo"), "activating set demo is refused: a migration"),
     (("migrate", "other"), "a migration from set demo to set other is under way"),
+    (("delete", "other", "--force"), "set other is in the migration under way (demo -> other)"),
 ])
 def test_activation_rollback_and_a_second_start_are_refused_during_a_migration(
         host, locks, capsys, argv, message):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from server.certstore import CertStore
+from server.migration.state import read_state
 
-from .common import EXIT_OK, print_json
+from .common import EXIT_OK, fail, print_json
 
 
 def register(verb) -> None:
@@ -19,7 +20,12 @@ def register(verb) -> None:
 
 
 def delete_set(args, settings) -> int:
-    path = CertStore(settings.path("certs_dir")).delete(args.name, force=args.force)
+    store = CertStore(settings.path("certs_dir"))
+    migration = read_state(store.root)
+    if migration and args.name in (migration.from_set, migration.to_set):
+        return fail(args, f"set {args.name} is in the migration under way "
+                    f"({migration.from_set} -> {migration.to_set}): finish or abort it first")
+    path = store.delete(args.name, force=args.force)
     ca = settings.path("ca_dir") / args.name
     kept = ca if ca.is_dir() else None
     if args.json:
