@@ -101,8 +101,9 @@ class EngageConsole(App):
     ]
 
     def __init__(self, host: Host, listeners: Iterable[str] = LISTENERS, start: bool = True,
-                 clock: Callable[[], dt.datetime] | None = None, freeze_gc: bool = False) -> None:
-        super().__init__()
+                 clock: Callable[[], dt.datetime] | None = None, freeze_gc: bool = False,
+                 driver_class=None) -> None:
+        super().__init__(driver_class=driver_class)
         self.host = host
         self.start_listeners = tuple(listeners) if start else ()
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
@@ -314,7 +315,10 @@ def run_console(settings: Settings, listeners, start: bool = True) -> int:
     left = {}
     try:
         host.serve_control()  # one host per folder; other consoles and the CLI attach here
-        app = EngageConsole(host, listeners, start=start, freeze_gc=True)
+        from .terminal import ConsoleDriver
+
+        app = EngageConsole(host, listeners, start=start, freeze_gc=True,
+                            driver_class=ConsoleDriver)
         app.run()
         left = host.status()
     finally:

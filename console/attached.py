@@ -13,6 +13,7 @@ from .app import EngageConsole
 from .format import duration
 from .remote import RemoteHost
 from .screens.confirm import ConfirmScreen
+from .terminal import ConsoleDriver
 
 HEADER_INTERVAL = 1.0  # seconds between uptime updates in the header
 
@@ -80,7 +81,7 @@ def run_attached(settings, path: Path, required: bool) -> int | None:
             raise
         return None
     try:
-        app = AttachedConsole(host, freeze_gc=True)
+        app = AttachedConsole(host, freeze_gc=True, driver_class=ConsoleDriver)
         app.run()
     finally:
         host.close()
