@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import re
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -177,14 +179,32 @@ def create_batch(settings, *, csrs: list[tuple[str, object]] | None = None,
         if key is not None:
             item["key"] = pki.key_pem(key).decode("ascii")
         items.append(item)
-    folder = settings.path("certs_dir") / BATCHES
-    batch_id = max((int(p.stem) for p in _records(folder)), default=0) + 1
-    record = {"id": batch_id, "created": now.isoformat(timespec="seconds"), "profile": profile,
+    record = {"id": 0, "created": now.isoformat(timespec="seconds"), "profile": profile,
               "size": len(items), "status": READY,
               "source": "csr" if csrs is not None else "generator",
               "generator": generator or {}, "listed": False, "items": items}
-    write_atomic(folder / f"{batch_id}.json", json.dumps(record, indent=1), mode=0o600)
+    _store_new(settings.path("certs_dir") / BATCHES, record)
     return record
+
+
+def _store_new(folder: Path, record: dict) -> None:
+    """Write ``record`` under the next free batch id. The whole record is written to a
+    temporary file first and then hard-linked to ``<id>.json``, which fails when another
+    process took that id meanwhile: two batches made at once never share an id, and a
+    half-written record is never listed."""
+    batch_id = max((int(p.stem) for p in _records(folder)), default=0)
+    while True:
+        batch_id += 1
+        record["id"] = batch_id
+        tmp = folder / f".new-{secrets.token_hex(6)}.tmp"
+        write_atomic(tmp, json.dumps(record, indent=1), mode=0o600)
+        try:
+            os.link(tmp, folder / f"{batch_id}.json")
+            return
+        except FileExistsError:
+            continue
+        finally:
+            tmp.unlink()
 
 
 def _records(folder: Path) -> list[Path]:

@@ -157,3 +157,20 @@ def test_list_devices_lists_the_identities_pinned_to_their_certificates(ca, caps
     for item in record["items"]:
         lock = devices.record(item["cn"])
         assert lock["listed"] and lock["pinned_cert"]["fingerprint"] == item["fingerprint"]
+
+
+def test_two_batches_made_at_once_never_share_an_id(ca, capsys, monkeypatch):
+    """A second process that listed the folder before the first wrote its batch computes the
+    same next id: the second must take the next free one and leave the first intact."""
+    from server import batches
+
+    first = run(capsys, "certs", "batch", "create", "--generator", "numeric", "--start-value",
+                "1", "--increment", "1", "--size", "1")[1]
+    monkeypatch.setattr(batches, "_records", lambda folder: [])  # the stale view of a racer
+    second = run(capsys, "certs", "batch", "create", "--generator", "numeric", "--start-value",
+                 "7", "--increment", "1", "--size", "1")[1]
+    assert (first["id"], second["id"]) == (1, 2)
+    on_disk = {p.name: json.loads(p.read_text())["items"][0]["cn"]
+               for p in batch_dir().glob("*.json")}
+    assert on_disk == {"1.json": "1", "2.json": "7"}
+    assert not list(batch_dir().glob(".new-*"))
