@@ -28,7 +28,7 @@ from benchmarks.bench_fleet import write_records
 from benchmarks.loadgen import Load, LoadGenerator, Request
 from benchmarks.run import Row
 from console.app import EngageConsole
-from console.screens.devices import MAX_ROWS, DevicesScreen
+from console.screens.devices import FIRST_ROWS, MAX_ROWS, DevicesScreen
 from console.widgets.lock_log import LockLog
 from server.config import load_settings
 from server.events import Event
@@ -196,26 +196,55 @@ def bench_real(seconds: float) -> list[Row]:
                  f"failed, {shown:,} reached the log view")
 
 
-async def _open_devices(app: EngageConsole, count: int) -> tuple[float, float]:
-    """Seconds from the key to the fleet listed; milliseconds of the update after a call-in."""
+async def _open_devices(app: EngageConsole, count: int):
+    """Seconds from the console's start to its fleet model worked out (it reads every record);
+    seconds from the key to the fleet listed; milliseconds from a call-in's record written to
+    the summary line redrawn, for seven call-ins: the screen's part (from the change handed to
+    it) and the whole (the console hands changes to its screens ten times a second)."""
+    started = time.perf_counter()
     async with app.run_test(size=(120, 36)) as pilot:
+        await _until(lambda: app.fleet.version >= 0)
+        warmed = time.perf_counter() - started
         await pilot.pause()
         started = time.perf_counter()
-        await pilot.press("3")
-        deadline = started + 30
-        while time.perf_counter() < deadline:
-            screen = app.screen
-            if isinstance(screen, DevicesScreen) and screen.is_mounted and screen.query_one(
-                    "#devices").row_count == min(count, MAX_ROWS):
-                break
-            await asyncio.sleep(0.005)
+        # not pilot.press: that waits until the app is idle, after all 1,000 rows are drawn
+        app.simulate_key("3")
+        screen = await _until(lambda: isinstance(app.screen, DevicesScreen) and (
+            app.screen.is_mounted and app.screen.query_one("#devices").row_count >= min(
+                count, FIRST_ROWS)) and app.screen)
         opened = time.perf_counter() - started
-        serial = f"{1:016X}"
-        app.host.devices.config_callin({"lckSn": serial}, "10.0.0.1")
-        screen.devices[serial] = next(s for s in app.host.devices.summaries() if s.serial == serial)
-        started = time.perf_counter()
-        screen._sync_rows()
-        return opened, (time.perf_counter() - started) * 1000
+        await pilot.pause()  # the rest of the rows drawn
+        active = app.host.certificates.current().cert_set.anchor_sha256
+        noticed: dict[str, float] = {}
+        handed = screen.host_changed
+
+        def host_changed(change) -> None:  # when the console hands the change to the screen
+            for serial in change.serials:
+                noticed.setdefault(serial, time.perf_counter())
+            handed(change)
+
+        screen.host_changed = host_changed
+        own, whole = [], []
+        for n in range(7):  # records 7, 14, ... trust another anchor: each moves to ok
+            serial = f"{7 * (n + 1):016X}"
+            before = str(screen.query_one("#fleet-summary").render())
+            app.host.devices.config_callin({"lckPrmtrs": {"lckSn": serial}}, "10.0.0.1", "tls",
+                                           anchor_sha256=active)
+            started = time.perf_counter()  # the record is written
+            await _until(lambda: str(screen.query_one("#fleet-summary").render()) != before)
+            done = time.perf_counter()
+            own.append((done - noticed.get(serial, started)) * 1000)  # or the poll found it
+            whole.append((done - started) * 1000)
+        return warmed, opened, sorted(own), sorted(whole)
+
+
+async def _until(predicate, seconds: float = 60):
+    deadline = time.perf_counter() + seconds
+    while not (found := predicate()):
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the devices screen did not show the fleet")
+        await asyncio.sleep(0.002)
+    return found
 
 
 def bench_devices_screen(count: int) -> list[Row]:
@@ -223,17 +252,25 @@ def bench_devices_screen(count: int) -> list[Row]:
         write_records(Path(tmp) / "data", count)
         host = _host(Path(tmp))
         try:
-            opened, update = asyncio.run(_open_devices(EngageConsole(host, start=False), count))
+            warmed, opened, own, whole = asyncio.run(_open_devices(EngageConsole(host, start=False),
+                                                               count))
         finally:
             host.close()
     return [
+        Row(f"Console start: fleet worked out ({count:,} records)", warmed * 1000, "ms",
+            note="in a worker thread, records read from disk; no target"),
         Row(f"Devices screen opens with {count:,} records", opened * 1000, "ms",
-            target="<= 1000 ms", ok=opened <= 1.0, note=f"first {MAX_ROWS:,} rows drawn"),
-        Row(f"Devices screen: summary and rows after a call-in ({count:,})", update, "ms",
-            target="<= 100 ms", ok=update <= 100),
+            target="<= 1000 ms", ok=opened <= 1.0, note=f"first {FIRST_ROWS:,} rows drawn (the rest, to {MAX_ROWS:,}, "
+                                         "just after)"),
+        Row(f"Devices screen: summary and rows after a call-in ({count:,})", own[3], "ms",
+            target="<= 100 ms", ok=own[3] <= 100,
+            note=f"median of 7, slowest {own[-1]:.0f} ms; from the record written (10 hand-overs "
+                 f"a second): median {whole[3]:.0f} ms, slowest {whole[-1]:.0f} ms"),
     ]
 
 
 def run(quick: bool) -> list[Row]:
     seconds = 3.0 if quick else 30.0
-    return bench_injected(seconds) + bench_real(seconds) + bench_devices_screen(10_000)
+    fleets = (10_000,) if quick else (10_000, 100_000)
+    return bench_injected(seconds) + bench_real(seconds) + [
+        row for count in fleets for row in bench_devices_screen(count)]

@@ -30,6 +30,7 @@ from server.events import Event
 from server.host import LISTENERS, Host
 from server.listeners import FAILED, RUNNING
 
+from .fleet_model import FleetModel
 from .screens.base import MIN_HEIGHT, MIN_WIDTH, ConsoleScreen
 from .screens.certificates import CertificatesScreen
 from .screens.confirm import ConfirmScreen
@@ -112,6 +113,7 @@ class EngageConsole(App):
         self._ticks = 0
         self._leaving = False
         self.inbox = HostInbox(host)
+        self.fleet = FleetModel(host.settings)  # what the devices screen shows
         host.devices.on_change.append(self.inbox.device_changed)
         host.certificates.on_change.append(self.inbox.active_changed)
 
@@ -134,6 +136,15 @@ class EngageConsole(App):
         if self.start_listeners:
             self.control_listeners(self.start_listeners, start=True, quiet=True)
         self._handle_signals(True)
+        self.warm_fleet()
+
+    @work(thread=True, group="fleet-model", exit_on_error=False, name="fleet model")
+    def warm_fleet(self) -> None:
+        """Work the fleet out once, before anyone asks for the devices screen."""
+        active = self.host.certificates.current()
+        with self.fleet.lock:
+            self.fleet.follow(self.host.devices, self.now(),
+                              active.cert_set.anchor_sha256 if active else None)
 
     def on_unmount(self) -> None:
         self._handle_signals(False)

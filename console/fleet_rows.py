@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from server.devices import health, listing
-from server.devices.index import DeviceSummary
+from server.devices.summary import DeviceSummary
 
 from .format import due_in, fingerprint, relative
 from .query import FilterError, every_word
@@ -53,11 +53,11 @@ def listing_of(summary: DeviceSummary, now: dt.datetime, activation_hours: float
         return "?"
 
 
-def fleet(summaries: list[DeviceSummary], now: dt.datetime, settings,
-          active_anchor: str | None) -> list[Lock]:
-    return [Lock(s, health.health(s, now, settings, active_anchor),
-                 health.trust(s, active_anchor),
-                 listing_of(s, now, settings.activation_hours)) for s in summaries]
+def lock_of(summary: DeviceSummary, now: dt.datetime, settings,
+            active_anchor: str | None) -> Lock:
+    return Lock(summary, health.health(summary, now, settings, active_anchor),
+                health.trust(summary, active_anchor),
+                listing_of(summary, now, settings.activation_hours))
 
 
 def state_text(state: str) -> Text:
@@ -90,6 +90,7 @@ def cells(lock: Lock, now: dt.datetime) -> dict[str, str | Text]:
     }
 
 
+# each column's sort key; the serial breaks ties (console.fleet_model keeps the order)
 SORT_KEYS = {
     "state": lambda lock: health.STATES.index(lock.state),
     "serial": lambda lock: "",
@@ -101,12 +102,6 @@ SORT_KEYS = {
     "tls_failures": lambda lock: lock.summary.tls_failures,
     "listing": lambda lock: lock.listing,
 }
-
-
-def sorted_locks(locks: list[Lock], column: str, reverse: bool) -> list[Lock]:
-    """By ``column``, then serial (so equal rows keep a stable order)."""
-    key = SORT_KEYS[column]
-    return sorted(locks, key=lambda lock: (key(lock), lock.summary.serial), reverse=reverse)
 
 
 def _choice(field: str, value: str, words: tuple[str, ...]) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .certstore import CertSet, CertStore
 from .devices.health import health
-from .devices.index import DeviceSummary
+from .devices.summary import DeviceSummary
 from .devices.store import Devices
 from .errors import CertificateError
 

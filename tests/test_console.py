@@ -1197,7 +1197,7 @@ async def test_device_filter(stopped_host):
 async def test_a_long_device_list_draws_the_first_rows_and_the_filter_finds_the_rest(
         stopped_host, monkeypatch):
     from console.screens import devices as devices_screen
-    from server.devices.index import DeviceSummary
+    from server.devices.summary import DeviceSummary
 
     monkeypatch.setattr(devices_screen, "MAX_ROWS", 50)
     summaries = [DeviceSummary(serial=f"LOCK{n:04d}", model="NDE80") for n in range(120)]
@@ -1219,7 +1219,7 @@ async def test_a_long_device_list_draws_the_first_rows_and_the_filter_finds_the_
 
 @sync
 async def test_device_names_are_shown_as_written_not_as_markup(stopped_host, monkeypatch):
-    from server.devices.index import DeviceSummary
+    from server.devices.summary import DeviceSummary
 
     monkeypatch.setattr(stopped_host.devices, "summaries",
                         lambda: [DeviceSummary(serial="LOCK1", model="[bold]NDE[/bold] [link=x]")])

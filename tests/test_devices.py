@@ -322,6 +322,56 @@ def test_cold_listing_saves_the_counts_it_read_for_the_next_one(devices, setting
     assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
 
 
+def test_the_next_process_parses_only_the_records_changed_since_the_summaries_file(
+        devices, settings, monkeypatch):
+    """A cold listing that parsed many records leaves .summaries.json; the next process starts
+    from it, parses only the record changed since, and still counts audits that arrived."""
+    from server.devices.index import Index
+
+    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 2)
+    for i in range(5):
+        devices.config_callin(config(f"00A{i}"))
+    first = Devices(settings.path("data_dir"), settings)  # another process: it parses all 5
+    assert len(first.summaries()) == 5
+    assert (devices.root / ".summaries.json").exists()
+    devices.config_callin({**config("00A3"), "fwVer": {"main": "09.09.09"}})  # changed since
+    post_audits(devices, "00A1", 2)  # audits only: the record file is as it was
+    parsed = []
+    original = Index._summary_from_disk
+    monkeypatch.setattr(Index, "_summary_from_disk",
+                        lambda index, serial, *a: parsed.append(serial) or original(index,
+                                                                                  serial, *a))
+    cold = Devices(settings.path("data_dir"), settings).summaries()
+    assert parsed == ["00A3"]
+    assert [(s.serial, s.audit_count) for s in cold] == [
+        ("00A0", 0), ("00A1", 2), ("00A2", 0), ("00A3", 0), ("00A4", 0)]
+    assert cold[3].firmware == "09.09.09"
+    assert cold == devices.summaries()  # what the writer itself lists
+
+
+@pytest.mark.parametrize("damage", [
+    b"{not json", b"[]", b'{"fields": ["serial"], "rows": []}',
+    "rows with a wrong type"])
+def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch, damage):
+    from server.devices import summary_cache
+
+    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)
+    for i in range(3):
+        devices.config_callin(config(f"00A{i}"))
+    assert len(Devices(settings.path("data_dir"), settings).summaries()) == 3
+    path = devices.root / summary_cache.CACHE_FILE
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:  # every row's model a number: each such row is not taken, its record is parsed
+        data = json.loads(path.read_bytes())
+        model = summary_cache.FIELDS.index("model") + 2
+        for row in data["rows"]:
+            row[model] = 7
+        path.write_text(json.dumps(data))
+    cold = Devices(settings.path("data_dir"), settings).summaries()
+    assert [(s.serial, s.model) for s in cold] == [(f"00A{i}", "NDE") for i in range(3)]
+
+
 # --- CSV import ----------------------------------------------------------------------------------
 
 def test_import_adds_listed_locks_with_names_and_tags(devices):

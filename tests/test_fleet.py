@@ -14,7 +14,7 @@ from console.__main__ import main
 from server import pki
 from server.certstore import CertStore
 from server.devices import health
-from server.devices.index import DeviceSummary
+from server.devices.summary import DeviceSummary
 from server.devices.store import Devices
 from server.devices.trust import Trust
 from server.lockclient import make_fleet

@@ -26,7 +26,8 @@ from server.certcheck.report import CertInfo, Finding, Report
 from server.certstore import write_set
 from server.config import load_settings
 from server.devices.errors import DeviceError
-from server.devices.index import DeviceSummary
+from server.devices import health
+from server.devices.summary import DeviceSummary
 from server.host import Host
 from server.sitekey import SiteKey
 
@@ -105,6 +106,12 @@ class FixedDevices:
                               last_seen="2026-11-20T08:00:00+00:00", address="10.44.68.22",
                               firmware="01.02.00", battery="2.8 V", audit_count=7),
                 DeviceSummary("BROKEN01", corrupt=True, error="line 1: Expecting value")]
+
+    def changes(self, since):
+        return 0, None  # always the whole (fixed) list
+
+    def fleet_counts(self, active_anchor):
+        return health.counts(self.summaries(), NOW, self.settings, active_anchor)
 
     def path(self, serial):
         return Path("Engage_Data") / f"{serial}.json"

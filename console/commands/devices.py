@@ -137,10 +137,9 @@ def list_devices(args, settings) -> int:
 
 
 def fleet_status(args, settings) -> int:
-    summaries, now, anchor = _fleet(settings)
-    counts = health.counts(summaries, now, settings, anchor)
+    counts = _devices(settings).fleet_counts(active_anchor(CertStore(settings.path("certs_dir"))))
     if args.json:
-        print_json({"locks": len(summaries), "states": counts})
+        print_json({"locks": sum(counts.values()), "states": counts})
     else:
         print(health.summary_line(counts))
     bad = (health.OVERDUE, health.TLS_FAILING, health.ANCHOR_STALE, health.CORRUPT)

@@ -13,8 +13,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from server.devices import health
-from server.devices.index import DeviceSummary
 from server.errors import EngageError
 
 from .. import fleet_rows
@@ -24,6 +22,7 @@ from ..widgets.tables import cursor_key, sync_rows
 from .base import ConsoleScreen
 
 MAX_ROWS = 1000
+FIRST_ROWS = 100  # drawn first when the screen opens (a screenful and more); the rest just after
 RELATIVE_TIMES_SECONDS = 5.0  # "last seen 12s ago" is redrawn this often without a call-in
 FOLDER_POLL_SECONDS = 1.0     # records another process added or replaced show within ~2 s
 SORTABLE = [key for key, _ in COLUMNS]
@@ -61,23 +60,31 @@ class DevicesScreen(ConsoleScreen):
         table = self.query_one("#devices", DataTable)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
-        self.devices: dict[str, DeviceSummary] = {}
-        self.locks: dict[str, Lock] = {}
-        self._listed = False
-        self.filter_text = ""
-        self._passes = fleet_rows.parse_filter("")
+        self.model = self.app.fleet
+        self._drawn = False
+        self._filter = ("", fleet_rows.parse_filter(""))  # the words, and the test they make
         self.sort_column, self.sort_reverse = "serial", False
         self.raw_json = False
         self._cells: dict[str, dict] = {}
+        self._cell_cache: dict[str, tuple[Lock, dict]] = {}  # serial -> (lock, its cells)
         self._shown_serial: str | None = None
         self._changed: set[str] = set()  # locks that called in since the list was last shown
         self.refresh_status()
         self.reload()
-        self.set_interval(RELATIVE_TIMES_SECONDS, self._sync_rows)
+        self.set_interval(RELATIVE_TIMES_SECONDS, lambda: self.reload(redraw=True))
         # The index re-reads the folder when another process changed it (devices import, a
         # file copied in): asking for the list is how that is noticed.
         self.set_interval(FOLDER_POLL_SECONDS, self.reload)
         table.focus()
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter[0]
+
+    @property
+    def locks(self) -> dict[str, Lock]:
+        """Every lock in words, by serial."""
+        return self.model.locks
 
     def host_changed(self, change) -> None:
         super().host_changed(change)
@@ -92,52 +99,61 @@ class DevicesScreen(ConsoleScreen):
     # --- the list ----------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="devices", exit_on_error=False, name="device list")
-    def reload(self) -> None:
-        summaries = self.app.host.devices.summaries()
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_devices, summaries)
+    def reload(self, redraw: bool = False) -> None:
+        """Bring the fleet model up to date with the listing and the view chosen, and draw
+        what changed. Drawn from under the model's lock, so that draws come in order; the
+        screen's own thread never takes that lock."""
+        model = self.model
+        with model.lock:
+            now = self.app.now()
+            changed = model.follow(self.app.host.devices, now, self.active_anchor())
+            new_view = model.set_view(self.sort_column, self.sort_reverse, *self._filter)
+            if not (changed or new_view or redraw or self._changed) and self._drawn:
+                return  # the poll found nothing new
+            locks, matching = model.shown(MAX_ROWS if self._drawn else FIRST_ROWS)
+            wanted = self._cells_of(locks, now, redraw)
+            self.app.call_from_thread(self._draw, wanted, matching, model.counts(), changed)
+
+    def _cells_of(self, locks: list[Lock], now, redraw: bool) -> dict[str, dict]:
+        """Each row's cells, worked out again for a lock that changed or, at a ``redraw`` (the
+        relative times), for all; else the ones drawn before."""
+        cache, wanted = self._cell_cache, {}
+        for lock in locks:
+            serial = lock.summary.serial
+            known = cache.get(serial)
+            if redraw or known is None or known[0] is not lock:
+                known = cache[serial] = (lock, fleet_rows.cells(lock, now))
+            wanted[serial] = known[1]
+        for serial in [serial for serial in cache if serial not in wanted]:
+            del cache[serial]
+        return wanted
 
     def action_refresh(self) -> None:
         self.app.host.devices.resync()
         self._changed.add(self.selected_serial() or "")  # the record pane is read again too
         self.reload()
 
-    def _show_devices(self, summaries: list[DeviceSummary]) -> None:
-        devices = {d.serial: d for d in summaries}
-        if self._listed and devices == self.devices and not self._changed:
-            return  # the poll found nothing new
-        changed = self._changed | {serial for serial, d in devices.items()
-                                   if self.devices.get(serial) != d}
-        self.devices, self._changed, self._listed = devices, set(), True
-        self._sync_rows()
-        selected = self.selected_serial()
-        if selected is not None and (selected in changed or selected != self._shown_serial):
-            self.load_record(selected)
-
-    def _sync_rows(self) -> None:
+    def _draw(self, wanted: dict[str, dict], matching: int, counts: dict[str, int],
+              changed: set[str]) -> None:
         """The summary line, and the rows updated in place by serial in one batch; only
         changed cells are touched. At most MAX_ROWS rows are drawn (a table of 10,000 takes
         seconds to build): the filter finds the rest."""
         table = self.query_one("#devices", DataTable)
-        now, anchor, settings = self.app.now(), self.active_anchor(), self.app.host.settings
-        summaries = list(self.devices.values())
-        self.locks = {lock.summary.serial: lock
-                      for lock in fleet_rows.fleet(summaries, now, settings, anchor)}
-        counts = health.counts(summaries, now, settings, anchor)
         self.query_one("#fleet-summary", Static).update(fleet_rows.summary_text(counts))
-        matching = fleet_rows.sorted_locks([lock for lock in self.locks.values()
-                                            if self._passes(lock)],
-                                           self.sort_column, self.sort_reverse)
-        wanted = {lock.summary.serial: fleet_rows.cells(lock, now)
-                  for lock in matching[:MAX_ROWS]}
         with self.app.batch_update():
             sync_rows(table, wanted, self._cells, key_column="serial")
-        shown = f"{len(wanted):,} of {len(matching):,}" if len(matching) > MAX_ROWS \
-            else f"{len(matching):,}"
+        shown = f"{len(wanted):,} of {matching:,}" if matching > MAX_ROWS else f"{matching:,}"
         label = f"Locks: {shown}" + (f" matching '{self.filter_text}'" if self.filter_text else "")
         order = dict(COLUMNS)[self.sort_column] + (" ↓" if self.sort_reverse else " ↑")
-        table.border_title = label + (" (/ to filter)" if len(matching) > MAX_ROWS else "")
+        table.border_title = label + (" (/ to filter)" if matching > MAX_ROWS else "")
         table.border_subtitle = f"sorted by {order} · s S sort · ← → scroll"
+        if not self._drawn:
+            self._drawn = True
+            self.call_after_refresh(self.reload, redraw=True)  # once painted: the rest
+        changed, self._changed = changed | self._changed, set()
+        selected = self.selected_serial()
+        if selected is not None and (selected in changed or selected != self._shown_serial):
+            self.load_record(selected)
 
     def selected_serial(self) -> str | None:
         return cursor_key(self.query_one("#devices", DataTable))
@@ -146,11 +162,11 @@ class DevicesScreen(ConsoleScreen):
 
     def action_sort(self) -> None:
         self.sort_column = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
-        self._sync_rows()
+        self.reload()
 
     def action_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
-        self._sync_rows()
+        self.reload()
 
     @on(DataTable.HeaderSelected, "#devices")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -160,7 +176,7 @@ class DevicesScreen(ConsoleScreen):
             self.sort_reverse = not self.sort_reverse
         else:
             self.sort_column, self.sort_reverse = column, False
-        self._sync_rows()
+        self.reload()
 
     # --- filter ----------------------------------------------------------------------------
 
@@ -189,8 +205,8 @@ class DevicesScreen(ConsoleScreen):
             box.border_title = str(exc)
             return
         box.border_title = None
-        self.filter_text, self._passes = text, passes
-        self._sync_rows()
+        self._filter = (text, passes)
+        self.reload()
 
     @on(Input.Changed, "#device-filter")
     def _filter_changed(self, event: Input.Changed) -> None:

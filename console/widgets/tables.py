@@ -17,7 +17,9 @@ def sync_rows(table: DataTable, wanted: dict[str, dict[str, str | Text]],
               shown: dict[str, dict[str, str | Text]], remove_missing: bool = True,
               key_column: str | None = None) -> None:
     """Make ``table`` show ``wanted`` (row key -> column key -> text). ``shown`` is what the
-    table holds now and is updated; only rows and cells whose text changed are touched.
+    table holds now and is updated; only rows and cells whose text changed are touched (a row
+    given the very dict it was drawn from is skipped: never change a drawn dict in place), and
+    columns widen to fit but never narrow (re-measuring a column of 1,000 rows took 50 ms).
     Rows stay in the order of their first column (serial, set name), or with ``key_column``
     (the column that shows the row key) in the order of ``wanted``."""
     if remove_missing:
@@ -27,6 +29,8 @@ def sync_rows(table: DataTable, wanted: dict[str, dict[str, str | Text]],
     added = False
     for key, cells in wanted.items():
         old = shown.get(key)
+        if old is cells:
+            continue  # the very cells drawn before
         if old is None:
             widen_columns(table, cells)
             table.add_row(*map(as_text, cells.values()), key=key)
@@ -35,7 +39,7 @@ def sync_rows(table: DataTable, wanted: dict[str, dict[str, str | Text]],
             changed = {column: value for column, value in cells.items() if old[column] != value}
             widen_columns(table, changed)
             for column, value in changed.items():
-                table.update_cell(key, column, as_text(value), update_width=True)
+                table.update_cell(key, column, as_text(value))  # widened above; never narrowed
         shown[key] = cells
     if key_column is not None:
         order_rows(table, list(wanted), key_column)

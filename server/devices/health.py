@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 
-from .index import DeviceSummary
+from .summary import DeviceSummary
 
 OK, DUE, OVERDUE, TLS_FAILING = "ok", "due", "overdue", "tls-failing"
 NEVER_SEEN, CORRUPT, ANCHOR_STALE = "never-seen", "corrupt", "anchor-stale"
@@ -25,15 +25,20 @@ STATES = (OK, DUE, OVERDUE, TLS_FAILING, ANCHOR_STALE, NEVER_SEEN, CORRUPT)  # r
 TRUST_ACTIVE, TRUST_OTHER, TRUST_UNKNOWN = "active", "other", "unknown"
 
 
-def _age(last_seen: str, now: dt.datetime) -> float | None:
-    """Seconds since ``last_seen`` (never negative); None if it is not a time."""
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def seen_us(last_seen: str) -> int | None:
+    """``last_seen`` as microseconds since 1970 (UTC when it names no zone); None if it is not
+    a time. Integers, so that :mod:`server.devices.tally` draws the lines exactly here."""
     try:
         seen = dt.datetime.fromisoformat(last_seen)
     except ValueError:
         return None
     if seen.tzinfo is None:
         seen = seen.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (now - seen).total_seconds())
+    return (seen - EPOCH) // MICROSECOND
 
 
 def health(summary: DeviceSummary, now: dt.datetime, settings,
@@ -48,11 +53,17 @@ def health(summary: DeviceSummary, now: dt.datetime, settings,
         return TLS_FAILING
     if active_anchor and summary.anchor_trusted and summary.anchor_trusted != active_anchor:
         return ANCHOR_STALE
-    age = _age(summary.last_seen, now)
-    if age is None:
+    seen = seen_us(summary.last_seen)
+    if seen is None:
         return CORRUPT
-    interval = settings.callin_interval
-    if age >= settings.overdue_factor * interval:
+    return timed_state(seen, now, settings)
+
+
+def timed_state(seen: int, now: dt.datetime, settings) -> str:
+    """``ok``, ``due`` or ``overdue`` for a lock last seen at ``seen`` (:func:`seen_us`)."""
+    age = max(0, (now - EPOCH) // MICROSECOND - seen)  # a time in the future: just seen
+    interval = round(settings.callin_interval * 1_000_000)
+    if age >= round(settings.overdue_factor * settings.callin_interval * 1_000_000):
         return OVERDUE
     return DUE if age > interval else OK
 

@@ -4,76 +4,35 @@ re-synchronised when the folder's mtime shows another process added, replaced or
 (at most once a second; this process's own writes update the index directly and do not count),
 and every 30 seconds anyway (a file edited in place leaves the folder's mtime alone). A
 re-synchronisation stats every file and parses only those whose size or mtime differ; a listing
-between them is a dictionary copy. Audit counts of the records parsed there come from
-:mod:`server.devices.counts`."""
+between them is a list of the summaries in serial order, kept sorted (sorting 100,000 on every
+listing cost more than the listing). Audit counts of the records parsed there come from
+:mod:`server.devices.counts`; the counts per health state, from :mod:`server.devices.tally`,
+made at the first count and kept current with every change. Each change gets a version number, so that a view can ask for
+only what changed since the version it last saw (:meth:`Index.changes`)."""
 
 from __future__ import annotations
 
+import bisect
+import collections
 import dataclasses
+import datetime as dt
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .counts import AuditCounts
 from .folder import FolderStamp
 from .logs import AUDIT, LOG_SUFFIX, EventLogs
-from .records import as_dict, as_text, record_from_bytes, record_path
+from .records import record_from_bytes, record_path
+from . import summary_cache
+from .summary import DeviceSummary, summary_of
+from .tally import Tally
 
 RESCAN_SECONDS = 1.0
 FULL_RESCAN_SECONDS = 30.0
 COUNTS_FILE_WORTH = 100  # records to parse before the counts file is worth reading
-
-
-@dataclass
-class DeviceSummary:
-    """One row of the device list; ``corrupt`` records carry the parse error in ``error``."""
-
-    serial: str
-    model: str = ""
-    name: str = ""
-    last_seen: str = ""      # ISO-8601 UTC of the last call-in, "" if never
-    address: str = ""        # last client address
-    firmware: str = ""
-    battery: str = ""
-    audit_count: int = 0
-    corrupt: bool = False
-    error: str = ""
-    # what lock health (server.devices.health) and the fleet view need; "" when not recorded
-    next_callin: str = ""
-    anchor_trusted: str = ""       # SHA-256 proven by a TLS handshake (server.devices.trust)
-    anchor_trusted_at: str = ""
-    anchor_fetched: str = ""       # SHA-256 inferred from the address, "ambiguous" (NAT)
-    trust_recorded: bool = False   # False: a record from before trust was recorded
-    tls_failures: int = 0          # handshake failures since its last good call-in
-    tls_failure: str = ""          # the reason of the latest
-    listed: bool = False           # what server.devices.listing.listing_state reads
-    listed_at: str = ""
-    provisioned_at: str = ""
-
-
-def summary_of(serial: str, record: dict, audit_count: int = 0) -> DeviceSummary:
-    lock = as_dict(as_dict(record.get("last_config")).get("lckPrmtrs"))
-    trusted, fetched = as_dict(record.get("anchor_trusted")), as_dict(record.get("anchor_fetched"))
-    failures = as_dict(record.get("tls_failures"))
-    last_failure = (failures.get("last") or [{}])[-1] if isinstance(failures.get("last"), list) \
-        else {}
-    return DeviceSummary(
-        serial=serial, model=as_text(record.get("model")),
-        name=as_text(record.get("name") or lock.get("nm")),
-        last_seen=as_text(record.get("last_seen")), address=as_text(record.get("address")),
-        firmware=as_text(as_dict(record.get("firmware")).get("main")),
-        battery=as_text(as_dict(record.get("battery")).get("main")),
-        audit_count=audit_count, next_callin=as_text(record.get("next_callin")),
-        anchor_trusted=as_text(trusted.get("sha256")), anchor_trusted_at=as_text(trusted.get("at")),
-        anchor_fetched="ambiguous" if fetched.get("inferred") == "ambiguous"
-        else as_text(fetched.get("sha256")),
-        trust_recorded="anchor_trusted" in record or "anchor_fetched" in record,
-        tls_failures=failures["count"] if type(failures.get("count")) is int else 0,
-        tls_failure=as_text(as_dict(last_failure).get("reason")),
-        listed=record.get("listed") is True, listed_at=as_text(record.get("listed_at")),
-        provisioned_at=as_text(record.get("provisioned_at")))
+CHANGES_KEPT = 4096      # the latest changes Index.changes can name; older: the whole list
 
 
 class Index:
@@ -85,15 +44,44 @@ class Index:
         self._logs = logs
         self._counts = counts
         self._index: dict[str, tuple[DeviceSummary, tuple]] = {}
+        self._order: list[str] = []  # the serials of _index, sorted
+        self._tally: Tally | None = None  # made at the first count
+        self.version = 0  # one more at each change
+        self._log: collections.deque[tuple[int, str]] = collections.deque(maxlen=CHANGES_KEPT)
         self._lock = threading.Lock()
+        self._scanning = threading.Lock()  # held by the thread re-reading the folder
+        self._filled = threading.Event()   # the first reading is over
         self._scanned_at = 0.0
         self.rescan_seconds = RESCAN_SECONDS
 
     def summaries(self) -> list[DeviceSummary]:
-        """Every record, quickly (10,000 records), corrupt ones included and marked."""
+        """Every record, quickly (100,000 records), corrupt ones included and marked."""
         self._sync()
         with self._lock:
-            return [entry[0] for _, entry in sorted(self._index.items())]
+            index = self._index
+            return [index[serial][0] for serial in self._order]
+
+    def counts(self, now: dt.datetime, settings, active_anchor: str | None) -> dict[str, int]:
+        """Locks per health state (:func:`server.devices.health.counts` of :meth:`summaries`)."""
+        self._sync()
+        with self._lock:
+            if self._tally is None:
+                self._tally = Tally(entry[0] for entry in self._index.values())
+            return self._tally.counts(now, settings, active_anchor)
+
+    def changes(self, since: int) -> tuple[int, dict[str, DeviceSummary | None] | None]:
+        """(the version now, each serial changed since version ``since`` -> its summary, None
+        when gone); None instead of the serials when they are no longer all known (ask for
+        :meth:`summaries`)."""
+        self._sync()
+        with self._lock:
+            if since == self.version:
+                return since, {}
+            if not self._log or self._log[0][0] > since + 1 or since > self.version:
+                return self.version, None
+            index = self._index
+            return self.version, {serial: index[serial][0] if serial in index else None
+                                  for version, serial in self._log if version > since}
 
     def resync(self) -> None:
         """Re-read the folder at the next listing, whatever its mtime says (a record edited
@@ -108,7 +96,27 @@ class Index:
         except OSError:
             key = ()
         with self._lock:
-            self._index[serial] = (summary, key)
+            self._set(serial, (summary, key))
+
+    def _set(self, serial: str, entry: tuple[DeviceSummary, tuple]) -> None:
+        """Put one entry, keeping the order and the tally (under ``_lock``)."""
+        old, tally = self._index.get(serial), self._tally
+        if old is None:
+            bisect.insort(self._order, serial)
+        elif tally is not None:
+            tally.remove(old[0])
+        self._index[serial] = entry
+        if tally is not None:
+            tally.add(entry[0])
+        self._logged(serial)
+
+    def _logged(self, serial: str | None) -> None:
+        """One more version; None: a change too wide to name serial by serial."""
+        self.version += 1
+        if serial is None:
+            self._log.clear()
+        else:
+            self._log.append((self.version, serial))
 
     def written(self, serial: str, record: dict, path: Path) -> None:
         """This process wrote ``record`` to ``path``."""
@@ -121,25 +129,46 @@ class Index:
         with self._lock:
             entry = self._index.get(serial)
             if entry is not None:
-                self._index[serial] = (dataclasses.replace(entry[0], audit_count=count), entry[1])
+                self._set(serial, (dataclasses.replace(entry[0], audit_count=count), entry[1]))
 
     def _sync(self) -> None:
-        """Bring the index up to date with the folder (see the module docstring)."""
+        """Bring the index up to date with the folder, one thread at a time. While another
+        thread re-reads the folder, what the index holds is whole and is used as it is; before
+        the first reading ends there is nothing whole, and the caller waits for it (else a
+        preflight asked meanwhile would see no locks and warn of none)."""
+        if not self._scanning.acquire(blocking=not self._filled.is_set()):
+            return
+        try:
+            parsed = self._scan()
+        finally:
+            self._filled.set()
+            self._scanning.release()
+        if parsed > COUNTS_FILE_WORTH:  # the next process need not parse them again
+            with self._lock:
+                entries = dict(self._index)
+            summary_cache.save(self.root, entries, self._stamp)
+
+    def _scan(self) -> int:
+        """Re-read what changed in the folder, if it is time (see the module docstring); how
+        many records it parsed. The first reading starts from the summaries file
+        (:mod:`server.devices.summary_cache`)."""
         try:
             mtime = self.root.stat().st_mtime_ns
         except FileNotFoundError:
             with self._lock:
-                self._index.clear()
-            return
+                self._replace({})
+            return 0
         now = time.monotonic()
         age = now - self._scanned_at
         if self._stamp.seen is not None and age < FULL_RESCAN_SECONDS and (
                 self._stamp.seen == mtime or age < self.rescan_seconds):
-            return
+            return 0
         with self._stamp.lock:
             self._stamp.seen, self._scanned_at = mtime, now
         with self._lock:
             known = dict(self._index)
+        cached = summary_cache.load(self.root) if not known else {}
+        known = known or cached
         found: dict[str, tuple[DeviceSummary, tuple]] = {}
         records, logs, stale = [], {}, []
         audit_suffix = LOG_SUFFIX[AUDIT]
@@ -162,18 +191,43 @@ class Index:
             else:
                 stale.append((serial, entry.path, key))
         # the counts file costs what reading the end of a few hundred logs does: only for many
-        saved = self._counts.saved() if len(stale) > COUNTS_FILE_WORTH else {}
+        saved = self._counts.saved() if len(stale) + len(cached) > COUNTS_FILE_WORTH else {}
         for serial, path, key in stale:
             audits = self._counts.cold_count(serial, logs.get(serial), saved)
             found[serial] = (self._summary_from_disk(serial, path, audits), key)
+        for serial in cached.keys() & found.keys():  # the file's audit counts may be old
+            summary, key = found[serial]
+            audits = self._counts.cold_count(serial, logs.get(serial), saved)
+            if audits != summary.audit_count:
+                found[serial] = (dataclasses.replace(summary, audit_count=audits), key)
         with self._lock:
             # keep what this process wrote meanwhile
             for serial, entry in self._index.items():
                 if serial not in known or known[serial] is not entry:
                     if record_path(self.root, serial).exists():
                         found[serial] = entry
-            self._index = found
+            self._replace(found)
         self._counts.save()  # what this listing read, the next one elsewhere need not
+        return len(stale)
+
+    def _replace(self, found: dict[str, tuple[DeviceSummary, tuple]]) -> None:
+        """The index becomes ``found`` (under ``_lock``): the order and the tally follow, by
+        the entries that changed when few did, else from scratch."""
+        old = self._index
+        changed = [serial for serial, entry in found.items() if old.get(serial) is not entry]
+        gone = [serial for serial in old if serial not in found]
+        if len(changed) + len(gone) > max(64, len(found) // 8):
+            self._index, self._order, self._tally = found, sorted(found), None
+            self._logged(None)
+            return
+        for serial in gone:
+            summary = old.pop(serial)[0]
+            if self._tally is not None:
+                self._tally.remove(summary)
+            del self._order[bisect.bisect_left(self._order, serial)]
+            self._logged(serial)
+        for serial in changed:
+            self._set(serial, found[serial])
 
     def _summary_from_disk(self, serial: str, path: str, audits: int) -> DeviceSummary:
         try:

@@ -13,7 +13,8 @@ from .allowlist import ImportRow
 from .counts import AuditCounts
 from .errors import UnknownLock
 from .folder import FolderStamp
-from .index import DeviceSummary, Index
+from .index import Index
+from .summary import DeviceSummary
 from .logs import ALERT, AUDIT, COUNT_KEY, EventLogs, EventsAdded, tail
 from .notices import ChangeNotices
 from .records import RecordFiles
@@ -72,6 +73,16 @@ class Devices:
     def summaries(self) -> list[DeviceSummary]:
         """Every record, quickly (10,000 records), corrupt ones included and marked."""
         return self.index.summaries()
+
+    def changes(self, since: int) -> tuple[int, dict[str, DeviceSummary | None] | None]:
+        """What changed since version ``since`` (see Index.changes): how a view of 100,000
+        locks follows a call-in without taking the whole list again."""
+        return self.index.changes(since)
+
+    def fleet_counts(self, active_anchor: str | None) -> dict[str, int]:
+        """Locks per health state now (:func:`server.devices.health.counts`), kept current
+        with every change rather than recounted (100,000 records)."""
+        return self.index.counts(self.clock(), self.settings, active_anchor)
 
     def resync(self) -> None:
         """The next listing re-reads every changed record file (see Index.resync)."""

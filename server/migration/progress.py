@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..devices.index import DeviceSummary
+from ..devices.summary import DeviceSummary
 from ..devices.store import Devices
 from .state import MigrationState, fetches
 
