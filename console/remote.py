@@ -21,6 +21,7 @@ from server.errors import EngageError
 from server.events import Event, Subscription
 from server.host import load_site_key
 from server.listeners import RUNNING, ListenerStatus
+from server.migration.state import FINISH
 
 UI_TIMEOUT = 3.0  # seconds a status or listener call may take: the console's thread waits
 UNKNOWN = "UNKNOWN"  # a listener's state once the host is gone
@@ -66,8 +67,9 @@ class RemoteListener:
 
 
 class RemoteCertificates(Certificates):
-    """The host's certificate service seen from here: read from the files; an activation or
-    rollback is the host's own (control socket), after which this copy reloads."""
+    """The host's certificate service seen from here: read from the files; an activation,
+    rollback or migration finish is the host's own (control socket), after which this copy
+    reloads. A migration's start and abort change the files, which the host follows."""
 
     def __init__(self, remote: "RemoteHost", *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -75,9 +77,12 @@ class RemoteCertificates(Certificates):
 
     def activate(self, name: str, force: bool = False, by: str | None = None,
                  action: str = "activate"):
-        named = {"name": name} if action == "activate" else {}
-        self._remote.client.call(action, **named, force=force, cut_off_ok=True,
-                                 by=by or "attached console")
+        by = by or "attached console"
+        if action == FINISH:  # a migration's finish (server.migration.service.finish)
+            self._remote.client.call("migrate", action="finish", force=force, by=by)
+        else:
+            named = {"name": name} if action == "activate" else {}
+            self._remote.client.call(action, **named, force=force, cut_off_ok=True, by=by)
         return self.reload()
 
     def rollback(self, force: bool = False, by: str | None = None):

@@ -69,6 +69,20 @@ def test_activating_from_an_attached_console_is_the_hosts_own(served, remote, se
     assert served.certificates.current().name == "demo"
 
 
+def test_finishing_a_migration_from_an_attached_console_is_the_hosts_own(served, remote,
+                                                                         settings):
+    """The console's f key runs service.finish on the attached copy: the host finishes it."""
+    from server.migration import service
+
+    pki.init_set(served.store, settings.path("ca_dir"), "other", list(settings.host_names))
+    service.start(remote.certificates, "other", by="console")
+    served.migration.reload()  # what its watcher does within a second
+    active = service.finish(remote.certificates, by="console")
+    assert active.name == "other" == served.certificates.current().name
+    assert served.migration.state is None
+    assert served.store.history()[-1]["action"] == "migration-finish"
+
+
 def test_the_host_going_away_is_noticed(served, remote):
     told = threading.Event()
     remote.on_lost.append(lambda why: told.set())

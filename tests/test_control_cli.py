@@ -132,3 +132,44 @@ def test_headless_tells_systemd_it_is_ready(run_headless, tmp_path, monkeypatch)
         h.port("http")
         assert h.stop() == 0
         assert manager.recv(100) == b"STOPPING=1"
+
+
+def test_certs_migrate_tells_the_running_host_which_serves_each_step_at_once(served, settings,
+                                                                              capsys):
+    """start, finish and abort through the socket: the host's migration changes before the
+    command returns (no wait for its file watcher)."""
+    pki.init_set(served.store, settings.path("ca_dir"), "other", list(settings.host_names))
+    code, out, _ = run(capsys, "certs", "migrate", "other", "--json")
+    assert code == 0, out
+    assert json.loads(out)["to_set"] == "other"
+    assert served.migration.state is not None and served.migration.state.to_set == "other"
+    code, out, _ = run(capsys, "certs", "migrate", "--abort")
+    assert code == 0 and "aborted" in out, out
+    assert served.migration.state is None
+    run(capsys, "certs", "migrate", "other")
+    code, out, _ = run(capsys, "certs", "migrate", "--finish", "--json")
+    assert code == 0, out
+    assert json.loads(out)["host_pid"] == os.getpid()
+    assert served.certificates.current().name == "other" and served.migration.state is None
+    assert [e["action"] for e in served.store.history()][-4:] == [
+        "migration-start", "migration-abort", "migration-start", "migration-finish"]
+
+
+def test_certs_activate_takes_the_preflight_from_the_running_hosts_index(served, settings,
+                                                                         capsys, monkeypatch):
+    """With a host running, the CLI does not read every record itself: the host's warm index
+    answers (100,000 records take seconds to read cold)."""
+    import server.fleet
+
+    pki.init_set(served.store, settings.path("ca_dir"), "other", list(settings.host_names))
+    served.devices.config_callin({"lckPrmtrs": {"lckSn": "00A1"}}, "10.0.0.1", "tls",
+                                 anchor_sha256=served.certificates.current().cert_set.anchor_sha256)
+    cli_devices = []
+    original = server.fleet.preflight
+    monkeypatch.setattr("console.commands.certs_activate.preflight", lambda devices, *a: (
+        cli_devices.append(devices), original(devices, *a))[1])
+    code, out, _ = run(capsys, "certs", "activate", "other", "--json")
+    assert code == 1
+    report = json.loads(out)["preflight"]
+    assert [lock["serial"] for lock in report["cut_off"]] == ["00A1"]
+    assert cli_devices == []  # the host's own preflight, not one over the files

@@ -13,7 +13,8 @@ from server.control.client import CommandFailed, running_host
 from server.control.commands import active_dict
 from server.devices.store import Devices
 from server.fleet import preflight
-from server.migration.state import refusal
+from server.migration import service
+from server.migration.state import FINISH, refusal
 
 from . import certs_sets as sets
 from .certs_text import format_report
@@ -52,12 +53,11 @@ def rollback(args, settings) -> int:
     return switch(args, settings, target, "rollback")
 
 
-def switch(args, settings, name: str, action: str, change=None) -> int:
+def switch(args, settings, name: str, action: str) -> int:
     """Check set ``name``, refuse it with errors unless --force is confirmed, then ``action``
-    it (activate or rollback): through the running host's control socket when one runs in this
-    folder (it swaps at once), else through the files; and report it. ``change(certificates,
-    by)`` replaces the plain activation (a migration's finish): it goes through the files,
-    which a running host follows within a second."""
+    it (activate, rollback or a migration's finish): through the running host's control
+    socket when one runs in this folder (its warm index gives the preflight, and it swaps at
+    once), else through the files; and report it."""
     store = sets.store(settings)
     site_key = sets.site_key(settings)
     cert_set = store.load(name)
@@ -77,34 +77,48 @@ def switch(args, settings, name: str, action: str, change=None) -> int:
             return fail(args, "forced activation not confirmed (on a terminal type yes, in a "
                         "script add --yes); nothing changed")
     previous = sets.active_set(store)
-    fleet = preflight(Devices(settings.path("data_dir"), settings), cert_set, previous)
-    if fleet.blocking and not args.cut_off_ok:
+    host = running_host(settings)
+    try:
+        return _switch(args, settings, store, site_key, cert_set, previous, action, host)
+    except CommandFailed as exc:
+        return fail(args, f"the running host refused: {exc}", EXIT_FINDINGS)
+    finally:
+        if host is not None:
+            host.close()
+
+
+def _switch(args, settings, store, site_key, cert_set: CertSet, previous: CertSet | None,
+            action: str, host) -> int:
+    if host is not None:
+        fleet = host.call("preflight", name=cert_set.name)["preflight"]
+    else:
+        fleet = preflight(Devices(settings.path("data_dir"), settings), cert_set,
+                          previous).to_dict()
+    if fleet["cut_off_count"] and not args.cut_off_ok:
         if args.json:
-            print_json({"activated": False, "set": cert_set.name, "preflight": fleet.to_dict()})
+            print_json({"activated": False, "set": cert_set.name, "preflight": fleet})
         else:
-            print(fleet.text())
+            print(fleet["message"])
             print(f"Not activated: add --cut-off-ok to activate {cert_set.name} anyway.")
         return EXIT_FINDINGS
     if not args.json:
-        print(fleet.text())
+        print(fleet["message"])
     by = f"{current_user()} (command line)"
-    host = None if change else running_host(settings)
     if host is None:
         certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
-        change = change or (lambda c, by: c.activate(name, force=args.force, by=by,
-                                                     action=action))
-        active = active_dict(change(certificates, by))
-        host_pid = None
-    else:
-        try:  # the CLI asked and confirmed above; the host checks the same way again
-            named = {"name": name} if action == "activate" else {}
-            active = host.call(action, **named, force=args.force, cut_off_ok=True, by=by)["active"]
-            host_pid = host.call("status")["pid"]
-        except CommandFailed as exc:
-            return fail(args, f"the running host refused: {exc}", EXIT_FINDINGS)
-        finally:
-            host.close()
-    _print_activated(args, store, previous, active, fleet.to_dict(), host_pid)
+        if action == FINISH:
+            active = service.finish(certificates, force=args.force, by=by)
+        else:
+            active = certificates.activate(cert_set.name, force=args.force, by=by, action=action)
+        active, host_pid = active_dict(active), None
+    else:  # the CLI asked and confirmed above; the host checks the same way again
+        if action == FINISH:
+            reply = host.call("migrate", action="finish", force=args.force, by=by)
+        else:
+            named = {"name": cert_set.name} if action == "activate" else {}
+            reply = host.call(action, **named, force=args.force, cut_off_ok=True, by=by)
+        active, host_pid = reply["active"], host.call("status")["pid"]
+    _print_activated(args, store, previous, active, fleet, host_pid)
     return EXIT_OK
 
 

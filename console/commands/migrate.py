@@ -1,13 +1,16 @@
 """``engage-console certs migrate``: move the fleet to a new anchor without cutting anyone off
 (issue 16). ``NEW`` starts it, ``--status`` shows who moved, ``--finish`` makes the new set the
 only one (the normal activation, its fleet preflight naming whoever has not moved), ``--abort``
-returns to the old anchor alone. A running engage-console follows within a second."""
+returns to the old anchor alone. A host running in this folder is told through its control
+socket and serves the change at once; with none, the files change (a host started later, or one
+that lost its socket, follows them within a second)."""
 
 from __future__ import annotations
 
 from server.activation import Certificates
 from server.certcheck.rules import gate
 from server.certstore import CertStore, current_user
+from server.control.client import CommandFailed, running_host
 from server.devices.store import Devices
 from server.host import load_site_key
 from server.migration import service
@@ -51,34 +54,53 @@ def migrate(args, settings, switch) -> int:
         state = read_state(store.root)
         if state is None:
             return fail(args, "no migration is under way: nothing to finish")
-        return switch(args, settings, state.to_set, FINISH,
-                      lambda c, by: service.finish(c, force=args.force, by=by))
-    site_key = load_site_key(settings, create_demo=False)[0]
-    certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
+        return switch(args, settings, state.to_set, FINISH)
+    result = _start_or_abort(args, settings, store, devices)
+    if isinstance(result, int):
+        return result
+    report = result["progress"]
     if args.abort:
-        report = service.abort(certificates, devices, by=BY)
-        fetched = report.fetched_new
+        fetched = result["fetched_new"]
         if args.json:
-            print_json({"aborted": True, "active": report.state.from_set,
+            print_json({"aborted": True, "active": report["from_set"],
                         "fetched_new_count": len(fetched), "fetched_new": fetched})
         else:
-            print(f"Migration to {report.state.to_set} aborted: /current and TLS serve the "
-                  f"anchor of {report.state.from_set} alone again.")
+            print(f"Migration to {report['to_set']} aborted: /current and TLS serve the "
+                  f"anchor of {report['from_set']} alone again.")
             print(f"{len(fetched)} locks fetched the new anchor meanwhile and need the old one "
                   "again (re-commission each from the ENGAGE app)" + (":" if fetched else "."))
             for serial in fetched:
                 print(f"  {serial}")
         return EXIT_OK
-    state = service.start(certificates, args.name, by=BY)
-    report = progress(devices, store.root, state)
     if args.json:
-        print_json({"started": True, **report.to_dict()})
+        print_json({"started": True, **report})
     else:
-        print(report.text())
-        print(f"Started: /current now delivers the anchor of {state.to_set}; each lock keeps "
-              f"the chain it trusts. When the locks have moved: certs migrate --finish "
-              f"(or --abort). A running engage-console follows within a second.")
+        print(result["text"])
+        print(f"Started: /current now delivers the anchor of {report['to_set']}; each lock "
+              "keeps the chain it trusts. When the locks have moved: certs migrate --finish "
+              "(or --abort).")
     return EXIT_OK
+
+
+def _start_or_abort(args, settings, store: CertStore, devices: Devices) -> dict | int:
+    """The control socket's ``migrate`` reply, from the running host (it serves the change at
+    once) or, with none, from the files (a host started later serves them); or an exit."""
+    action = "abort" if args.abort else "start"
+    host = running_host(settings)
+    if host is not None:
+        try:
+            return host.call("migrate", action=action, name=args.name or "", by=BY)
+        except CommandFailed as exc:
+            return fail(args, f"the running host refused: {exc}")
+        finally:
+            host.close()
+    site_key = load_site_key(settings, create_demo=False)[0]
+    certificates = Certificates(store, site_key, settings, gate=gate(site_key, settings))
+    if args.abort:
+        report = service.abort(certificates, devices, by=BY)
+        return {"progress": report.to_dict(), "fetched_new": report.fetched_new}
+    report = progress(devices, store.root, service.start(certificates, args.name, by=BY))
+    return {"progress": report.to_dict(), "text": report.text()}
 
 
 def _status(args, store: CertStore, devices: Devices) -> int:

@@ -11,6 +11,8 @@ import time
 from ..devices import health
 from ..errors import EngageError
 from ..fleet import preflight
+from ..migration import service
+from ..migration.progress import progress
 
 PATHS = ("certs_dir", "ca_dir", "data_dir", "logs_dir", "site_key_file")
 
@@ -28,8 +30,7 @@ def listeners_dict(statuses) -> dict:
 
 def fleet(host) -> dict:
     active = host.certificates.current()
-    counts = health.counts(host.devices.summaries(), host.devices.clock(), host.settings,
-                           active.cert_set.anchor_sha256 if active else None)
+    counts = host.devices.fleet_counts(active.cert_set.anchor_sha256 if active else None)
     return {"counts": counts, "line": health.summary_line(counts)}
 
 
@@ -44,12 +45,49 @@ def status(host, started: float) -> dict:
             "fleet": fleet(host)}
 
 
+def _target(host, name: str | None) -> str | None:
+    return name or host.store.rollback_target()
+
+
+def preflight_of(host, name: str | None) -> dict:
+    """The fleet preflight of activating ``name`` (None: rolling back), from this host's warm
+    index: what ``certs activate`` prints when a host runs (a cold read of 100,000 records
+    takes seconds)."""
+    target = _target(host, name)
+    if target is None:
+        return {"ok": False, "error": "nothing to roll back to: no earlier activation in history"}
+    current = host.certificates.current()
+    report = preflight(host.devices, host.store.load(target), current.cert_set if current else None)
+    return {"ok": True, "preflight": report.to_dict()}
+
+
+def migrate(host, action: str, name: str, force: bool, by: str) -> dict:
+    """``certs migrate`` on this host: the change is served at once (no wait for the files)."""
+    certificates = host.certificates
+    if action == "start":
+        if not name:
+            return {"ok": False, "error": "migrate start: name the set to migrate to"}
+        state = service.start(certificates, name, by=by)
+        host.migration.reload()
+        report = progress(host.devices, host.store.root, state)
+        return {"ok": True, "progress": report.to_dict(), "text": report.text()}
+    if action == "finish":
+        active = service.finish(certificates, force=force, by=by)
+        host.migration.reload()
+        return {"ok": True, "active": active_dict(active)}
+    if action == "abort":
+        report = service.abort(certificates, host.devices, by=by)
+        host.migration.reload()
+        return {"ok": True, "progress": report.to_dict(), "fetched_new": report.fetched_new}
+    return {"ok": False, "error": f"migrate: unknown action {action!r}: start, finish or abort"}
+
+
 def switch(host, name: str | None, force: bool, cut_off_ok: bool, by: str) -> dict:
     """Activate set ``name`` (None: roll back) as ``certs activate``/``rollback`` would: the
     fleet preflight refuses cutting known locks off unless ``cut_off_ok``; the validation gate
     (in Certificates.activate) refuses a set with errors unless ``force``."""
     action = "activate" if name else "rollback"
-    name = name or host.store.rollback_target()
+    name = _target(host, name)
     if name is None:
         return {"ok": False, "error": "nothing to roll back to: no earlier activation in history"}
     current = host.certificates.current()
@@ -80,6 +118,10 @@ def run(host, started: float, cmd: str, args: dict) -> dict:
             return {"ok": True, "active": active_dict(host.certificates.reload())}
         if cmd in ("activate", "rollback"):
             return switch(host, args.get("name"), args["force"], args["cut_off_ok"], args["by"])
+        if cmd == "preflight":
+            return preflight_of(host, args["name"] or None)
+        if cmd == "migrate":
+            return migrate(host, args["action"], args["name"], args["force"], args["by"])
     except EngageError as exc:
         return {"ok": False, "error": str(exc)}
     raise ValueError(f"no handler for {cmd}")  # protocol.COMMANDS and this disagree: a bug

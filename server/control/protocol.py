@@ -28,6 +28,12 @@ COMMANDS: dict[str, tuple[dict[str, tuple[type, object]], str]] = {
     "rollback": ({"force": (bool, False), "cut_off_ok": (bool, False),
                   "by": (str, "control socket")},
                  "activate the set active before the current one, checked the same way"),
+    "preflight": ({"name": (str, "")},
+                  "what activating set NAME (none: the rollback target) does to the known locks"),
+    "migrate": ({"action": (str, None), "name": (str, ""), "force": (bool, False),
+                 "by": (str, "control socket")},
+                "ACTION start (to set NAME), finish or abort the staged migration, as `certs "
+                "migrate` (finish: through the activation, its validation gate first)"),
     "follow": ({"from": (int, 0)},
                "stream: the request-log events after sequence number FROM still in the ring, "
                "then each new one; active-set changes; a reader that falls behind is dropped"),
