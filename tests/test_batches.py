@@ -3,7 +3,6 @@ line: the client CA, CSR uploads and the NUMERIC generator, list/show/download, 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat

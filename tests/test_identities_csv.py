@@ -3,7 +3,6 @@ row), pinning by the row's client certificate, and export back to the same forma
 
 from __future__ import annotations
 
-import json
 
 import pytest
 

@@ -3,7 +3,6 @@ each lock, per connection, the chain of the anchor it holds while ``/current`` n
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
