@@ -28,7 +28,8 @@ from benchmarks.bench_delivery import (LOOPBACK, free_ports, prepare_site, proce
 from benchmarks.run import Row
 from server.config import Settings
 from server.devices.store import Devices
-from server.lockclient import SimulatedLock, make_fleet, run_fleet
+from server.lockclient import SimulatedLock
+from server.simfleet import make_fleet, run_fleet
 
 TARGET_PER_SECOND = 150.0
 TARGET_LIST_MS = 50.0

@@ -21,9 +21,8 @@ from benchmarks.run import Row
 from server import pki
 from server.certcheck.rules import gate
 from server.devices.store import Devices
-from server.lockclient import make_fleet, run_fleet
 from server.migration import service
-from server.simfleet import delivered_anchor
+from server.simfleet import delivered_anchor, make_fleet, run_fleet
 
 PROCESSES, THREADS, LOCKS_PER_PROCESS = 2, 4, 50
 TARGET_RATIO = 1.10

@@ -11,7 +11,8 @@ import zoneinfo
 
 import pytest
 
-from server.lockclient import SimulatedLock, make_fleet
+from server.lockclient import SimulatedLock
+from server.simfleet import make_fleet
 
 from .helpers import anchor_context, http_get, wait_for_event
 

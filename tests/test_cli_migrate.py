@@ -9,8 +9,7 @@ import pytest
 
 from console.__main__ import main
 from server import pki
-from server.lockclient import make_fleet
-from server.simfleet import assign_sources
+from server.simfleet import assign_sources, make_fleet
 
 from . import chains
 

@@ -17,8 +17,7 @@ from server.devices import health
 from server.devices.summary import DeviceSummary
 from server.devices.store import Devices
 from server.devices.trust import Trust
-from server.lockclient import make_fleet
-from server.simfleet import assign_sources, refetch
+from server.simfleet import assign_sources, make_fleet, refetch
 
 from . import chains
 from .helpers import until

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from console.__main__ import main
-from server.lockclient import CallIn, FleetSummary, SimulatedLock, make_fleet, run_fleet
+from server.lockclient import CallIn, SimulatedLock
+from server.simfleet import FleetSummary, make_fleet, run_fleet
 from server.sitekey import SiteKey
 
 from . import chains

@@ -10,11 +10,10 @@ from server import pki
 from server.devices.trust import Evidence
 from server.errors import CertificateError
 from server.host import Host
-from server.lockclient import make_fleet
 from server.migration import service
 from server.migration.choice import rule
 from server.migration.state import read_state
-from server.simfleet import assign_sources
+from server.simfleet import assign_sources, make_fleet
 
 from . import chains
 from .helpers import http_get, until, wait_for_event

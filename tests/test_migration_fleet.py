@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from server import pki
-from server.lockclient import make_fleet, run_fleet
-from server.simfleet import Refetches, assign_sources, by_chain
+from server.simfleet import Refetches, assign_sources, by_chain, make_fleet, run_fleet
 
 from .test_cli_migrate import _pooled_keys, certs  # noqa: F401 (an autouse fixture)
 

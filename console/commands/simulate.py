@@ -7,9 +7,8 @@ from urllib.parse import urlsplit
 
 from server.errors import ConfigError
 from server.host import load_site_key
-from server.lockclient import make_fleet, run_fleet
 from server.simfleet import (Refetches, assign_sources, by_chain, delivered_anchor, load_anchors,
-                             on_loopback, refetch, save_anchors)
+                             make_fleet, on_loopback, refetch, run_fleet, save_anchors)
 
 from .common import EXIT_FINDINGS, EXIT_OK, print_json
 
