@@ -778,14 +778,14 @@ async def test_the_latest_report_wins_and_a_slow_one_never_blocks_the_ui(stopped
                                                                          monkeypatch):
     import threading
 
-    from console.screens import certificates
+    from console import set_rows
     from textual.widgets import Tree
 
     add_set(stopped_host, "alpha")
     add_set(stopped_host, "beta")
     held, release, returned = threading.Event(), threading.Event(), threading.Event()
     hold_alpha = False
-    original = certificates.check_set
+    original = set_rows.check_set
 
     def check_set(cert_set, *args, **kwargs):
         if hold_alpha and cert_set.name == "alpha":
@@ -794,7 +794,7 @@ async def test_the_latest_report_wins_and_a_slow_one_never_blocks_the_ui(stopped
             returned.set()
         return original(cert_set, *args, **kwargs)
 
-    monkeypatch.setattr(certificates, "check_set", check_set)
+    monkeypatch.setattr(set_rows, "check_set", check_set)
     app = EngageConsole(stopped_host, start=False)
     async with app.run_test(size=SIZE) as pilot:
         await open_certificates(pilot, "demo")
@@ -1027,12 +1027,12 @@ async def test_import_of_a_missing_file_says_so_and_imports_nothing(stopped_host
 
 @sync
 async def test_a_report_that_fails_is_a_notification_not_a_crash(stopped_host, monkeypatch):
-    from console.screens import certificates
+    from console import set_rows
 
     def broken_check(*args, **kwargs):
         raise RuntimeError("validator exploded")
 
-    monkeypatch.setattr(certificates, "check_set", broken_check)
+    monkeypatch.setattr(set_rows, "check_set", broken_check)
     app = EngageConsole(stopped_host, start=False)
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption
 from cryptography.x509.oid import NameOID
 
 from console.app import EngageConsole
-from console.screens import certificates as certificates_screen
+from console import set_rows
 from console.screens.confirm import ConfirmScreen
 from console.widgets.lock_log import LockLog
 from server.certcheck.report import CertInfo, Finding, Report
@@ -133,7 +133,7 @@ class FixedDevices:
 @pytest.fixture
 def console_app(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(certificates_screen, "check_set", fixed_report)
+    monkeypatch.setattr(set_rows, "check_set", fixed_report)
     settings = load_settings(env={}, flags={
         "bind": "127.0.0.1", "http_port": 8080, "tls_port": 8443,
         "certs_dir": str(tmp_path / "certs"), "data_dir": str(tmp_path / "Engage_Data"),
@@ -333,7 +333,7 @@ def test_forced_activation_confirmation_at_80x24(console_app, snap_compare, monk
             report.findings.insert(0, flawed)
         return report
 
-    monkeypatch.setattr(certificates_screen, "check_set", with_error)
+    monkeypatch.setattr(set_rows, "check_set", with_error)
 
     async def run_before(pilot):
         await select_expiring_set(pilot)
