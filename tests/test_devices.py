@@ -326,8 +326,6 @@ def test_the_next_process_parses_only_the_records_changed_since_the_summaries_fi
         devices, settings, monkeypatch):
     """A cold listing that parsed many records leaves .summaries.json; the next process starts
     from it, parses only the record changed since, and still counts audits that arrived."""
-    from server.devices.index import Index
-
     monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 2)
     for i in range(5):
         devices.config_callin(config(f"00A{i}"))
@@ -350,8 +348,8 @@ def test_the_next_process_parses_only_the_records_changed_since_the_summaries_fi
 
 
 @pytest.mark.parametrize("damage", [
-    b"{not json", b"[]", b'{"fields": ["serial"], "rows": []}',
-    "rows with a wrong type"])
+    b"{not json", b"[]", b'{"fields": ["serial"], "columns": []}', "a value of the wrong type",
+    "columns of different lengths"])
 def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch, damage):
     from server.devices import summary_cache
 
@@ -362,14 +360,22 @@ def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch,
     path = devices.root / summary_cache.CACHE_FILE
     if isinstance(damage, bytes):
         path.write_bytes(damage)
-    else:  # every row's model a number: each such row is not taken, its record is parsed
+    else:
         data = json.loads(path.read_bytes())
-        model = summary_cache.FIELDS.index("model") + 2
-        for row in data["rows"]:
-            row[model] = 7
+        model = data["columns"][summary_cache.FIELDS.index("model") + 2]
+        if damage == "a value of the wrong type":
+            model[1] = 7
+        else:
+            model.pop()
         path.write_text(json.dumps(data))
+    parsed = []
+    original = Index._summary_from_disk
+    monkeypatch.setattr(Index, "_summary_from_disk",
+                        lambda index, serial, *a: parsed.append(serial) or original(index,
+                                                                                  serial, *a))
     cold = Devices(settings.path("data_dir"), settings).summaries()
     assert [(s.serial, s.model) for s in cold] == [(f"00A{i}", "NDE") for i in range(3)]
+    assert len(parsed) == 3  # the file was ignored whole: every record parsed
 
 
 # --- CSV import ----------------------------------------------------------------------------------
