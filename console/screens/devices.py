@@ -141,7 +141,7 @@ class DevicesScreen(ConsoleScreen):
         table = self.query_one("#devices", DataTable)
         self.query_one("#fleet-summary", Static).update(fleet_rows.summary_text(counts))
         with self.app.batch_update():
-            sync_rows(table, wanted, self._cells, key_column="serial")
+            sync_rows(table, wanted, self._cells, key_column="serial", narrow=False)
         shown = f"{len(wanted):,} of {matching:,}" if matching > MAX_ROWS else f"{matching:,}"
         label = f"Locks: {shown}" + (f" matching '{self.filter_text}'" if self.filter_text else "")
         order = dict(COLUMNS)[self.sort_column] + (" ↓" if self.sort_reverse else " ↑")
