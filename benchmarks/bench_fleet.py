@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +44,31 @@ def timed_preflight(devices: Devices, candidate, active):
     return (time.perf_counter() - started) * 1000, report
 
 
+NEW_PROCESS = """
+import sys, time
+from pathlib import Path
+from types import SimpleNamespace
+from benchmarks.bench_fleet import ANCHORS
+from server.config import load_settings
+from server.devices.store import Devices
+from server.fleet import preflight
+started = time.perf_counter()
+folder = Path(sys.argv[1])
+devices = Devices(folder, load_settings(env={}, flags={"data_dir": str(folder)}))
+preflight(devices, SimpleNamespace(name="new", anchor_sha256="c" * 64),
+          SimpleNamespace(name="old", anchor_sha256=ANCHORS[0]))
+print((time.perf_counter() - started) * 1000)
+"""
+
+
+def new_process_preflight(folder: Path) -> float:
+    """Milliseconds of the preflight in a process of its own, as `certs activate` runs it
+    (in this one, the first listing's 100,000 objects would slow every collection)."""
+    done = subprocess.run([sys.executable, "-c", NEW_PROCESS, str(folder)], check=True,
+                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    return float(done.stdout.split()[-1])
+
+
 def bench(count: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "Engage_Data"
@@ -61,13 +88,14 @@ def bench(count: int) -> list[Row]:
         for i in range(0, count, 100):  # 1 % of the locks call in before the next process
             devices.config_callin({"lckPrmtrs": {"lckSn": f"{i:016X}"}}, "10.0.0.1", "tls",
                                   anchor_sha256=ANCHORS[0])
-        fresh, _ = timed_preflight(Devices(folder, settings), candidate, active)
+        fresh = new_process_preflight(folder)
     label = f"fleet {count:,} records"
     return [
         Row(f"{label}: summary after a call-in", summary, "ms", target="<= 100 ms",
             ok=summary <= 100, note=health.summary_line(counts)),
         Row(f"{label}: preflight, a new process", fresh, "ms", target="<= 1000 ms",
-            ok=fresh <= 1000, note="CLI with no host running; the summaries file an earlier "
+            ok=fresh <= 1000, note="CLI with no host running, in its own process (after "
+                                   "imports); the summaries file an earlier "
                                    "listing left, 1 % of records changed since"),
         Row(f"{label}: preflight, first listing ever", never, "ms",
             note=f"every record parsed (no summaries file yet); {len(report.cut_off):,} cut off"),
