@@ -47,7 +47,7 @@ class DevicesScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder=f"filter: {fleet_rows.SYNTAX}", id="device-filter",
                     classes="hidden")
-        yield Static("", id="fleet-summary")
+        yield Static("Reading the device records…", id="fleet-summary")  # until the first draw
         with Horizontal():
             table = DataTable(id="devices", cursor_type="row", zebra_stripes=True)
             table.border_title = "Locks"
