@@ -193,6 +193,16 @@ def test_a_set_with_errors_is_refused_through_the_socket_unless_forced(served):
     client.close()
 
 
+def test_rollback_and_its_preflight_with_nothing_to_roll_back_to_say_so(served):
+    client = ControlClient(served.control.path)
+    for cmd in ("rollback", "preflight"):  # preflight with no name: the rollback target's
+        with pytest.raises(CommandFailed, match="nothing to roll back to"):
+            client.call(cmd)
+    assert client.call("preflight", name=served.certificates.current().name)["preflight"][
+        "same_anchor"]
+    client.close()
+
+
 # --- bad input and faults ---------------------------------------------------------------------
 
 def test_garbage_gets_an_error_and_the_connection_keeps_working(served):

@@ -9,7 +9,7 @@ import os
 import time
 
 from ..devices import health
-from ..errors import EngageError
+from ..errors import CertificateError, EngageError
 from ..fleet import preflight
 from ..migration import service
 from ..migration.progress import progress
@@ -45,19 +45,21 @@ def status(host, started: float) -> dict:
             "fleet": fleet(host)}
 
 
-def _target(host, name: str | None) -> str | None:
-    return name or host.store.rollback_target()
+def _target(host, name: str | None) -> str:
+    """``name``, or for None the set a rollback would activate; CertificateError for none."""
+    target = name or host.store.rollback_target()
+    if target is None:
+        raise CertificateError("nothing to roll back to: no earlier activation in history")
+    return target
 
 
 def preflight_of(host, name: str | None) -> dict:
     """The fleet preflight of activating ``name`` (None: rolling back), from this host's warm
     index: what ``certs activate`` prints when a host runs (a cold read of 100,000 records
     takes seconds)."""
-    target = _target(host, name)
-    if target is None:
-        return {"ok": False, "error": "nothing to roll back to: no earlier activation in history"}
     current = host.certificates.current()
-    report = preflight(host.devices, host.store.load(target), current.cert_set if current else None)
+    report = preflight(host.devices, host.store.load(_target(host, name)),
+                       current.cert_set if current else None)
     return {"ok": True, "preflight": report.to_dict()}
 
 
@@ -88,8 +90,6 @@ def switch(host, name: str | None, force: bool, cut_off_ok: bool, by: str) -> di
     (in Certificates.activate) refuses a set with errors unless ``force``."""
     action = "activate" if name else "rollback"
     name = _target(host, name)
-    if name is None:
-        return {"ok": False, "error": "nothing to roll back to: no earlier activation in history"}
     current = host.certificates.current()
     report = preflight(host.devices, host.store.load(name), current.cert_set if current else None)
     if report.blocking and not cut_off_ok:
