@@ -322,6 +322,16 @@ def test_cold_listing_saves_the_counts_it_read_for_the_next_one(devices, setting
     assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
 
 
+def parses_recorded(monkeypatch) -> list[str]:
+    """The serials of the records parsed from now on, in order."""
+    parsed = []
+    original = Index._summary_from_disk
+    monkeypatch.setattr(Index, "_summary_from_disk",
+                        lambda index, serial, *a: parsed.append(serial) or original(index,
+                                                                                  serial, *a))
+    return parsed
+
+
 def test_the_next_process_parses_only_the_records_changed_since_the_summaries_file(
         devices, settings, monkeypatch):
     """A cold listing that parsed many records leaves .summaries.json; the next process starts
@@ -334,11 +344,7 @@ def test_the_next_process_parses_only_the_records_changed_since_the_summaries_fi
     assert (devices.root / ".summaries.json").exists()
     devices.config_callin({**config("00A3"), "fwVer": {"main": "09.09.09"}})  # changed since
     post_audits(devices, "00A1", 2)  # audits only: the record file is as it was
-    parsed = []
-    original = Index._summary_from_disk
-    monkeypatch.setattr(Index, "_summary_from_disk",
-                        lambda index, serial, *a: parsed.append(serial) or original(index,
-                                                                                  serial, *a))
+    parsed = parses_recorded(monkeypatch)
     cold = Devices(settings.path("data_dir"), settings).summaries()
     assert parsed == ["00A3"]
     assert [(s.serial, s.audit_count) for s in cold] == [
@@ -368,11 +374,7 @@ def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch,
         else:
             model.pop()
         path.write_text(json.dumps(data))
-    parsed = []
-    original = Index._summary_from_disk
-    monkeypatch.setattr(Index, "_summary_from_disk",
-                        lambda index, serial, *a: parsed.append(serial) or original(index,
-                                                                                  serial, *a))
+    parsed = parses_recorded(monkeypatch)
     cold = Devices(settings.path("data_dir"), settings).summaries()
     assert [(s.serial, s.model) for s in cold] == [(f"00A{i}", "NDE") for i in range(3)]
     assert len(parsed) == 3  # the file was ignored whole: every record parsed

@@ -32,7 +32,7 @@ LISTENER_COLUMNS = (("name", "Listener"), ("state", "State"), ("address", "Addre
                     ("port", "Port"), ("since", "Since"), ("requests", "Requests"),
                     ("errors", "Errors"), ("last_error", "Last error"))
 LABELS = {"http": "HTTP", "tls": "TLS"}
-FLEET_SECONDS = 5.0  # the fleet summary is recomputed this often (it reads every record)
+FLEET_SECONDS = 5.0  # the fleet summary line is redrawn this often (the counts are kept current)
 
 
 def listener_cells(status) -> dict[str, str]:
