@@ -276,6 +276,29 @@ def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypa
     assert reads == [] and scans == []  # this process's own write: no re-synchronisation
 
 
+def test_call_ins_on_many_threads_do_not_make_the_index_re_read_the_folder(devices,
+                                                                            monkeypatch):
+    """Their writes overlap: each is this process's own, so the next listing reads no file
+    (at 100,000 records, re-reading the folder costs a stat of each)."""
+    devices.config_callin(config("00FF"))
+    assert len(devices.summaries()) == 1
+    scans = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda *a: scans.append(a) or real_scandir(*a))
+    monkeypatch.setattr(devices.index, "rescan_seconds", 0.0)  # a listing looks at once
+
+    def call_ins(first: int) -> None:
+        for i in range(first, first + 25):
+            devices.config_callin(config(f"{i:04X}"))
+    threads = [threading.Thread(target=call_ins, args=(n * 25,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(devices.summaries()) == 201
+    assert scans == []
+
+
 def post_audits(devices, serial: str, n: int) -> None:
     devices.append_events(serial, "audit", {"asyncEvents": [
         {"event": 11111111, "time": 20250101000000 + i} for i in range(n)]})
@@ -341,6 +364,7 @@ def test_the_next_process_parses_only_the_records_changed_since_the_summaries_fi
         devices.config_callin(config(f"00A{i}"))
     first = Devices(settings.path("data_dir"), settings)  # another process: it parses all 5
     assert len(first.summaries()) == 5
+    first.index.summaries_saved()
     assert (devices.root / ".summaries.json").exists()
     devices.config_callin({**config("00A3"), "fwVer": {"main": "09.09.09"}})  # changed since
     post_audits(devices, "00A1", 2)  # audits only: the record file is as it was
@@ -353,6 +377,24 @@ def test_the_next_process_parses_only_the_records_changed_since_the_summaries_fi
     assert cold == devices.summaries()  # what the writer itself lists
 
 
+def test_a_listing_does_not_wait_for_the_summaries_file(devices, settings, monkeypatch):
+    """The file is written in a thread of its own: the listing (a preflight) answers first."""
+    from server.devices import summary_cache
+
+    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)
+    for i in range(3):
+        devices.config_callin(config(f"00A{i}"))
+    release, original = threading.Event(), summary_cache.save
+    monkeypatch.setattr(summary_cache, "save",
+                        lambda *a: release.wait(10) and original(*a))
+    cold = Devices(settings.path("data_dir"), settings)
+    assert len(cold.summaries()) == 3  # while the file waits
+    assert not (devices.root / summary_cache.CACHE_FILE).exists()
+    release.set()
+    cold.index.summaries_saved()
+    assert (devices.root / summary_cache.CACHE_FILE).exists()
+
+
 @pytest.mark.parametrize("damage", [
     b"{not json", b"[]", b'{"fields": ["serial"], "columns": []}', "a value of the wrong type",
     "columns of different lengths"])
@@ -362,7 +404,9 @@ def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch,
     monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)
     for i in range(3):
         devices.config_callin(config(f"00A{i}"))
-    assert len(Devices(settings.path("data_dir"), settings).summaries()) == 3
+    first = Devices(settings.path("data_dir"), settings)
+    assert len(first.summaries()) == 3
+    first.index.summaries_saved()
     path = devices.root / summary_cache.CACHE_FILE
     if isinstance(damage, bytes):
         path.write_bytes(damage)

@@ -15,6 +15,8 @@ class FolderStamp:
         self.root = root
         self.seen: int | None = None  # the folder's mtime at the last re-synchronisation
         self.lock = threading.Lock()
+        self._writing = 0     # own changes under way (call-ins overlap, and the summaries file)
+        self._clean = False   # no other process's change was seen when they began
 
     def current(self) -> int | None:
         try:
@@ -22,18 +24,35 @@ class FolderStamp:
         except OSError:
             return None
 
+    def scanned(self, mtime: int) -> None:
+        """A re-synchronisation read the folder as of ``mtime``."""
+        with self.lock:
+            self.seen, self._clean = mtime, True
+
+    def forget(self) -> None:
+        """The next listing re-synchronises, whatever the mtime says."""
+        with self.lock:
+            self.seen = None
+
     @contextlib.contextmanager
     def own_change(self, changes_folder: bool = True):
-        """A write of this process that changes the folder's mtime: when nothing else had
-        changed it since the last re-synchronisation, the new mtime counts as seen (the index
-        is updated directly). A change by another process inside this window waits for the
-        periodic full re-synchronisation."""
+        """A write of this process that changes the folder's mtime. Overlapping ones (call-ins
+        on several threads) count as one window: when the folder was as last seen as it
+        began, the mtime each leaves counts as seen (the index is updated directly). A change
+        by another process inside the window waits for the periodic full re-synchronisation."""
         if not changes_folder:
             yield
             return
-        before = self.current()
-        yield
-        after = self.current()
         with self.lock:
-            if before is not None and self.seen == before:
-                self.seen = after
+            if not self._writing:
+                self._clean = self.seen is not None and self.seen == self.current()
+            self._writing += 1
+        done = False
+        try:
+            yield
+            done = True
+        finally:
+            with self.lock:
+                self._writing -= 1
+                if done and self._clean and self.seen is not None:
+                    self.seen = self.current()

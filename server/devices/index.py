@@ -53,6 +53,7 @@ class Index:
         self._filled = threading.Event()   # the first reading is over
         self._scanned_at = 0.0
         self.rescan_seconds = RESCAN_SECONDS
+        self._saver: threading.Thread | None = None  # writing the summaries file
 
     def summaries(self) -> list[DeviceSummary]:
         """Every record, quickly (100,000 records), corrupt ones included and marked."""
@@ -86,8 +87,7 @@ class Index:
     def resync(self) -> None:
         """Re-read the folder at the next listing, whatever its mtime says (a record edited
         in place by hand leaves the folder's mtime alone): the console's refresh key."""
-        with self._stamp.lock:
-            self._stamp.seen = None
+        self._stamp.forget()
 
     def put(self, serial: str, summary: DeviceSummary, path: Path) -> None:
         try:
@@ -144,9 +144,25 @@ class Index:
             self._filled.set()
             self._scanning.release()
         if parsed > COUNTS_FILE_WORTH:  # the next process need not parse them again
-            with self._lock:
-                entries = dict(self._index)
-            summary_cache.save(self.root, entries, self._stamp)
+            self._save_summaries()
+
+    def _save_summaries(self) -> None:
+        """Write the summaries file in a thread of its own (100,000 rows take half a second:
+        not the caller's, a preflight's report comes first), one at a time; not a daemon, so a
+        command's process finishes writing it before it exits."""
+        with self._lock:
+            if self._saver is not None and self._saver.is_alive():
+                return  # the next listing that parses many saves again
+            entries = dict(self._index)
+            self._saver = threading.Thread(target=summary_cache.save, name="summaries file",
+                                           args=(self.root, entries, self._stamp))
+            self._saver.start()
+
+    def summaries_saved(self, timeout: float | None = None) -> None:
+        """Wait until the summaries file being written, if any, is written."""
+        saver = self._saver
+        if saver is not None:
+            saver.join(timeout)
 
     def _scan(self) -> int:
         """Re-read what changed in the folder, if it is time (see the module docstring); how
@@ -163,8 +179,8 @@ class Index:
         if self._stamp.seen is not None and age < FULL_RESCAN_SECONDS and (
                 self._stamp.seen == mtime or age < self.rescan_seconds):
             return 0
-        with self._stamp.lock:
-            self._stamp.seen, self._scanned_at = mtime, now
+        self._stamp.scanned(mtime)
+        self._scanned_at = now
         with self._lock:
             known = dict(self._index)
         cached = summary_cache.load(self.root) if not known else {}
