@@ -78,6 +78,7 @@ def bench(count: int) -> list[Row]:
         candidate = SimpleNamespace(name="new", anchor_sha256="c" * 64)
         active = SimpleNamespace(name="old", anchor_sha256=ANCHORS[0])
         never, report = timed_preflight(devices, candidate, active)
+        devices.index.saver.flush()  # the summaries file, as that process leaves it at exit
         devices.fleet_counts(ANCHORS[0])  # as a host's dashboard and `status` do from the start
         devices.config_callin({"lckPrmtrs": {"lckSn": f"{1:016X}"}}, "10.0.0.1", "tls",
                               anchor_sha256=ANCHORS[0])  # a call-in, then the summary again

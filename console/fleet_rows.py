@@ -48,7 +48,7 @@ def listing_of(summary: DeviceSummary, now: dt.datetime, activation_hours: float
     if summary.corrupt:
         return "?"
     try:
-        return listing.listing_state(vars(summary), now, activation_hours)
+        return listing.listing_state(summary._asdict(), now, activation_hours)
     except (TypeError, ValueError):
         return "?"
 

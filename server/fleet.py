@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .certstore import CertSet, CertStore
-from .devices.health import health
+from .devices.health import judge
 from .devices.summary import DeviceSummary
 from .devices.store import Devices
 from .errors import CertificateError
@@ -91,7 +91,7 @@ def preflight(devices: Devices, candidate: CertSet, active: CertSet | None) -> P
     sha = candidate.anchor_sha256
     same = active is not None and active.anchor_sha256 == sha
     cut_off = [] if same else [s for s in summaries if s.corrupt or not keeps_working(s, sha)]
-    now, old = devices.clock(), active.anchor_sha256 if active else None
-    states = {s.serial: health(s, now, devices.settings, old) for s in cut_off}
+    state = judge(devices.clock(), devices.settings, active.anchor_sha256 if active else None)
+    states = dict(zip((s.serial for s in cut_off), map(state, cut_off)))
     return Preflight(candidate.name, sha, active.name if active else None, same,
                      len(summaries), cut_off, states)

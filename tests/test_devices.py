@@ -227,9 +227,9 @@ def test_audit_post_appends_without_rewriting_the_record_and_counts_survive_a_re
     devices.append_events(SERIAL, "audit", {"asyncEvents": events})
     devices.append_events(SERIAL, "alert", {"asyncEvents": events[:1]})
     assert devices.path(SERIAL).read_bytes() == record_bytes
-    assert devices.summaries()[0].audit_count == 3
+    assert devices.audit_counts() == {SERIAL: 3}
     restarted = Devices(settings.path("data_dir"), settings)
-    assert restarted.summaries()[0].audit_count == 3
+    assert restarted.audit_counts() == {SERIAL: 3}
     record = restarted.record(SERIAL)
     assert (record["audits"]["count"], record["alerts"]["count"]) == (3, 1)
     restarted.append_events(SERIAL, "audit", {"asyncEvents": events[:2]})
@@ -304,8 +304,8 @@ def post_audits(devices, serial: str, n: int) -> None:
         {"event": 11111111, "time": 20250101000000 + i} for i in range(n)]})
 
 
-def test_cold_listing_reads_no_audit_log_whose_count_is_saved(devices, settings, monkeypatch):
-    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)  # even for a few records
+def test_cold_counts_read_no_audit_log_whose_count_is_saved(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.counts.COUNTS_FILE_WORTH", 0)  # even for a few logs
     for i in range(5):
         devices.config_callin(config(f"00A{i}"))
         post_audits(devices, f"00A{i}", i + 1)
@@ -315,16 +315,16 @@ def test_cold_listing_reads_no_audit_log_whose_count_is_saved(devices, settings,
     monkeypatch.setattr(logs, "tail",
                         lambda path, n: tails.append(path) or original(path, n))
     cold = Devices(settings.path("data_dir"), settings)  # another process: `devices list`
-    assert [s.audit_count for s in cold.summaries()] == [1, 2, 3, 4, 5]
+    assert cold.audit_counts() == {f"00A{i}": i + 1 for i in range(5)}
     assert tails == []
 
 
-def test_cold_listing_reads_a_log_that_grew_after_its_count_was_saved(devices, settings):
+def test_cold_counts_read_a_log_that_grew_after_its_count_was_saved(devices, settings):
     devices.config_callin(config(SERIAL))
     post_audits(devices, SERIAL, 2)
     devices.save_counts()
     post_audits(devices, SERIAL, 3)  # not saved yet
-    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 5
+    assert Devices(settings.path("data_dir"), settings).audit_counts() == {SERIAL: 5}
 
 
 def test_audit_counts_are_saved_shortly_after_audits_arrive(devices, settings, monkeypatch):
@@ -336,13 +336,50 @@ def test_audit_counts_are_saved_shortly_after_audits_arrive(devices, settings, m
                  and json.loads(counts_file.read_bytes()).get(SERIAL, [0])[0] == 3)
 
 
-def test_cold_listing_saves_the_counts_it_read_for_the_next_one(devices, settings, monkeypatch):
-    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)
+def test_cold_counts_save_what_they_read_for_the_next_process(devices, settings, monkeypatch):
+    monkeypatch.setattr("server.devices.counts.COUNTS_FILE_WORTH", 0)
     devices.config_callin(config(SERIAL))
     post_audits(devices, SERIAL, 4)
-    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
+    assert Devices(settings.path("data_dir"), settings).audit_counts() == {SERIAL: 4}
     monkeypatch.setattr(logs, "tail", lambda path, n: pytest.fail("read"))
-    assert Devices(settings.path("data_dir"), settings).summaries()[0].audit_count == 4
+    assert Devices(settings.path("data_dir"), settings).audit_counts() == {SERIAL: 4}
+
+
+def test_a_listing_stats_no_audit_log(devices, settings, monkeypatch):
+    """Audit counts are not summaries: a cold listing (a preflight) costs a stat per record,
+    not two (100,000 locks)."""
+    for i in range(3):
+        devices.config_callin(config(f"00A{i}"))
+        post_audits(devices, f"00A{i}", 2)
+    stats = []
+    monkeypatch.setattr(logs, "tail", lambda path, n: pytest.fail("read"))
+    real_scandir = os.scandir
+
+    class Entries:
+        def __init__(self, *a):
+            self.inner = real_scandir(*a)
+
+        def __enter__(self):
+            self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def __iter__(self):
+            for entry in self.inner:
+                yield Entry(entry)
+
+    class Entry:  # a DirEntry whose stat calls are recorded
+        def __init__(self, entry):
+            self.entry, self.name, self.path = entry, entry.name, entry.path
+
+        def stat(self):
+            stats.append(self.name)
+            return self.entry.stat()
+    monkeypatch.setattr(os, "scandir", Entries)
+    assert len(Devices(settings.path("data_dir"), settings).summaries()) == 3
+    assert sorted(stats) == [f"00A{i}.json" for i in range(3)]
 
 
 def parses_recorded(monkeypatch) -> list[str]:
@@ -358,21 +395,20 @@ def parses_recorded(monkeypatch) -> list[str]:
 def test_the_next_process_parses_only_the_records_changed_since_the_summaries_file(
         devices, settings, monkeypatch):
     """A cold listing that parsed many records leaves .summaries.json; the next process starts
-    from it, parses only the record changed since, and still counts audits that arrived."""
-    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 2)
+    from it and parses only the record changed since."""
+    monkeypatch.setattr("server.devices.index.SUMMARIES_FILE_WORTH", 2)
     for i in range(5):
         devices.config_callin(config(f"00A{i}"))
     first = Devices(settings.path("data_dir"), settings)  # another process: it parses all 5
     assert len(first.summaries()) == 5
-    first.index.summaries_saved()
+    first.index.saver.flush()
     assert (devices.root / ".summaries.json").exists()
     devices.config_callin({**config("00A3"), "fwVer": {"main": "09.09.09"}})  # changed since
     post_audits(devices, "00A1", 2)  # audits only: the record file is as it was
     parsed = parses_recorded(monkeypatch)
     cold = Devices(settings.path("data_dir"), settings).summaries()
     assert parsed == ["00A3"]
-    assert [(s.serial, s.audit_count) for s in cold] == [
-        ("00A0", 0), ("00A1", 2), ("00A2", 0), ("00A3", 0), ("00A4", 0)]
+    assert [s.serial for s in cold] == ["00A0", "00A1", "00A2", "00A3", "00A4"]
     assert cold[3].firmware == "09.09.09"
     assert cold == devices.summaries()  # what the writer itself lists
 
@@ -381,7 +417,7 @@ def test_a_listing_does_not_wait_for_the_summaries_file(devices, settings, monke
     """The file is written in a thread of its own: the listing (a preflight) answers first."""
     from server.devices import summary_cache
 
-    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)
+    monkeypatch.setattr("server.devices.index.SUMMARIES_FILE_WORTH", 0)
     for i in range(3):
         devices.config_callin(config(f"00A{i}"))
     release, original = threading.Event(), summary_cache.save
@@ -391,7 +427,7 @@ def test_a_listing_does_not_wait_for_the_summaries_file(devices, settings, monke
     assert len(cold.summaries()) == 3  # while the file waits
     assert not (devices.root / summary_cache.CACHE_FILE).exists()
     release.set()
-    cold.index.summaries_saved()
+    cold.index.saver.flush()
     assert (devices.root / summary_cache.CACHE_FILE).exists()
 
 
@@ -401,12 +437,12 @@ def test_a_listing_does_not_wait_for_the_summaries_file(devices, settings, monke
 def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch, damage):
     from server.devices import summary_cache
 
-    monkeypatch.setattr("server.devices.index.COUNTS_FILE_WORTH", 0)
+    monkeypatch.setattr("server.devices.index.SUMMARIES_FILE_WORTH", 0)
     for i in range(3):
         devices.config_callin(config(f"00A{i}"))
     first = Devices(settings.path("data_dir"), settings)
     assert len(first.summaries()) == 3
-    first.index.summaries_saved()
+    first.index.saver.flush()
     path = devices.root / summary_cache.CACHE_FILE
     if isinstance(damage, bytes):
         path.write_bytes(damage)

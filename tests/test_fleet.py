@@ -4,7 +4,6 @@ new anchor cuts off, through the command line, with the host running or stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 
@@ -161,7 +160,7 @@ def seen(seconds_ago: float, **fields) -> DeviceSummary:
     (seen(700), "due"),
     (seen(1200), "overdue"),
     (seen(100, tls_failures=1), "tls-failing"),
-    (dataclasses.replace(seen(100), anchor_trusted="bb"), "anchor-stale"),
+    (seen(100)._replace(anchor_trusted="bb"), "anchor-stale"),
     (DeviceSummary(serial="00A1"), "never-seen"),
     (DeviceSummary(serial="00A1", corrupt=True), "corrupt"),
     (seen(-86400), "ok"),  # the clock was set back: last seen "tomorrow" is just seen

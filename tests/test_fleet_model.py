@@ -4,7 +4,6 @@ listing windows, under every sort and a filter."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import random
 from types import SimpleNamespace
@@ -65,8 +64,8 @@ def test_the_model_follows_call_ins_the_clock_and_removals(column, text):
         assert model.counts() == health.counts(list(fleet.values()), now, SETTINGS, ANCHOR)
         now += dt.timedelta(seconds=rng.uniform(0, 120))  # lines are crossed with no call-in
         for serial in rng.sample(sorted(fleet), 3 if step % 9 else 40):  # a few call in
-            fleet[serial] = changes[serial] = dataclasses.replace(
-                fleet[serial], last_seen=now.isoformat(), tls_failures=0)
+            fleet[serial] = changes[serial] = fleet[serial]._replace(
+                last_seen=now.isoformat(), tls_failures=0)
         if step % 10 == 9:
             gone = rng.choice(sorted(fleet))
             del fleet[gone]

@@ -101,10 +101,10 @@ class FixedDevices:
     def summaries(self):
         return [DeviceSummary(serial="LOCK0001", model="NDE80", name="Front door",
                               last_seen="2026-11-22T07:58:10+00:00", address="10.44.68.21",
-                              firmware="01.02.03", battery="3.1 V", audit_count=42),
+                              firmware="01.02.03", battery="3.1 V"),
                 DeviceSummary(serial="LOCK0002", model="LE", name="Back office",
                               last_seen="2026-11-20T08:00:00+00:00", address="10.44.68.22",
-                              firmware="01.02.00", battery="2.8 V", audit_count=7),
+                              firmware="01.02.00", battery="2.8 V"),
                 DeviceSummary("BROKEN01", corrupt=True, error="line 1: Expecting value")]
 
     def changes(self, since):

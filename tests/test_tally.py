@@ -120,8 +120,9 @@ def test_the_index_names_what_changed_since_a_version(settings):
     devices.resync()
     version2, changes = devices.changes(version)
     assert changes == {f"{1:016X}": None}
+    path = settings.path("data_dir") / f"{0:016X}.json"
     for i in range(index.CHANGES_KEPT + 1):
-        devices.index.set_count(f"{0:016X}", i)
+        devices.index.put(f"{0:016X}", DeviceSummary(f"{0:016X}", name=f"Door {i}"), path)
     assert devices.changes(version2)[1] is None  # more than are kept: the whole list
 
 

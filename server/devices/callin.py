@@ -196,7 +196,6 @@ def append_events(devices, serial: str, kind: str, body) -> EventsAdded:
             for audit_id in batch:
                 state.remember(audit_id)
             if kind == AUDIT:
-                devices.index.set_count(serial, state.count)
                 devices.counts.note(serial, state.count, path)
         elif first:
             with devices.stamp.own_change():

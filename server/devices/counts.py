@@ -1,8 +1,10 @@
-"""The counts file ``.audit-counts.json``: serial -> audit count, log size and mtime, written a
-few seconds after audits arrive, and after a listing that had to read logs. A record parsed by
-a re-synchronisation of the index gets its audit count without reading its log when this
-process, or the counts file, knows the count for the log's current size and mtime; else from
-the log's last line. Only a cache: without it listings stay correct, only slower."""
+"""Audit counts, for ``devices list``: how many audits each lock's log holds. They are not part
+of the summaries the index keeps (knowing them costs a stat of every log, which a preflight of
+100,000 locks should not pay). The counts file ``.audit-counts.json`` (serial -> audit count,
+log size and mtime) is written a few seconds after audits arrive, and after a listing that had
+to read logs: a log's count comes from this process's memory, else from the counts file when it
+knows the log's current size and mtime, else from the log's last line. Only a cache: without it
+the counts stay right, only slower to get."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from .folder import FolderStamp
-from .logs import AUDIT, EventLogs
+from .logs import AUDIT, LOG_SUFFIX, EventLogs
 
 COUNTS_FILE = ".audit-counts.json"
 COUNTS_SAVE_SECONDS = 2.0
+COUNTS_FILE_WORTH = 100  # logs to count before the counts file is worth reading
 
 
 class AuditCounts:
@@ -31,11 +34,24 @@ class AuditCounts:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
-    def cold_count(self, serial: str, log: os.DirEntry | None, saved: dict) -> int:
+    def all(self) -> dict[str, int]:
+        """serial -> audit count, for every audit log in the folder; what it had to read from
+        the logs is saved in the counts file for the next process."""
+        suffix = LOG_SUFFIX[AUDIT]
+        try:
+            with os.scandir(self.root) as entries:
+                logs = {e.name[:-len(suffix)]: e for e in entries if e.name.endswith(suffix)}
+        except FileNotFoundError:
+            return {}
+        # the counts file costs what reading the end of a few hundred logs does: only for many
+        saved = self.saved() if len(logs) > COUNTS_FILE_WORTH else {}
+        counts = {serial: self._count(serial, log, saved) for serial, log in logs.items()}
+        self.save()
+        return counts
+
+    def _count(self, serial: str, log: os.DirEntry, saved: dict) -> int:
         """A log's audit count, from memory or ``saved`` when they know it for the log's size
         and mtime, else from its last line (and then remembered)."""
-        if log is None:
-            return 0
         state = self._logs.known(serial, AUDIT)
         if state is not None:
             return state.count

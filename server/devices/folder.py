@@ -24,6 +24,13 @@ class FolderStamp:
         except OSError:
             return None
 
+    def as_seen(self, mtime: int) -> bool:
+        """Whether the folder at ``mtime`` is as last seen, or changed since only by own writes
+        (one may be under way: its mtime counts as seen when it ends)."""
+        with self.lock:
+            return self.seen is not None and (self.seen == mtime or bool(
+                self._writing and self._clean))
+
     def scanned(self, mtime: int) -> None:
         """A re-synchronisation read the folder as of ``mtime``."""
         with self.lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+from typing import Callable
 
 from .summary import DeviceSummary
 
@@ -41,31 +42,44 @@ def seen_us(last_seen: str) -> int | None:
     return (seen - EPOCH) // MICROSECOND
 
 
+def limits(now: dt.datetime, settings) -> tuple[int, int, int]:
+    """(``now``, the age past which a lock is ``due``, the age from which it is ``overdue``),
+    in microseconds (:func:`seen_us`)."""
+    interval = settings.callin_interval * 1_000_000
+    return ((now - EPOCH) // MICROSECOND, round(interval),
+            round(settings.overdue_factor * interval))
+
+
+def judge(now: dt.datetime, settings, active_anchor: str | None
+          ) -> Callable[[DeviceSummary], str]:
+    """The state of any lock at ``now`` (UTC): :func:`health` for many locks, the limits
+    worked out once (100,000 locks in a preflight)."""
+    now_us, due_age, overdue_age = limits(now, settings)
+
+    def state(summary: DeviceSummary) -> str:
+        if summary.corrupt:
+            return CORRUPT
+        if not summary.last_seen:
+            return NEVER_SEEN
+        if summary.tls_failures:
+            return TLS_FAILING
+        if active_anchor and summary.anchor_trusted and summary.anchor_trusted != active_anchor:
+            return ANCHOR_STALE
+        seen = seen_us(summary.last_seen)
+        if seen is None:
+            return CORRUPT
+        age = max(0, now_us - seen)  # a time in the future: just seen
+        if age >= overdue_age:
+            return OVERDUE
+        return DUE if age > due_age else OK
+    return state
+
+
 def health(summary: DeviceSummary, now: dt.datetime, settings,
            active_anchor: str | None) -> str:
     """The state of one lock at ``now`` (UTC); ``active_anchor``: the active set's anchor
     SHA-256, None when no set is active (then no lock is ``anchor-stale``)."""
-    if summary.corrupt:
-        return CORRUPT
-    if not summary.last_seen:
-        return NEVER_SEEN
-    if summary.tls_failures:
-        return TLS_FAILING
-    if active_anchor and summary.anchor_trusted and summary.anchor_trusted != active_anchor:
-        return ANCHOR_STALE
-    seen = seen_us(summary.last_seen)
-    if seen is None:
-        return CORRUPT
-    return timed_state(seen, now, settings)
-
-
-def timed_state(seen: int, now: dt.datetime, settings) -> str:
-    """``ok``, ``due`` or ``overdue`` for a lock last seen at ``seen`` (:func:`seen_us`)."""
-    age = max(0, (now - EPOCH) // MICROSECOND - seen)  # a time in the future: just seen
-    interval = round(settings.callin_interval * 1_000_000)
-    if age >= round(settings.overdue_factor * settings.callin_interval * 1_000_000):
-        return OVERDUE
-    return DUE if age > interval else OK
+    return judge(now, settings, active_anchor)(summary)
 
 
 def trust(summary: DeviceSummary, active_anchor: str | None) -> str:
@@ -78,7 +92,7 @@ def trust(summary: DeviceSummary, active_anchor: str | None) -> str:
 def counts(summaries: list[DeviceSummary], now: dt.datetime, settings,
            active_anchor: str | None) -> dict[str, int]:
     """How many locks are in each state, every state listed (in STATES order)."""
-    found = collections.Counter(health(s, now, settings, active_anchor) for s in summaries)
+    found = collections.Counter(map(judge(now, settings, active_anchor), summaries))
     return {state: found[state] for state in STATES}
 
 

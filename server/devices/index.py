@@ -5,25 +5,22 @@ re-synchronised when the folder's mtime shows another process added, replaced or
 and every 30 seconds anyway (a file edited in place leaves the folder's mtime alone). A
 re-synchronisation stats every file and parses only those whose size or mtime differ; a listing
 between them is a list of the summaries in serial order, kept sorted (sorting 100,000 on every
-listing cost more than the listing). Audit counts of the records parsed there come from
-:mod:`server.devices.counts`; the counts per health state, from :mod:`server.devices.tally`,
-made at the first count and kept current with every change. Each change gets a version number, so that a view can ask for
+listing cost more than the listing). The counts per health state come from
+:mod:`server.devices.tally`, made at the first count and kept current with every change. Audit
+counts are not summaries (they would cost a stat of every log): :mod:`server.devices.counts`. Each change gets a version number, so that a view can ask for
 only what changed since the version it last saw (:meth:`Index.changes`)."""
 
 from __future__ import annotations
 
 import bisect
 import collections
-import dataclasses
 import datetime as dt
 import os
 import threading
 import time
 from pathlib import Path
 
-from .counts import AuditCounts
 from .folder import FolderStamp
-from .logs import AUDIT, LOG_SUFFIX, EventLogs
 from .records import record_from_bytes, record_path
 from . import summary_cache
 from .summary import DeviceSummary, summary_of
@@ -31,18 +28,16 @@ from .tally import Tally
 
 RESCAN_SECONDS = 1.0
 FULL_RESCAN_SECONDS = 30.0
-COUNTS_FILE_WORTH = 100  # records to parse before the counts file is worth reading
+SUMMARIES_FILE_WORTH = 100  # records parsed that make the summaries file worth writing
 CHANGES_KEPT = 4096      # the latest changes Index.changes can name; older: the whole list
 
 
 class Index:
     """Summaries of every record, kept current as the module docstring says."""
 
-    def __init__(self, root: Path, stamp: FolderStamp, logs: EventLogs, counts: AuditCounts):
+    def __init__(self, root: Path, stamp: FolderStamp):
         self.root = root
         self._stamp = stamp
-        self._logs = logs
-        self._counts = counts
         self._index: dict[str, tuple[DeviceSummary, tuple]] = {}
         self._order: list[str] = []  # the serials of _index, sorted
         self._tally: Tally | None = None  # made at the first count
@@ -53,7 +48,7 @@ class Index:
         self._filled = threading.Event()   # the first reading is over
         self._scanned_at = 0.0
         self.rescan_seconds = RESCAN_SECONDS
-        self._saver: threading.Thread | None = None  # writing the summaries file
+        self.saver = summary_cache.Saver(root, stamp, self._entries)
 
     def summaries(self) -> list[DeviceSummary]:
         """Every record, quickly (100,000 records), corrupt ones included and marked."""
@@ -120,16 +115,10 @@ class Index:
 
     def written(self, serial: str, record: dict, path: Path) -> None:
         """This process wrote ``record`` to ``path``."""
-        self.put(serial, summary_of(serial, record, self._logs.count(serial, AUDIT)[0]), path)
+        self.put(serial, summary_of(serial, record), path)
 
     def mark_corrupt(self, serial: str, path: Path, error: str) -> None:
         self.put(serial, DeviceSummary(serial=serial, corrupt=True, error=error), path)
-
-    def set_count(self, serial: str, count: int) -> None:
-        with self._lock:
-            entry = self._index.get(serial)
-            if entry is not None:
-                self._set(serial, (dataclasses.replace(entry[0], audit_count=count), entry[1]))
 
     def _sync(self) -> None:
         """Bring the index up to date with the folder, one thread at a time. While another
@@ -143,26 +132,12 @@ class Index:
         finally:
             self._filled.set()
             self._scanning.release()
-        if parsed > COUNTS_FILE_WORTH:  # the next process need not parse them again
-            self._save_summaries()
+        if parsed > SUMMARIES_FILE_WORTH:  # the next process need not parse them again
+            self.saver.ask()
 
-    def _save_summaries(self) -> None:
-        """Write the summaries file in a thread of its own (100,000 rows take half a second:
-        not the caller's, a preflight's report comes first), one at a time; not a daemon, so a
-        command's process finishes writing it before it exits."""
+    def _entries(self) -> dict[str, tuple[DeviceSummary, tuple]]:
         with self._lock:
-            if self._saver is not None and self._saver.is_alive():
-                return  # the next listing that parses many saves again
-            entries = dict(self._index)
-            self._saver = threading.Thread(target=summary_cache.save, name="summaries file",
-                                           args=(self.root, entries, self._stamp))
-            self._saver.start()
-
-    def summaries_saved(self, timeout: float | None = None) -> None:
-        """Wait until the summaries file being written, if any, is written."""
-        saver = self._saver
-        if saver is not None:
-            saver.join(timeout)
+            return dict(self._index)
 
     def _scan(self) -> int:
         """Re-read what changed in the folder, if it is time (see the module docstring); how
@@ -177,45 +152,31 @@ class Index:
         now = time.monotonic()
         age = now - self._scanned_at
         if self._stamp.seen is not None and age < FULL_RESCAN_SECONDS and (
-                self._stamp.seen == mtime or age < self.rescan_seconds):
+                self._stamp.as_seen(mtime) or age < self.rescan_seconds):
             return 0
         self._stamp.scanned(mtime)
         self._scanned_at = now
         with self._lock:
             known = dict(self._index)
-        cached = summary_cache.load(self.root) if not known else {}
-        known = known or cached
-        found: dict[str, tuple[DeviceSummary, tuple]] = {}
-        records, logs, stale = [], {}, []
-        audit_suffix = LOG_SUFFIX[AUDIT]
-        with os.scandir(self.root) as entries:
+        known = known or summary_cache.load(self.root)
+        get, found, stale = known.get, {}, []
+        with os.scandir(self.root) as entries:  # one pass: 100,000 records cost a stat each
             for entry in entries:
                 name = entry.name
-                if name.endswith(audit_suffix):
-                    logs[name[:-len(audit_suffix)]] = entry
-                elif name.endswith(".json") and not name.startswith("."):
-                    records.append(entry)
-        for entry in records:
-            serial = entry.name[:-5]
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue
-            key = (st.st_mtime_ns, st.st_size)
-            if serial in known and known[serial][1] == key:
-                found[serial] = known[serial]
-            else:
-                stale.append((serial, entry.path, key))
-        # the counts file costs what reading the end of a few hundred logs does: only for many
-        saved = self._counts.saved() if len(stale) + len(cached) > COUNTS_FILE_WORTH else {}
+                if name[-5:] != ".json" or name[0] == ".":
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                serial, key = name[:-5], (st.st_mtime_ns, st.st_size)
+                was = get(serial)
+                if was is not None and was[1] == key:
+                    found[serial] = was
+                else:
+                    stale.append((serial, entry.path, key))
         for serial, path, key in stale:
-            audits = self._counts.cold_count(serial, logs.get(serial), saved)
-            found[serial] = (self._summary_from_disk(serial, path, audits), key)
-        for serial in cached.keys() & found.keys():  # the file's audit counts may be old
-            summary, key = found[serial]
-            audits = self._counts.cold_count(serial, logs.get(serial), saved)
-            if audits != summary.audit_count:
-                found[serial] = (dataclasses.replace(summary, audit_count=audits), key)
+            found[serial] = (self._summary_from_disk(serial, path), key)
         with self._lock:
             # keep what this process wrote meanwhile
             for serial, entry in self._index.items():
@@ -223,7 +184,6 @@ class Index:
                     if record_path(self.root, serial).exists():
                         found[serial] = entry
             self._replace(found)
-        self._counts.save()  # what this listing read, the next one elsewhere need not
         return len(stale)
 
     def _replace(self, found: dict[str, tuple[DeviceSummary, tuple]]) -> None:
@@ -245,7 +205,7 @@ class Index:
         for serial in changed:
             self._set(serial, found[serial])
 
-    def _summary_from_disk(self, serial: str, path: str, audits: int) -> DeviceSummary:
+    def _summary_from_disk(self, serial: str, path: str) -> DeviceSummary:
         try:
             with open(path, "rb") as f:
                 record = record_from_bytes(f.read())
@@ -253,4 +213,4 @@ class Index:
             return DeviceSummary(serial=serial, corrupt=True, error=f"cannot be read: {exc}")
         except ValueError as exc:
             return DeviceSummary(serial=serial, corrupt=True, error=str(exc))
-        return summary_of(serial, record, audits)
+        return summary_of(serial, record)

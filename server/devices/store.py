@@ -40,7 +40,7 @@ class Devices:
         self.stamp = FolderStamp(self.root)
         self.logs = EventLogs(self.root)
         self.counts = AuditCounts(self.root, self.stamp, self.logs)
-        self.index = Index(self.root, self.stamp, self.logs, self.counts)
+        self.index = Index(self.root, self.stamp)
         self.files = RecordFiles(self.root, self.stamp, self.index)
         self.trust = Trust(settings.fetch_attribution_seconds if settings is not None else 3600)
         self._trust_seeded = False
@@ -108,6 +108,11 @@ class Devices:
     def served(self, serial: str) -> dict:
         """The record of a lock that may call in, or UnknownLock / NotListed / CorruptRecord."""
         return callin.served(self, serial)
+
+    def audit_counts(self) -> dict[str, int]:
+        """serial -> how many audits its log holds, for every lock with a log (a stat of each
+        log: not part of the summaries, which the preflight reads at 100,000 locks)."""
+        return self.counts.all()
 
     def save_counts(self) -> None:
         """Merge the audit counts this process learnt into the counts file, if any."""

@@ -7,21 +7,28 @@ Only a cache, and never trusted beyond what it can prove: a row counts only whil
 file still has that mtime and size, and audit counts are checked against the logs as for a
 parsed record. A file of another shape (another version's fields, a value not of its field's
 type) is ignored whole. Without it listings stay correct, only slower. Stored by column, whose
-types are checked in one pass each (100,000 rows)."""
+types are checked in one pass each (100,000 rows).
+
+It is written a while after a listing asks (:class:`Saver`): encoding 100,000 rows holds the
+interpreter for a third of a second, which a preflight asked at the same time would wait for."""
 
 from __future__ import annotations
 
-import dataclasses
+import atexit
 import json
+import threading
+import weakref
 from pathlib import Path
+from typing import Callable
 
 from ..atomic import write_atomic
 from .summary import DeviceSummary
 
 CACHE_FILE = ".summaries.json"
-FIELDS = [f.name for f in dataclasses.fields(DeviceSummary)]
+SAVE_DELAY = 2.0  # seconds between a listing asking for the file and its writing
+FIELDS = list(DeviceSummary._fields)
 # the file's columns: mtime_ns, size, then FIELDS (serial first), each value of its type
-COLUMN_TYPES = (int, int, str, *(type(f.default) for f in dataclasses.fields(DeviceSummary)[1:]))
+COLUMN_TYPES = (int, int, str, *(type(DeviceSummary._field_defaults[f]) for f in FIELDS[1:]))
 
 
 def load(root: Path) -> dict[str, tuple[DeviceSummary, tuple]]:
@@ -40,13 +47,15 @@ def load(root: Path) -> dict[str, tuple[DeviceSummary, tuple]]:
                 map(type, column)) <= {kind}:
             return {}
     mtimes, sizes, *fields = columns
-    return {summary.serial: (summary, key) for summary, key in zip(
-        map(DeviceSummary, *fields), zip(mtimes, sizes))}
+    return dict(zip(fields[0], zip(map(DeviceSummary._make, zip(*fields)), zip(mtimes, sizes))))
 
 
 def save(root: Path, entries: dict[str, tuple[DeviceSummary, tuple]], stamp) -> None:
-    """Write every entry whose file key is known; ``stamp``: the folder's FolderStamp."""
-    rows = [(*key, *vars(summary).values()) for summary, key in entries.values() if len(key) == 2]
+    """Write every entry whose file key is known; ``stamp``: the folder's FolderStamp. Not into
+    a folder that is gone meanwhile (it would be made again)."""
+    if not Path(root).is_dir():
+        return
+    rows = [(*key, *summary) for summary, key in entries.values() if len(key) == 2]
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in COLUMN_TYPES]
     try:
         with stamp.own_change():
@@ -55,3 +64,37 @@ def save(root: Path, entries: dict[str, tuple[DeviceSummary, tuple]], stamp) -> 
                                     separators=(",", ":")))
     except OSError:
         pass  # a cache: listings stay correct, only slower
+
+
+class Saver:
+    """Writes an index's summaries file :data:`SAVE_DELAY` seconds after :meth:`ask`, in a
+    daemon thread, or at :meth:`flush` (the process exiting, a test) if that comes first."""
+
+    def __init__(self, root: Path, stamp, entries: Callable[[], dict]):
+        self._root, self._stamp, self._entries = root, stamp, entries  # entries: a snapshot
+        self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one write at a time
+        self._timer: threading.Timer | None = None  # set while a write is due
+
+    def ask(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                return  # one is due: it writes what the index holds then
+            self._timer = threading.Timer(SAVE_DELAY, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+        _DUE.add(self)
+
+    def flush(self) -> None:
+        """Write now if a write is due."""
+        with self._writing:
+            with self._lock:
+                timer, self._timer = self._timer, None
+            if timer is None:
+                return
+            timer.cancel()
+            save(self._root, self._entries(), self._stamp)
+
+
+_DUE: weakref.WeakSet[Saver] = weakref.WeakSet()
+atexit.register(lambda: [saver.flush() for saver in list(_DUE)])  # a command's process too

@@ -67,10 +67,8 @@ class Tally:
     def counts(self, now: dt.datetime, settings, active_anchor: str | None) -> dict[str, int]:
         """What :func:`server.devices.health.counts` says of the same summaries."""
         found = collections.Counter(self._fixed)
-        now_us = (now - health.EPOCH) // health.MICROSECOND
-        due_line = now_us - round(settings.callin_interval * 1_000_000)
-        overdue_line = now_us - round(settings.overdue_factor * settings.callin_interval
-                                      * 1_000_000)
+        now_us, due_age, overdue_age = health.limits(now, settings)
+        due_line, overdue_line = now_us - due_age, now_us - overdue_age
 
         def stale(anchor: str) -> bool:
             return bool(active_anchor and anchor and anchor != active_anchor)
