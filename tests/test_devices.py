@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -429,6 +432,22 @@ def test_a_listing_does_not_wait_for_the_summaries_file(devices, settings, monke
     release.set()
     cold.index.saver.flush()
     assert (devices.root / summary_cache.CACHE_FILE).exists()
+
+
+def test_a_process_leaves_the_summaries_file_current_when_it_exits(settings, monkeypatch):
+    """A host's own call-ins change the summaries: when it stops, the file says so, and a
+    command run while it is stopped (certs activate at 100,000 locks) parses none of them."""
+    folder = settings.path("data_dir")
+    host = ("import sys\n"
+            "from server.devices.store import Devices\n"
+            "devices = Devices(sys.argv[1])\n"
+            "for i in range(150):\n"
+            "    devices.config_callin({'lckPrmtrs': {'lckSn': f'{i:04X}'}}, '10.0.0.1', 'tls')\n")
+    subprocess.run([sys.executable, "-c", host, str(folder)], check=True, timeout=120,
+                   cwd=Path(__file__).parent.parent)
+    parsed = parses_recorded(monkeypatch)
+    assert len(Devices(folder, settings).summaries()) == 150
+    assert parsed == []
 
 
 @pytest.mark.parametrize("damage", [

@@ -92,8 +92,9 @@ def _switch(args, settings, store, site_key, cert_set: CertSet, previous: CertSe
     if host is not None:
         fleet = host.call("preflight", name=cert_set.name)["preflight"]
     else:
-        fleet = preflight(Devices(settings.path("data_dir"), settings), cert_set,
-                          previous).to_dict()
+        report = preflight(Devices(settings.path("data_dir"), settings), cert_set, previous)
+        fleet = report.to_dict() if args.json else {  # a dict per lock only for JSON (100,000)
+            "cut_off_count": len(report.cut_off), "message": report.text()}
     if fleet["cut_off_count"] and not args.cut_off_ok:
         if args.json:
             print_json({"activated": False, "set": cert_set.name, "preflight": fleet})

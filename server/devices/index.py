@@ -5,10 +5,12 @@ re-synchronised when the folder's mtime shows another process added, replaced or
 and every 30 seconds anyway (a file edited in place leaves the folder's mtime alone). A
 re-synchronisation stats every file and parses only those whose size or mtime differ; a listing
 between them is a list of the summaries in serial order, kept sorted (sorting 100,000 on every
-listing cost more than the listing). The counts per health state come from
-:mod:`server.devices.tally`, made at the first count and kept current with every change. Audit
-counts are not summaries (they would cost a stat of every log): :mod:`server.devices.counts`. Each change gets a version number, so that a view can ask for
-only what changed since the version it last saw (:meth:`Index.changes`)."""
+listing cost more than the listing). A new process starts from the summaries file
+(:mod:`server.devices.summary_cache`), which the index asks to be written once many summaries
+changed. The counts per health state come from :mod:`server.devices.tally`, made at the first
+count and kept current with every change. Audit counts are not summaries (they would cost a
+stat of every log): :mod:`server.devices.counts`. Each change gets a version number, so that a
+view can ask for only what changed since the version it last saw (:meth:`Index.changes`)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from .tally import Tally
 
 RESCAN_SECONDS = 1.0
 FULL_RESCAN_SECONDS = 30.0
-SUMMARIES_FILE_WORTH = 100  # records parsed that make the summaries file worth writing
+SUMMARIES_FILE_WORTH = 100  # changed summaries that make the summaries file worth writing
 CHANGES_KEPT = 4096      # the latest changes Index.changes can name; older: the whole list
 
 
@@ -49,6 +51,7 @@ class Index:
         self._scanned_at = 0.0
         self.rescan_seconds = RESCAN_SECONDS
         self.saver = summary_cache.Saver(root, stamp, self._entries)
+        self._unsaved = 0  # summaries changed since the summaries file was last written
 
     def summaries(self) -> list[DeviceSummary]:
         """Every record, quickly (100,000 records), corrupt ones included and marked."""
@@ -104,6 +107,9 @@ class Index:
         if tally is not None:
             tally.add(entry[0])
         self._logged(serial)
+        self._unsaved += 1
+        if self._unsaved > SUMMARIES_FILE_WORTH:  # a host's call-ins: for the next process
+            self.saver.ask()
 
     def _logged(self, serial: str | None) -> None:
         """One more version; None: a change too wide to name serial by serial."""
@@ -132,11 +138,15 @@ class Index:
         finally:
             self._filled.set()
             self._scanning.release()
-        if parsed > SUMMARIES_FILE_WORTH:  # the next process need not parse them again
-            self.saver.ask()
+        with self._lock:
+            self._unsaved += parsed
+            if self._unsaved > SUMMARIES_FILE_WORTH:  # the next process need not parse them
+                self.saver.ask()
 
     def _entries(self) -> dict[str, tuple[DeviceSummary, tuple]]:
+        """What the summaries file is to hold (the saver's snapshot)."""
         with self._lock:
+            self._unsaved = 0
             return dict(self._index)
 
     def _scan(self) -> int:

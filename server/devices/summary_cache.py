@@ -9,8 +9,11 @@ parsed record. A file of another shape (another version's fields, a value not of
 type) is ignored whole. Without it listings stay correct, only slower. Stored by column, whose
 types are checked in one pass each (100,000 rows).
 
-It is written a while after a listing asks (:class:`Saver`): encoding 100,000 rows holds the
-interpreter for a third of a second, which a preflight asked at the same time would wait for."""
+It is written a while after many summaries changed (a listing that parsed many records, a
+host's call-ins), and when the process exits (:class:`Saver`): encoding 100,000 rows holds the
+interpreter for a third of a second, which a preflight or a call-in meanwhile would wait for,
+so a running host writes it at most once every :data:`SAVE_DELAY` seconds, and when it stops,
+so that a command run while it is stopped finds it current."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from ..atomic import write_atomic
 from .summary import DeviceSummary
 
 CACHE_FILE = ".summaries.json"
-SAVE_DELAY = 2.0  # seconds between a listing asking for the file and its writing
+SAVE_DELAY = 120.0  # seconds between asking for the file and its writing
 FIELDS = list(DeviceSummary._fields)
 # the file's columns: mtime_ns, size, then FIELDS (serial first), each value of its type
 COLUMN_TYPES = (int, int, str, *(type(DeviceSummary._field_defaults[f]) for f in FIELDS[1:]))
