@@ -108,6 +108,9 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
         host.close()
         return 1
 
+    # the fleet read once, in the background: a preflight or status through the socket answers
+    # from a warm index, and the summaries file written at the stop is whole (100,000 records)
+    threading.Thread(target=host.devices.summaries, name="fleet warm-up", daemon=True).start()
     host.watch_active(
         on_error=lambda exc: say(f"active set changed on disk but not loaded: {exc}", "error"),
         on_notice=lambda level, message: say(message, level))

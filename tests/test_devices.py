@@ -441,6 +441,7 @@ def test_a_process_leaves_the_summaries_file_current_when_it_exits(settings, mon
     host = ("import sys\n"
             "from server.devices.store import Devices\n"
             "devices = Devices(sys.argv[1])\n"
+            "devices.summaries()  # a host reads the fleet at start\n"
             "for i in range(150):\n"
             "    devices.config_callin({'lckPrmtrs': {'lckSn': f'{i:04X}'}}, '10.0.0.1', 'tls')\n")
     subprocess.run([sys.executable, "-c", host, str(folder)], check=True, timeout=120,

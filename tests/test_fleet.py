@@ -15,6 +15,7 @@ from server.certstore import CertStore
 from server.devices import health
 from server.devices.summary import DeviceSummary
 from server.devices.store import Devices
+from server.devices import trust as trust_module
 from server.devices.trust import Trust
 from server.simfleet import assign_sources, make_fleet, refetch
 
@@ -112,7 +113,20 @@ def test_anchor_fetched_is_inferred_from_the_address_and_ambiguous_behind_nat(ho
         assert lock.call_in().ok
     second = record(host, shared[1].serial)["anchor_fetched"]
     assert second["inferred"] == "ambiguous" and second["sha256"] == ""
-    assert second["shared_with"] == [shared[0].serial]
+    assert (second["shared_with"], second["shared_count"]) == ([shared[0].serial], 1)
+
+
+def test_a_record_names_a_few_of_the_locks_behind_one_address_and_counts_them_all():
+    """Hundreds of locks behind one NAT: each record would otherwise list all the others."""
+    trust = Trust(3600)
+    trust.fetched("10.9.9.9", "a" * 64, "2026-12-03T00:00:00+00:00")
+    serials = [f"{i:04X}" for i in range(trust_module.SHARED_NAMED + 5)]
+    for serial in serials:
+        record: dict = {}
+        trust.fold(record, serial, "10.9.9.9", "a" * 64, "2026-12-03T00:00:00+00:00")
+    fetched = record["anchor_fetched"]
+    assert fetched["shared_with"] == serials[:trust_module.SHARED_NAMED]
+    assert fetched["shared_count"] == len(serials) - 1
 
 
 def test_handshake_failures_follow_a_lock_that_changed_address():

@@ -321,3 +321,23 @@ def test_sighup_follows_a_changed_site_key(run_headless, tmp_path):
     assert json.loads(http_get(port, CURRENT)[2])["hash"] == expected
     assert new.base64() not in "\n".join(h.seen["err"] + h.seen["out"])
     assert h.stop() == 0
+
+
+def test_a_stopped_host_leaves_the_summaries_file_whole(run_headless, tmp_path):
+    """The host reads the fleet (here: status asks for it) and, when it stops, writes the
+    summaries file, so that `certs activate` with the host stopped parses no record."""
+    folder = tmp_path / "Engage_Data"
+    folder.mkdir()
+    for i in range(150):  # more than make the file worth writing
+        (folder / f"{i:04X}.json").write_text(json.dumps({"serial": f"{i:04X}"}))
+    h = run_headless("--demo", "--http-only")
+    h.port("http")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    status = subprocess.run([sys.executable, "-m", "console", "status", "--json"], cwd=tmp_path,
+                            env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            text=True, timeout=60)
+    assert json.loads(status.stdout)["fleet"]["counts"]["never-seen"] == 150
+    assert not (folder / ".summaries.json").exists()  # not yet: at most every 120 s
+    assert h.stop() == 0
+    columns = json.loads((folder / ".summaries.json").read_bytes())["columns"]
+    assert sorted(columns[2]) == [f"{i:04X}" for i in range(150)]  # the serials, every one

@@ -108,8 +108,8 @@ class Index:
             tally.add(entry[0])
         self._logged(serial)
         self._unsaved += 1
-        if self._unsaved > SUMMARIES_FILE_WORTH:  # a host's call-ins: for the next process
-            self.saver.ask()
+        if self._unsaved > SUMMARIES_FILE_WORTH and self._filled.is_set():
+            self.saver.ask()  # a host's call-ins, for the next process (never a partial index)
 
     def _logged(self, serial: str | None) -> None:
         """One more version; None: a change too wide to name serial by serial."""

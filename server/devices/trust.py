@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 MAX_ADDRESSES = 100_000   # each map keeps at most this many entries, the oldest dropped first
 FAILURES_KEPT = 5         # failures listed in a record
+SHARED_NAMED = 10         # other locks behind one address a record names (all are counted)
 FAILURE_WRITE_SECONDS = 5.0  # a failing lock's record is written at most this often
 PROOF, INFERRED, AMBIGUOUS = "tls-handshake", "from address", "ambiguous"
 
@@ -112,15 +113,19 @@ class Trust:
                 _bounded_put(self._trusted, serial, (anchor_sha256, now))
             self._pending.pop(serial, None)
             fetch = self._fetches.get(address)
-            others = sorted(s for s, t in self._seen.get(address, {}).items()
-                            if s != serial and now - t <= self.attribution_seconds)
+            if fetch is not None and now - fetch[2] > self.attribution_seconds:
+                fetch = None
+            others = [] if fetch is None else [
+                s for s, t in self._seen.get(address, {}).items()
+                if s != serial and now - t <= self.attribution_seconds]
         note_trusted(record, anchor_sha256, at)
-        if fetch is not None and now - fetch[2] <= self.attribution_seconds:
+        if fetch is not None:
             fetched = {"sha256": fetch[0], "at": fetch[1], "address": address,
                        "inferred": INFERRED}
-            if others:
+            if others:  # behind NAT: hundreds of locks may share it, a record names a few
                 fetched = {"sha256": "", "at": fetch[1], "address": address,
-                           "inferred": AMBIGUOUS, "shared_with": others}
+                           "inferred": AMBIGUOUS, "shared_with": sorted(others)[:SHARED_NAMED],
+                           "shared_count": len(others)}
             record["anchor_fetched"] = fetched
         failures = record.get("tls_failures")
         if isinstance(failures, dict) and failures.get("count"):
