@@ -1,6 +1,6 @@
 """The embedded HTTP and TLS listeners, each started and stopped from any thread.
 
-Each listener is a :class:`server.http.loop.Server` (HTTP/1.1, persistent connections, stalled
+Each listener is a :class:`server.http.server.Server` (HTTP/1.1, persistent connections, stalled
 clients holding no thread) with the request log wired in: one event per request, per request
 the server refused itself, and per failed TLS handshake.
 """
@@ -18,7 +18,7 @@ from typing import Callable
 
 from .events import Event, RequestLog, safe_headers
 from .http.connection import ClosedAfterHandshake
-from .http.loop import BODY_WAIT, LOOPS, Server
+from .http.server import BODY_WAIT, LOOPS, Server
 from .http.wsgi import FAILED_ENVIRON_KEY
 
 STOPPED, RUNNING, FAILED = "STOPPED", "RUNNING", "FAILED"

@@ -14,7 +14,7 @@ import pytest
 from werkzeug.exceptions import HTTPException
 
 from server.events import RequestLog
-from server.http.loop import Server
+from server.http.server import Server
 from server.http.parse import MAX_HEADER_BYTES
 from server.listeners import Listener
 
@@ -501,16 +501,16 @@ def test_a_request_waiting_for_a_busy_loop_is_not_handed_to_the_app_after_stop()
 
 
 class _GatedServer(Server):
-    """Holds an event loop inside _advance (as a context switch would) until told."""
+    """Holds an event loop inside advance (as a context switch would) until told."""
 
     gate: tuple[threading.Event, threading.Event] | None = None
 
-    def _advance(self, conn):
+    def advance(self, conn):
         if self.gate is not None and conn.state == "head":
             (inside, go), self.gate = self.gate, None
             inside.set()
             go.wait(3)
-        return super()._advance(conn)
+        return super().advance(conn)
 
 
 def test_a_request_read_while_stop_runs_is_closed_not_left_hanging():
