@@ -94,11 +94,13 @@ class FleetModel:
             if serial not in changes and serial in self.locks:
                 changes[serial] = self.locks[serial].summary
         if len(changes) > len(self.locks) // 8:  # many: work the lists out afresh
+            state = health.judge(now, self.settings, anchor)
             for serial, summary in changes.items():
                 if summary is None:
                     self.locks.pop(serial, None)
                 else:
-                    self.locks[serial] = fleet_rows.lock_of(summary, now, self.settings, anchor)
+                    self.locks[serial] = fleet_rows.lock_of(summary, now, self.settings, anchor,
+                                                            state)
             self._rebuild()
         else:
             for serial, summary in changes.items():

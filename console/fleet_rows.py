@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 from rich.text import Text
 
@@ -48,14 +49,19 @@ def listing_of(summary: DeviceSummary, now: dt.datetime, activation_hours: float
     if summary.corrupt:
         return "?"
     try:
-        return listing.listing_state(summary._asdict(), now, activation_hours)
+        return listing.listing_state({"provisioned_at": summary.provisioned_at, "listed":
+                                      summary.listed, "listed_at": summary.listed_at},
+                                     now, activation_hours)  # what it reads of a record
     except (TypeError, ValueError):
         return "?"
 
 
-def lock_of(summary: DeviceSummary, now: dt.datetime, settings,
-            active_anchor: str | None) -> Lock:
-    return Lock(summary, health.health(summary, now, settings, active_anchor),
+def lock_of(summary: DeviceSummary, now: dt.datetime, settings, active_anchor: str | None,
+            state: Callable[[DeviceSummary], str] | None = None) -> Lock:
+    """The row of one lock; ``state``: :func:`health.judge` of the same time and anchor, made
+    once for many locks."""
+    state = state or health.judge(now, settings, active_anchor)
+    return Lock(summary, state(summary),
                 health.trust(summary, active_anchor),
                 listing_of(summary, now, settings.activation_hours))
 
