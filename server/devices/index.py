@@ -173,7 +173,7 @@ class Index:
         with os.scandir(self.root) as entries:  # one pass: 100,000 records cost a stat each
             for entry in entries:
                 name = entry.name
-                if name[-5:] != ".json" or name[0] == ".":
+                if not name.endswith(".json") or name.startswith("."):
                     continue
                 try:
                     st = entry.stat()
