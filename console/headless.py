@@ -108,9 +108,8 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
         host.close()
         return 1
 
-    # the fleet read once, in the background: a preflight or status through the socket answers
-    # from a warm index, and the summaries file written at the stop is whole (100,000 records)
-    threading.Thread(target=host.devices.summaries, name="fleet warm-up", daemon=True).start()
+    threading.Thread(target=_warm_fleet, args=(host, say), name="fleet warm-up",
+                     daemon=True).start()
     host.watch_active(
         on_error=lambda exc: say(f"active set changed on disk but not loaded: {exc}", "error"),
         on_notice=lambda level, message: say(message, level))
@@ -133,6 +132,15 @@ def run_headless(settings: Settings, listeners: tuple[str, ...], log_format: str
     _write_events(subscription.drain(), log_format)
     say("stopped")
     return 0
+
+
+def _warm_fleet(host: Host, say: Notices) -> None:
+    """Read the fleet once, in the background: a preflight or status through the socket then
+    answers from a warm index, and the summaries file written at the stop is whole."""
+    try:
+        host.devices.summaries()
+    except OSError as exc:  # the next listing tries again
+        say(f"cannot read the device records in {host.devices.root}: {exc}", "error")
 
 
 def _reload(host: Host, say: Notices) -> None:

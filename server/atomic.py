@@ -8,7 +8,8 @@ import secrets
 from pathlib import Path
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) -> None:
+def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644,
+                 make_folder: bool = True) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new content, never a mix.
 
     The file gets ``mode`` before any byte is written, so a key is never readable by others.
@@ -19,7 +20,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) 
     if isinstance(data, str):
         data = data.encode("utf-8")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = _create(tmp)
+    fd = _create(tmp, make_folder)
     try:
         try:
             os.fchmod(fd, mode)
@@ -39,12 +40,15 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) 
     _fsync_dir(path.parent)
 
 
-def _create(path: Path) -> int:
-    """A new file only this process can read yet, its folder made if missing."""
+def _create(path: Path, make_folder: bool = True) -> int:
+    """A new file only this process can read yet, its folder made if missing (unless not
+    ``make_folder``: then FileNotFoundError)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:
+        if not make_folder:
+            raise
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, flags, 0o600)
 

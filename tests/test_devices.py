@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -432,6 +434,25 @@ def test_a_listing_does_not_wait_for_the_summaries_file(devices, settings, monke
     release.set()
     cold.index.saver.flush()
     assert (devices.root / summary_cache.CACHE_FILE).exists()
+
+
+def test_the_summaries_file_never_makes_a_deleted_folder_again(devices, settings, monkeypatch):
+    """A folder removed while its summaries file is being encoded (a third of a second at
+    100,000 records) stays removed: the write used to make it again, holding only that file."""
+    from server.devices import summary_cache
+
+    monkeypatch.setattr("server.devices.index.SUMMARIES_FILE_WORTH", 0)
+    for i in range(3):
+        devices.config_callin(config(f"00A{i}"))
+    cold = Devices(settings.path("data_dir"), settings)
+    assert len(cold.summaries()) == 3  # the file is due now
+
+    def removed_meanwhile(*args, **kwargs):
+        shutil.rmtree(devices.root)
+        return json.dumps(*args, **kwargs)
+    monkeypatch.setattr(summary_cache, "json", SimpleNamespace(dumps=removed_meanwhile))
+    cold.index.saver.flush()
+    assert not devices.root.exists()
 
 
 def test_a_process_leaves_the_summaries_file_current_when_it_exits(settings, monkeypatch):

@@ -341,3 +341,16 @@ def test_a_stopped_host_leaves_the_summaries_file_whole(run_headless, tmp_path):
     assert h.stop() == 0
     columns = json.loads((folder / ".summaries.json").read_bytes())["columns"]
     assert sorted(columns[2]) == [f"{i:04X}" for i in range(150)]  # the serials, every one
+
+
+def test_device_records_that_cannot_be_read_at_start_are_said_in_the_log_format(run_headless,
+                                                                                tmp_path):
+    """The fleet is read in the background at start: a failure is a notice like the others
+    (a JSON line here), not a traceback, and the host serves on."""
+    (tmp_path / "Engage_Data").write_text("not a folder")
+    h = run_headless("--demo", "--http-only", "--log-format", "json")
+    port = h.port("http")
+    notice = json.loads(h.expect(r"^\{.*cannot read the device records.*\}$").group(0))
+    assert notice["level"] == "error" and "Not a directory" in notice["message"]
+    assert http_get(port, CURRENT)[0] == 200
+    assert h.stop() == 0

@@ -102,9 +102,9 @@ class AuditCounts:
                 return
             self._dirty = False
             mine = dict(self._counts)
+        data = json.dumps({**self.saved(), **mine}, separators=(",", ":"))
         try:
             with self._stamp.own_change():
-                write_atomic(self.root / COUNTS_FILE,
-                             json.dumps({**self.saved(), **mine}, separators=(",", ":")))
+                write_atomic(self.root / COUNTS_FILE, data, make_folder=False)
         except OSError:
             pass  # a cache: listings stay correct, only slower

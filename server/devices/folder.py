@@ -9,12 +9,12 @@ from pathlib import Path
 
 
 class FolderStamp:
-    """The mtime last seen, and the lock under which it changes."""
+    """The mtime last seen, kept under a lock of its own."""
 
     def __init__(self, root: Path):
         self.root = root
         self.seen: int | None = None  # the folder's mtime at the last re-synchronisation
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
         self._writing = 0     # own changes under way (call-ins overlap, and the summaries file)
         self._clean = False   # no other process's change was seen when they began
 
@@ -27,18 +27,18 @@ class FolderStamp:
     def as_seen(self, mtime: int) -> bool:
         """Whether the folder at ``mtime`` is as last seen, or changed since only by own writes
         (one may be under way: its mtime counts as seen when it ends)."""
-        with self.lock:
+        with self._lock:
             return self.seen is not None and (self.seen == mtime or bool(
                 self._writing and self._clean))
 
     def scanned(self, mtime: int) -> None:
         """A re-synchronisation read the folder as of ``mtime``."""
-        with self.lock:
+        with self._lock:
             self.seen, self._clean = mtime, True
 
     def forget(self) -> None:
         """The next listing re-synchronises, whatever the mtime says."""
-        with self.lock:
+        with self._lock:
             self.seen = None
 
     @contextlib.contextmanager
@@ -50,7 +50,7 @@ class FolderStamp:
         if not changes_folder:
             yield
             return
-        with self.lock:
+        with self._lock:
             if not self._writing:
                 self._clean = self.seen is not None and self.seen == self.current()
             self._writing += 1
@@ -59,7 +59,7 @@ class FolderStamp:
             yield
             done = True
         finally:
-            with self.lock:
+            with self._lock:
                 self._writing -= 1
                 if done and self._clean and self.seen is not None:
                     self.seen = self.current()

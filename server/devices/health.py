@@ -2,8 +2,9 @@
 status`` and the activation preflight call.
 
 States, the first that applies: ``corrupt`` (the record does not parse, or its ``last_seen`` is
-not a time), ``never-seen`` (listed by import, never called in), ``tls-failing`` (handshake failures since its last good call-in),
-``anchor-stale`` (its last handshake proved an anchor that is not the active set's),
+not a time), ``never-seen`` (listed by import, never called in), ``tls-failing`` (handshake
+failures since its last good call-in), ``anchor-stale`` (its last handshake proved an anchor
+that is not the active set's),
 ``overdue`` (no call-in for ``overdue_factor`` x ``callin_interval``), ``due`` (no call-in for
 one interval), ``ok``. Trust, beside the state: ``active`` (proved the active anchor),
 ``other`` (proved another), ``unknown`` (no proof recorded: a record from before this was kept,

@@ -2,7 +2,10 @@
 filled from disk on the first listing, updated by every write of this process, and
 re-synchronised when the folder's mtime shows another process added, replaced or removed a file
 (at most once a second; this process's own writes update the index directly and do not count),
-and every 30 seconds anyway (a file edited in place leaves the folder's mtime alone). A
+and every 30 seconds anyway (a file edited in place leaves the folder's mtime alone; and while
+this process's own writes follow one another without a pause, as on a busy host, the mtime
+cannot tell another process's change from them: re-reading 100,000 files every second instead
+would cost a busy host a third of its time). A
 re-synchronisation stats every file and parses only those whose size or mtime differ; a listing
 between them is a list of the summaries in serial order, kept sorted (sorting 100,000 on every
 listing cost more than the listing). A new process starts from the summaries file
@@ -95,6 +98,9 @@ class Index:
             key = ()
         with self._lock:
             self._set(serial, (summary, key))
+            self._unsaved += 1
+            if self._unsaved > SUMMARIES_FILE_WORTH and self._filled.is_set():
+                self.saver.ask()  # a host's call-ins, for the next process (never a partial index)
 
     def _set(self, serial: str, entry: tuple[DeviceSummary, tuple]) -> None:
         """Put one entry, keeping the order and the tally (under ``_lock``)."""
@@ -107,9 +113,6 @@ class Index:
         if tally is not None:
             tally.add(entry[0])
         self._logged(serial)
-        self._unsaved += 1
-        if self._unsaved > SUMMARIES_FILE_WORTH and self._filled.is_set():
-            self.saver.ask()  # a host's call-ins, for the next process (never a partial index)
 
     def _logged(self, serial: str | None) -> None:
         """One more version; None: a change too wide to name serial by serial."""
@@ -138,10 +141,11 @@ class Index:
         finally:
             self._filled.set()
             self._scanning.release()
-        with self._lock:
-            self._unsaved += parsed
-            if self._unsaved > SUMMARIES_FILE_WORTH:  # the next process need not parse them
-                self.saver.ask()
+        if parsed:
+            with self._lock:
+                self._unsaved += parsed
+                if self._unsaved > SUMMARIES_FILE_WORTH:  # the next process need not parse them
+                    self.saver.ask()
 
     def _entries(self) -> dict[str, tuple[DeviceSummary, tuple]]:
         """What the summaries file is to hold (the saver's snapshot)."""

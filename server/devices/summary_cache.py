@@ -1,19 +1,19 @@
 """The summaries file ``.summaries.json``: every record's summary with its file's mtime and size,
-written after a listing that had to parse many records, so that the next process's first
-listing (``certs activate`` with no host running, ``devices list``, a console starting) parses
-only the records changed since rather than all of them (100,000 took 8 s on a slow machine).
+so that the next process's first listing (``certs activate`` with no host running, ``devices
+list``, a console starting) parses only the records changed since rather than all of them
+(100,000 took 8 s on a slow machine).
 
 Only a cache, and never trusted beyond what it can prove: a row counts only while its record
-file still has that mtime and size, and audit counts are checked against the logs as for a
-parsed record. A file of another shape (another version's fields, a value not of its field's
-type) is ignored whole. Without it listings stay correct, only slower. Stored by column, whose
-types are checked in one pass each (100,000 rows).
+file still has that mtime and size. A file of another shape (another version's fields, a value
+not of its field's type) is ignored whole. Without it listings stay correct, only slower.
+Stored by column, whose types are checked in one pass each (100,000 rows).
 
 It is written a while after many summaries changed (a listing that parsed many records, a
-host's call-ins), and when the process exits (:class:`Saver`): encoding 100,000 rows holds the
-interpreter for a third of a second, which a preflight or a call-in meanwhile would wait for,
-so a running host writes it at most once every :data:`SAVE_DELAY` seconds, and when it stops,
-so that a command run while it is stopped finds it current."""
+host's call-ins), and when the process exits normally (:class:`Saver`; not after a kill -9):
+encoding 100,000 rows holds the interpreter for a third of a second, which a preflight or a
+call-in meanwhile would wait for, so a running host writes it at most once every
+:data:`SAVE_DELAY` seconds, and when it stops, so that a command run while it is stopped finds
+it current."""
 
 from __future__ import annotations
 
@@ -53,20 +53,18 @@ def load(root: Path) -> dict[str, tuple[DeviceSummary, tuple]]:
     return dict(zip(fields[0], zip(map(DeviceSummary._make, zip(*fields)), zip(mtimes, sizes))))
 
 
-def save(root: Path, entries: dict[str, tuple[DeviceSummary, tuple]], stamp) -> None:
-    """Write every entry whose file key is known; ``stamp``: the folder's FolderStamp. Not into
-    a folder that is gone meanwhile (it would be made again)."""
-    if not Path(root).is_dir():
-        return
+def save(root: Path, entries: dict[str, tuple[DeviceSummary, tuple]], stamp) -> bool:
+    """Write every entry whose file key is known; ``stamp``: the folder's FolderStamp. Never
+    into a folder that is gone (it would be made again); whether it was written."""
     rows = [(*key, *summary) for summary, key in entries.values() if len(key) == 2]
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in COLUMN_TYPES]
-    try:
+    data = json.dumps({"fields": FIELDS, "columns": columns}, separators=(",", ":"))
+    try:  # encoded first: the window of this own change stays short
         with stamp.own_change():
-            write_atomic(Path(root) / CACHE_FILE,
-                         json.dumps({"fields": FIELDS, "columns": columns},
-                                    separators=(",", ":")))
+            write_atomic(Path(root) / CACHE_FILE, data, make_folder=False)
+        return True
     except OSError:
-        pass  # a cache: listings stay correct, only slower
+        return False  # a cache: listings stay correct, only slower
 
 
 class Saver:
@@ -83,9 +81,13 @@ class Saver:
         with self._lock:
             if self._timer is not None:
                 return  # one is due: it writes what the index holds then
-            self._timer = threading.Timer(SAVE_DELAY, self.flush)
-            self._timer.daemon = True
-            self._timer.start()
+            timer = threading.Timer(SAVE_DELAY, self.flush)
+            timer.daemon = True
+            try:
+                timer.start()
+            except RuntimeError:  # the interpreter is shutting down: the exit's flush is done
+                return
+            self._timer = timer
         _DUE.add(self)
 
     def flush(self) -> None:
@@ -96,7 +98,9 @@ class Saver:
             if timer is None:
                 return
             timer.cancel()
-            save(self._root, self._entries(), self._stamp)
+            written = save(self._root, self._entries(), self._stamp)
+        if not written and self._root.is_dir():
+            self.ask()  # another try later (a full disk, say); a folder gone is left gone
 
 
 _DUE: weakref.WeakSet[Saver] = weakref.WeakSet()
