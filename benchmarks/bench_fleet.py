@@ -1,7 +1,8 @@
 """The fleet (issue 13) with 10,000 records (100,000 without ``--quick``): the fleet summary
 (counts per health state) recomputed after a call-in, and the activation preflight report from
-the records on disk: in a new process (with the summaries file an earlier listing left), in the
-very first listing (every record parsed), and warm (a running host's index).
+the records on disk: in a new process (from the summaries file a stopped host leaves, and with
+1 % of the records changed since), in the very first listing (every record parsed), and warm
+(a running host's index).
 Targets: summary < 100 ms, preflight < 1 s."""
 
 from __future__ import annotations
@@ -89,15 +90,18 @@ def bench(count: int) -> list[Row]:
         for i in range(0, count, 100):  # 1 % of the locks call in before the next process
             devices.config_callin({"lckPrmtrs": {"lckSn": f"{i:016X}"}}, "10.0.0.1", "tls",
                                   anchor_sha256=ANCHORS[0])
-        fresh = new_process_preflight(folder)
+        changed = new_process_preflight(folder)  # it leaves the file current at its exit
+        fresh = new_process_preflight(folder)  # as a stopped host leaves it
     label = f"fleet {count:,} records"
     return [
         Row(f"{label}: summary after a call-in", summary, "ms", target="<= 100 ms",
             ok=summary <= 100, note=health.summary_line(counts)),
         Row(f"{label}: preflight, a new process", fresh, "ms", target="<= 1000 ms",
             ok=fresh <= 1000, note="CLI with no host running, in its own process (after "
-                                   "imports); the summaries file an earlier "
-                                   "listing left, 1 % of records changed since"),
+                                   "imports), from the summaries file a stopped host leaves"),
+        Row(f"{label}: preflight, a new process, 1 % changed", changed, "ms",
+            target="<= 1000 ms", ok=changed <= 1000,
+            note="as above, 1 % of the records changed since the summaries file was written"),
         Row(f"{label}: preflight, first listing ever", never, "ms",
             note=f"every record parsed (no summaries file yet); {len(report.cut_off):,} cut off"),
         Row(f"{label}: preflight, warm", warm, "ms", target="<= 1000 ms", ok=warm <= 1000,
