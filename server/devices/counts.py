@@ -1,7 +1,7 @@
 """Audit counts, for ``devices list``: how many audits each lock's log holds. They are not part
 of the summaries the index keeps (knowing them costs a stat of every log, which a preflight of
 100,000 locks should not pay). The counts file ``.audit-counts.json`` (serial -> audit count,
-log size and mtime) is written a few seconds after audits arrive, and after a listing that had
+log size and mtime) is written a few seconds after audits arrive, and after a count that had
 to read logs: a log's count comes from this process's memory, else from the counts file when it
 knows the log's current size and mtime, else from the log's last line. Only a cache: without it
 the counts stay right, only slower to get."""
