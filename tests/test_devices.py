@@ -594,6 +594,21 @@ def test_cli_import_then_list_and_show(settings, tmp_path, capsys):
     assert code == 0 and shown["record"]["tags"] == ["lobby"] and shown["recent_audits"] == []
 
 
+def test_cli_list_shows_each_locks_audit_count(devices, capsys):
+    """Audit counts are not in the summaries: `devices list` asks for them (text and JSON)."""
+    devices.config_callin(config("00A1"))
+    devices.config_callin(config("00A2"))
+    post_audits(devices, "00A1", 3)
+    code, out, _ = run(capsys, "devices", "list", "--json")
+    assert code == 0
+    assert [(d["serial"], d["audit_count"]) for d in json.loads(out)] == [("00A1", 3), ("00A2", 0)]
+    code, out, _ = run(capsys, "devices", "list")
+    header, *rows = out.splitlines()
+    at = header.index("AUDITS")  # columns are padded: the name column is empty here
+    assert [(row.split()[0], row[at:].split()[0]) for row in rows[:2]] == [("00A1", "3"),
+                                                                          ("00A2", "0")]
+
+
 def test_cli_import_with_bad_rows_exits_2_and_names_the_lines(settings, tmp_path, capsys):
     (tmp_path / "locks.csv").write_text("00A1,ok\nnot a serial!,x\n00B2,ok\n00B2,again\n")
     code, out, err = run(capsys, "devices", "import", "locks.csv")

@@ -122,7 +122,8 @@ def list_devices(args, settings) -> int:
                  "TLS FAILURES", "STATE")]
         rows += [(s.serial, s.model, s.name, s.last_seen or "never", s.address,
                   str(audits.get(s.serial, 0)),
-                  f"{s.anchor_trusted[:12]} ({trust})" if s.anchor_trusted else trust, f"{s.tls_failures} ({s.tls_failure})" if s.tls_failures else "0",
+                  f"{s.anchor_trusted[:12]} ({trust})" if s.anchor_trusted else trust,
+                  f"{s.tls_failures} ({s.tls_failure})" if s.tls_failures else "0",
                   f"CORRUPT: {s.error}" if s.corrupt else state)
                  for s, state, trust in zip(summaries, states, trusts)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

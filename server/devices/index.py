@@ -5,15 +5,15 @@ re-synchronised when the folder's mtime shows another process added, replaced or
 and every 30 seconds anyway (a file edited in place leaves the folder's mtime alone; and while
 this process's own writes follow one another without a pause, as on a busy host, the mtime
 cannot tell another process's change from them: re-reading 100,000 files every second instead
-would cost a busy host a third of its time). A
-re-synchronisation stats every file and parses only those whose size or mtime differ; a listing
-between them is a list of the summaries in serial order, kept sorted (sorting 100,000 on every
-listing cost more than the listing). A new process starts from the summaries file
-(:mod:`server.devices.summary_cache`), which the index asks to be written once many summaries
-changed. The counts per health state come from :mod:`server.devices.tally`, made at the first
-count and kept current with every change. Audit counts are not summaries (they would cost a
-stat of every log): :mod:`server.devices.counts`. Each change gets a version number, so that a
-view can ask for only what changed since the version it last saw (:meth:`Index.changes`)."""
+would cost a busy host a third of its time). A re-synchronisation stats every file and parses
+only those whose size or mtime differ; a listing between them is a list of the summaries in
+serial order, kept sorted (sorting 100,000 on every listing cost more than the listing). A new
+process starts from the summaries file (:mod:`server.devices.summary_cache`), which the index
+asks to be written once many summaries changed. The counts per health state come from
+:mod:`server.devices.tally`, made at the first count and kept current with every change. Audit
+counts are not summaries (they would cost a stat of every log): :mod:`server.devices.counts`.
+Each change gets a version number, so that a view can ask for only what changed since the
+version it last saw (:meth:`Index.changes`)."""
 
 from __future__ import annotations
 
@@ -98,9 +98,7 @@ class Index:
             key = ()
         with self._lock:
             self._set(serial, (summary, key))
-            self._unsaved += 1
-            if self._unsaved > SUMMARIES_FILE_WORTH and self._filled.is_set():
-                self.saver.ask()  # a host's call-ins, for the next process (never a partial index)
+            self._unsaved_by(1)  # a host's call-ins, for the next process
 
     def _set(self, serial: str, entry: tuple[DeviceSummary, tuple]) -> None:
         """Put one entry, keeping the order and the tally (under ``_lock``)."""
@@ -113,6 +111,13 @@ class Index:
         if tally is not None:
             tally.add(entry[0])
         self._logged(serial)
+
+    def _unsaved_by(self, changes: int) -> None:
+        """``changes`` more summaries than the summaries file holds (under ``_lock``): it is
+        asked for once they are many, and never from a partial index."""
+        self._unsaved += changes
+        if self._unsaved > SUMMARIES_FILE_WORTH and self._filled.is_set():
+            self.saver.ask()
 
     def _logged(self, serial: str | None) -> None:
         """One more version; None: a change too wide to name serial by serial."""
@@ -143,9 +148,7 @@ class Index:
             self._scanning.release()
         if parsed:
             with self._lock:
-                self._unsaved += parsed
-                if self._unsaved > SUMMARIES_FILE_WORTH:  # the next process need not parse them
-                    self.saver.ask()
+                self._unsaved_by(parsed)  # the next process need not parse them again
 
     def _entries(self) -> dict[str, tuple[DeviceSummary, tuple]]:
         """What the summaries file is to hold (the saver's snapshot)."""
