@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 from typing import Callable
 
 from .summary import DeviceSummary
@@ -56,6 +57,8 @@ def judge(now: dt.datetime, settings, active_anchor: str | None
     """The state of any lock at ``now`` (UTC): :func:`health` for many locks, the limits
     worked out once (100,000 locks in a preflight)."""
     now_us, due_age, overdue_age = limits(now, settings)
+    # last_seen is written to the second: the locks of one second share a time, parsed once
+    seen_of = functools.lru_cache(maxsize=None)(seen_us)
 
     def state(summary: DeviceSummary) -> str:
         if summary.corrupt:
@@ -66,7 +69,7 @@ def judge(now: dt.datetime, settings, active_anchor: str | None
             return TLS_FAILING
         if active_anchor and summary.anchor_trusted and summary.anchor_trusted != active_anchor:
             return ANCHOR_STALE
-        seen = seen_us(summary.last_seen)
+        seen = seen_of(summary.last_seen)
         if seen is None:
             return CORRUPT
         age = max(0, now_us - seen)  # a time in the future: just seen

@@ -45,18 +45,30 @@ def load(root: Path) -> dict[str, tuple[DeviceSummary, tuple]]:
     columns = data.get("columns")
     if not isinstance(columns, list) or len(columns) != len(COLUMN_TYPES):
         return {}
-    for column, kind in zip(columns, COLUMN_TYPES):  # each value's type checked in C, not per row
-        if type(column) is not list or len(column) != len(columns[0]) or not set(
-                map(type, column)) <= {kind}:
-            return {}
+    if not all(map(_of_type, columns, COLUMN_TYPES)) or len(set(map(len, columns))) != 1:
+        return {}
     mtimes, sizes, *fields = columns
     return dict(zip(fields[0], zip(map(DeviceSummary._make, zip(*fields)), zip(mtimes, sizes))))
+
+
+def _of_type(column, kind: type) -> bool:
+    """Whether ``column`` is a list of values of type ``kind``, checked in C, not per row."""
+    if type(column) is not list:
+        return False
+    if kind is str:  # the most columns: a join refuses anything else, and is the fastest check
+        try:
+            "".join(column)
+            return True
+        except TypeError:
+            return False
+    return set(map(type, column)) <= {kind}
 
 
 def save(root: Path, entries: dict[str, tuple[DeviceSummary, tuple]], stamp) -> bool:
     """Write every entry whose file key is known; ``stamp``: the folder's FolderStamp. Never
     into a folder that is gone (it would be made again); whether it was written."""
-    rows = [(*key, *summary) for summary, key in entries.values() if len(key) == 2]
+    rows = [(*key, *summary) for summary, key in map(entries.get, sorted(entries))
+            if len(key) == 2]  # in serial order: the next process's index sorts it in no time
     columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in COLUMN_TYPES]
     data = json.dumps({"fields": FIELDS, "columns": columns}, separators=(",", ":"))
     try:  # encoded first: the window of this own change stays short
