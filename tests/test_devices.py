@@ -18,6 +18,7 @@ from console.__main__ import main
 from server.devices import logs
 from server.devices.allowlist import ImportRejected
 from server.devices.errors import CorruptRecord, UnknownLock
+from server.devices import index as index_module
 from server.devices.index import Index
 from server.devices.store import Devices
 
@@ -273,12 +274,28 @@ def test_listing_ten_thousand_records_is_served_from_the_index(devices, monkeypa
     original = Index._summary_from_disk
     monkeypatch.setattr(Index, "_summary_from_disk",
                         lambda self, *a: reads.append(a) or original(self, *a))
-    scans = []
-    real_scandir = os.scandir
-    monkeypatch.setattr(os, "scandir", lambda *a: scans.append(a) or real_scandir(*a))
+    scans = folder_reads_recorded(monkeypatch)
     devices.config_callin(config(SERIAL))
     assert len(devices.summaries()) == 10_001
     assert reads == [] and scans == []  # this process's own write: no re-synchronisation
+
+
+def folder_reads_recorded(monkeypatch) -> list:
+    """The index's re-readings of the folder (a stat of each record) from now on."""
+    scans = []
+    real = index_module.record_keys
+    monkeypatch.setattr(index_module, "record_keys", lambda root: scans.append(root) or real(root))
+    return scans
+
+
+def test_the_index_records_a_re_reading_of_the_folder(devices, monkeypatch):
+    """What the tests that count re-readings rely on: one is counted."""
+    devices.config_callin(config(SERIAL))
+    devices.summaries()
+    scans = folder_reads_recorded(monkeypatch)
+    devices.index.resync()
+    devices.summaries()
+    assert scans == [devices.root]
 
 
 def test_call_ins_on_many_threads_do_not_make_the_index_re_read_the_folder(devices,
@@ -287,9 +304,7 @@ def test_call_ins_on_many_threads_do_not_make_the_index_re_read_the_folder(devic
     (at 100,000 records, re-reading the folder costs a stat of each)."""
     devices.config_callin(config("00FF"))
     assert len(devices.summaries()) == 1
-    scans = []
-    real_scandir = os.scandir
-    monkeypatch.setattr(os, "scandir", lambda *a: scans.append(a) or real_scandir(*a))
+    scans = folder_reads_recorded(monkeypatch)
     monkeypatch.setattr(devices.index, "rescan_seconds", 0.0)  # a listing looks at once
 
     def call_ins(first: int) -> None:
@@ -358,6 +373,16 @@ def test_a_listing_stats_no_audit_log(devices, settings, monkeypatch):
         post_audits(devices, f"00A{i}", 2)
     stats = []
     monkeypatch.setattr(logs, "tail", lambda path, n: pytest.fail("read"))
+
+    def no_fork():
+        raise OSError("no fork here: every stat in this process, where it is counted")
+    monkeypatch.setattr(os, "fork", no_fork)
+    real_stat = os.stat
+
+    def stat(path, *a, **kw):
+        stats.append(os.fsdecode(path))
+        return real_stat(path, *a, **kw)
+    monkeypatch.setattr(os, "stat", stat)
     real_scandir = os.scandir
 
     class Entries:
@@ -384,7 +409,9 @@ def test_a_listing_stats_no_audit_log(devices, settings, monkeypatch):
             return self.entry.stat()
     monkeypatch.setattr(os, "scandir", Entries)
     assert len(Devices(settings.path("data_dir"), settings).summaries()) == 3
-    assert sorted(stats) == [f"00A{i}.json" for i in range(3)]
+    assert sorted(Path(path).name for path in stats if path.endswith(".json")) == [
+        f"00A{i}.json" for i in range(3)]
+    assert not [path for path in stats if path.endswith(".jsonl")]
 
 
 def parses_recorded(monkeypatch) -> list[str]:
@@ -474,7 +501,7 @@ def test_a_process_leaves_the_summaries_file_current_when_it_exits(settings, mon
 
 @pytest.mark.parametrize("damage", [
     b"{not json", b"[]", b'{"fields": ["serial"], "columns": []}', "a value of the wrong type",
-    "columns of different lengths"])
+    "a count of the wrong type", "columns of different lengths"])
 def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch, damage):
     from server.devices import summary_cache
 
@@ -492,6 +519,8 @@ def test_a_damaged_summaries_file_is_read_around(devices, settings, monkeypatch,
         model = data["columns"][summary_cache.FIELDS.index("model") + 2]
         if damage == "a value of the wrong type":
             model[1] = 7
+        elif damage == "a count of the wrong type":
+            data["columns"][summary_cache.FIELDS.index("tls_failures") + 2][1] = "7"
         else:
             model.pop()
         path.write_text(json.dumps(data))
