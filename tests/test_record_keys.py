@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -177,3 +178,21 @@ def test_a_commands_first_listing_reads_what_changed_since_the_summaries_file(tm
     assert out["parsed"] == ["0003", "00FF"]
     assert out["names"]["0003"] == "edited in place" and out["names"]["00FF"] == "new"
     assert "0004" not in out["names"] and len(out["names"]) == 20
+
+
+def test_a_folder_removed_while_the_index_reads_it_lists_no_lock(tmp_path, monkeypatch):
+    from server.devices import index as index_module
+    from server.devices.store import Devices
+
+    root = tmp_path / "Engage_Data"
+    make_records(root, 3)
+    devices = Devices(root)
+    assert len(devices.summaries()) == 3
+    real = index_module.record_keys
+
+    def gone_meanwhile(path):
+        shutil.rmtree(path)  # after the index looked at the folder, before its stats
+        return real(path)
+    monkeypatch.setattr(index_module, "record_keys", gone_meanwhile)
+    devices.index.resync()
+    assert devices.summaries() == []

@@ -9,7 +9,9 @@ would cost a busy host a third of its time). A re-synchronisation stats every fi
 only those whose size or mtime differ; a listing between them is a list of the summaries in
 serial order, kept sorted (sorting 100,000 on every listing cost more than the listing). A new
 process starts from the summaries file (:mod:`server.devices.summary_cache`), which the index
-asks to be written once many summaries changed. The counts per health state come from
+asks to be written once many summaries changed; a command (one thread) has the stats worked out
+meanwhile by a child process (:class:`server.devices.folder.KeysMeanwhile`), the collector
+paused while it makes 100,000 summaries. The counts per health state come from
 :mod:`server.devices.tally`, made at the first count and kept current with every change. Audit
 counts are not summaries (they would cost a stat of every log): :mod:`server.devices.counts`.
 Each change gets a version number, so that a view can ask for only what changed since the
@@ -20,9 +22,10 @@ from __future__ import annotations
 import bisect
 import collections
 import datetime as dt
+import itertools
+import operator
 import threading
 import time
-from operator import itemgetter
 from pathlib import Path
 
 from .. import gcpause
@@ -35,6 +38,7 @@ from .tally import Tally
 RESCAN_SECONDS = 1.0
 FULL_RESCAN_SECONDS = 30.0
 SUMMARIES_FILE_WORTH = 100  # changed summaries that make the summaries file worth writing
+NOT_KNOWN = (None, None)  # the entry of a serial the index does not know: its file is new
 CHANGES_KEPT = 4096      # the latest changes Index.changes can name; older: the whole list
 
 
@@ -177,18 +181,25 @@ class Index:
         self._scanned_at = now
         with self._lock:
             known = dict(self._index)
-        if known:
-            disk = record_keys(self.root)  # a stat per record (100,000): compared in C below
-        else:  # the first reading: the stats meanwhile, in a child on another core if it can
-            with KeysMeanwhile(self.root) as keys:
-                known = summary_cache.load(self.root)
-                disk = keys.result()
-        stale = dict(sorted(disk.items() - zip(known, map(itemgetter(1), known.values()))))
-        found = known if not stale and len(disk) == len(known) else {
-            serial: known[serial] for serial in disk if serial not in stale}
-        for serial, key in stale.items():
+        try:
+            if known:
+                disk = record_keys(self.root)  # a stat per record (100,000)
+            else:  # the first reading: the stats meanwhile, in a child on another core if it can
+                with KeysMeanwhile(self.root) as keys:
+                    known = summary_cache.load(self.root)
+                    disk = keys.result()
+        except FileNotFoundError:  # the folder went meanwhile
+            disk = {}
+        # the serials whose file is new or not as known, each looked up in C (100,000)
+        known_entries = map(known.get, disk, itertools.repeat(NOT_KNOWN))
+        stale = sorted(itertools.compress(disk, map(operator.ne, map(
+            operator.itemgetter(1), known_entries), disk.values())))
+        found = dict(known)  # in the order of known (serial order, from the file): sorted fast
+        for serial in known.keys() - disk.keys():
+            del found[serial]
+        for serial in stale:
             found[serial] = (self._summary_from_disk(serial, record_path(self.root, serial)),
-                             key)
+                             disk[serial])
         with self._lock:
             # keep what this process wrote meanwhile
             for serial, entry in self._index.items():
