@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 
 from benchmarks.run import Row
 from server.config import load_settings
-from server.devices import health
+from server.devices import health, summary_cache
 from server.devices.store import Devices
 from server.fleet import preflight
 
@@ -62,12 +63,22 @@ print((time.perf_counter() - started) * 1000)
 """
 
 
+RUNS = 3  # a new process's figure is the median of this many (one swings by 20 % here)
+
+
 def new_process_preflight(folder: Path) -> float:
     """Milliseconds of the preflight in a process of its own, as `certs activate` runs it
-    (in this one, the first listing's 100,000 objects would slow every collection)."""
-    done = subprocess.run([sys.executable, "-c", NEW_PROCESS, str(folder)], check=True,
-                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
-    return float(done.stdout.split()[-1])
+    (in this one, the first listing's 100,000 objects would slow every collection): the
+    median of :data:`RUNS`, each from the summaries file as it was before the first (a
+    process that parsed many records writes it again at its exit)."""
+    cache = folder / summary_cache.CACHE_FILE
+    before, times = cache.read_bytes(), []
+    for _ in range(RUNS):
+        cache.write_bytes(before)
+        done = subprocess.run([sys.executable, "-c", NEW_PROCESS, str(folder)], check=True,
+                              capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        times.append(float(done.stdout.split()[-1]))
+    return statistics.median(times)
 
 
 def bench(count: int) -> list[Row]:
@@ -90,15 +101,16 @@ def bench(count: int) -> list[Row]:
         for i in range(0, count, 100):  # 1 % of the locks call in before the next process
             devices.config_callin({"lckPrmtrs": {"lckSn": f"{i:016X}"}}, "10.0.0.1", "tls",
                                   anchor_sha256=ANCHORS[0])
-        changed = new_process_preflight(folder)  # it leaves the file current at its exit
-        fresh = new_process_preflight(folder)  # as a stopped host leaves it
+        changed = new_process_preflight(folder)
+        fresh = new_process_preflight(folder)  # the file the last left, as a stopped host does
     label = f"fleet {count:,} records"
     return [
         Row(f"{label}: summary after a call-in", summary, "ms", target="<= 100 ms",
             ok=summary <= 100, note=health.summary_line(counts)),
         Row(f"{label}: preflight, a new process", fresh, "ms", target="<= 1000 ms",
-            ok=fresh <= 1000, note="CLI with no host running, in its own process (after "
-                                   "imports), from the summaries file a stopped host leaves"),
+            ok=fresh <= 1000, note=f"CLI with no host running, in its own process (after "
+                                   f"imports), from the summaries file a stopped host leaves; "
+                                   f"median of {RUNS}"),
         Row(f"{label}: preflight, a new process, 1 % changed", changed, "ms",
             target="<= 1000 ms", ok=changed <= 1000,
             note="as above, 1 % of the records changed since the summaries file was written"),

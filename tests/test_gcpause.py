@@ -57,3 +57,32 @@ def test_the_index_fills_from_the_summaries_file_with_the_collector_paused(tmp_p
                         lambda folder: during.append(gc.isenabled()) or real_load(folder))
     assert [s.serial for s in Devices(root).summaries()] == ["00A1"]
     assert during == [False] and gc.isenabled()
+
+
+def test_a_bulk_made_during_a_pause_goes_to_the_oldest_generation_at_its_end():
+    """Not left young for the next allocation to traverse whole; still collectable."""
+    gc.collect()
+    with gcpause.paused():
+        bulk = [[i] for i in range(gcpause.BULK * 2)]  # lists: tracked by the collector
+    assert gc.get_count()[0] < gcpause.BULK
+    assert any(o is bulk for o in gc.get_objects(generation=2))
+    assert gc.get_freeze_count() == 0  # nothing left frozen
+
+
+def test_a_few_made_during_a_pause_stay_young():
+    gc.collect()
+    with gcpause.paused():
+        few = [[i] for i in range(100)]
+    assert not any(o is few for o in gc.get_objects(generation=2))
+
+
+def test_objects_frozen_before_a_pause_stay_frozen():
+    """The console freezes what is alive once it is up: a pause does not thaw it."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gcpause.paused():
+            bulk = [[i] for i in range(gcpause.BULK * 2)]
+        assert gc.get_freeze_count() == frozen and len(bulk) == gcpause.BULK * 2
+    finally:
+        gc.unfreeze()

@@ -1,4 +1,4 @@
-"""The record files' stat keys (server.devices.folder): what the index compares with the
+"""The record files' stat keys (server.devices.filekeys): what the index compares with the
 summaries file, and the child process that works them out meanwhile for a command."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from server.devices import folder
-from server.devices.folder import KeysMeanwhile, record_keys
+from server.devices import filekeys
+from server.devices.filekeys import Keys, KeysMeanwhile, record_keys
+from server.devices.index import changed_files
+from server.devices.summary import DeviceSummary
 
 REPO = Path(__file__).parent.parent
 
@@ -25,10 +27,12 @@ def make_records(root: Path, n: int = 5) -> None:
         (root / f"{i:04X}.json").write_text(json.dumps({"serial": f"{i:04X}"}) + " " * i)
 
 
-def stat_keys(root: Path) -> dict:
-    """The oracle: os.scandir and a stat of each record file, one by one."""
-    return {e.name[:-5]: (e.stat().st_mtime_ns, e.stat().st_size) for e in os.scandir(root)
-            if e.name.endswith(".json") and not e.name.startswith(".")}
+def stat_keys(root: Path) -> Keys:
+    """The oracle: os.scandir and a stat of each record file, one by one, in serial order."""
+    found = sorted((e.name[:-5], (e.stat().st_mtime_ns, e.stat().st_size))
+                   for e in os.scandir(root)
+                   if e.name.endswith(".json") and not e.name.startswith("."))
+    return Keys([serial for serial, _ in found], [key for _, key in found])
 
 
 def test_record_keys_are_each_record_files_mtime_and_size(tmp_path):
@@ -36,10 +40,11 @@ def test_record_keys_are_each_record_files_mtime_and_size(tmp_path):
     make_records(root)
     for other in (".summaries.json", ".0001.json.1a2b.tmp", "0001.audit.jsonl", "notes.txt"):
         (root / other).write_text("{}")
+    (root / "0001-x.json").write_text("{}")  # before 0001 by file name, after it by serial
     keys = record_keys(root)
     assert keys == stat_keys(root)
-    assert sorted(keys) == [f"{i:04X}" for i in range(5)]
-    assert len(set(size for _, size in keys.values())) == 5  # each its own size
+    assert keys.serials == ["0000", "0001", "0001-x", "0002", "0003", "0004"]
+    assert len(set(size for _, size in keys.keys)) == 6  # each file its own size
 
 
 def test_a_record_removed_while_the_folder_is_read_is_left_out(tmp_path, monkeypatch):
@@ -53,7 +58,7 @@ def test_a_record_removed_while_the_folder_is_read_is_left_out(tmp_path, monkeyp
         return real_stat(path, *a, **kw)
     monkeypatch.setattr(os, "stat", stat)
     keys = record_keys(root)
-    assert "0002" not in keys and sorted(keys) == ["0000", "0001", "0003", "0004"]
+    assert keys.serials == ["0000", "0001", "0003", "0004"]
     assert keys == stat_keys(root)
 
 
@@ -76,7 +81,7 @@ def test_with_threads_running_the_keys_are_worked_out_here_without_a_child(tmp_p
 def test_a_failed_fork_leaves_the_keys_to_this_process(tmp_path, monkeypatch):
     root = tmp_path / "Engage_Data"
     make_records(root)
-    monkeypatch.setattr(folder.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(filekeys.threading, "active_count", lambda: 1)
 
     def fork():
         raise OSError(11, "Resource temporarily unavailable")
@@ -89,8 +94,8 @@ def test_a_failed_fork_leaves_the_keys_to_this_process(tmp_path, monkeypatch):
 CHILD = """
 import json, marshal, os, sys
 from pathlib import Path
-from server.devices import folder
-from server.devices.folder import KeysMeanwhile
+from server.devices import filekeys
+from server.devices.filekeys import KeysMeanwhile
 root, mode = Path(sys.argv[1]), sys.argv[2]
 pids, real_fork = [], os.fork
 def fork():
@@ -103,12 +108,12 @@ if mode == "child fails":
         raise MemoryError("no room for the keys")
     marshal.dumps = dumps
 elif mode == "folder goes":
-    real_keys = folder.record_keys
+    real_keys = filekeys.record_keys
     def record_keys(path):
         if os.getpid() != parent:
             raise FileNotFoundError(path)  # gone while the child read it
         return real_keys(path)
-    folder.record_keys = record_keys
+    filekeys.record_keys = record_keys
 parent = os.getpid()
 with KeysMeanwhile(root) as keys:
     got = keys.result() if mode != "not asked for" else None
@@ -118,16 +123,20 @@ def reaped(pid):
     except ChildProcessError:
         return True
     return False
-print(json.dumps({"keys": got, "forked": len(pids), "reaped": all(map(reaped, pids))}))
+print(json.dumps({"keys": got and got._asdict(), "forked": len(pids), "reaped": all(map(reaped, pids))}))
 """
 
 
-@pytest.mark.parametrize("mode", ["child works", "child fails", "folder goes", "not asked for"])
+@pytest.mark.parametrize("mode", ["child works", "child fails", "folder goes", "not asked for",
+                                  "empty folder"])
 def test_a_one_thread_process_has_the_keys_worked_out_by_a_child(tmp_path, mode):
     """A child works out the keys; if it fails, this process does; either way the child is
     reaped, and one not asked for (an error meanwhile) is stopped."""
     root = tmp_path / "Engage_Data"
-    make_records(root, 50)
+    make_records(root, 0 if mode == "empty folder" else 50)
+    if mode != "empty folder":  # names a file system allows: what the child's encoding keeps
+        for odd in ("line\nbreak.json", "0001-x.json", "t\u00fcr 7.json"):
+            (root / odd).write_text("{}")
     done = subprocess.run([sys.executable, "-c", CHILD, str(root), mode], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -136,7 +145,9 @@ def test_a_one_thread_process_has_the_keys_worked_out_by_a_child(tmp_path, mode)
     if mode == "not asked for":
         assert out["keys"] is None
     else:
-        assert {serial: tuple(key) for serial, key in out["keys"].items()} == stat_keys(root)
+        got = Keys(out["keys"]["serials"], [tuple(key) for key in out["keys"]["keys"]])
+        assert got == stat_keys(root)
+        assert len(got.serials) == (0 if mode == "empty folder" else 53)
 
 
 INDEX = """
@@ -196,3 +207,22 @@ def test_a_folder_removed_while_the_index_reads_it_lists_no_lock(tmp_path, monke
     monkeypatch.setattr(index_module, "record_keys", gone_meanwhile)
     devices.index.resync()
     assert devices.summaries() == []
+
+
+def summary(serial: str) -> DeviceSummary:
+    return DeviceSummary(serial=serial)
+
+
+@pytest.mark.parametrize("order", ["serial order", "another order"])
+def test_changed_files_are_the_new_the_changed_and_the_gone(order):
+    """In sequence when known is in the files' order, by lookup otherwise: the same answer."""
+    known = {serial: (summary(serial), (1, 10)) for serial in ("A", "B", "C", "D")}
+    known["C"] = (summary("C"), ())  # a file this process could not stat after writing it
+    if order == "another order":
+        known = dict(reversed(known.items()))
+    keys = Keys(["A", "B", "C", "D"], [(1, 10), (2, 10), (1, 10), (1, 10)])
+    stale, gone = changed_files(known, keys)
+    assert stale == [("B", (2, 10)), ("C", (1, 10))] and list(gone) == []
+    keys = Keys(["A", "C", "E"], [(1, 10), (1, 10), (1, 11)])
+    stale, gone = changed_files(known, keys)
+    assert stale == [("C", (1, 10)), ("E", (1, 11))] and sorted(gone) == ["B", "D"]

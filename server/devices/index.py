@@ -10,7 +10,7 @@ only those whose size or mtime differ; a listing between them is a list of the s
 serial order, kept sorted (sorting 100,000 on every listing cost more than the listing). A new
 process starts from the summaries file (:mod:`server.devices.summary_cache`), which the index
 asks to be written once many summaries changed; a command (one thread) has the stats worked out
-meanwhile by a child process (:class:`server.devices.folder.KeysMeanwhile`), the collector
+meanwhile by a child process (:class:`server.devices.filekeys.KeysMeanwhile`), the collector
 paused while it makes 100,000 summaries. The counts per health state come from
 :mod:`server.devices.tally`, made at the first count and kept current with every change. Audit
 counts are not summaries (they would cost a stat of every log): :mod:`server.devices.counts`.
@@ -23,13 +23,15 @@ import bisect
 import collections
 import datetime as dt
 import itertools
-import operator
 import threading
 import time
+from operator import itemgetter, ne
 from pathlib import Path
+from typing import Iterable
 
 from .. import gcpause
-from .folder import FolderStamp, KeysMeanwhile, record_keys
+from .filekeys import Keys, KeysMeanwhile, record_keys
+from .folder import FolderStamp
 from .records import record_from_bytes, record_path
 from . import summary_cache
 from .summary import DeviceSummary, summary_of
@@ -40,6 +42,21 @@ FULL_RESCAN_SECONDS = 30.0
 SUMMARIES_FILE_WORTH = 100  # changed summaries that make the summaries file worth writing
 NOT_KNOWN = (None, None)  # the entry of a serial the index does not know: its file is new
 CHANGES_KEPT = 4096      # the latest changes Index.changes can name; older: the whole list
+
+
+def changed_files(known: dict[str, tuple[DeviceSummary, tuple]], keys: Keys
+                  ) -> tuple[list[tuple[str, tuple]], Iterable[str]]:
+    """(each file whose record is new or not as ``known`` says: serial and key, in serial
+    order; the serials known whose file is gone). Compared in C (100,000 records), and in
+    sequence when ``known`` holds the same files in the same order (from the summaries file,
+    written in serial order): 0.1 s less than looking each one up."""
+    serials, disk = keys
+    if list(known) == serials:
+        old, gone = map(itemgetter(1), known.values()), ()
+    else:
+        old = map(itemgetter(1), map(known.get, serials, itertools.repeat(NOT_KNOWN)))
+        gone = known.keys() - set(serials)
+    return list(itertools.compress(zip(serials, disk), map(ne, old, disk))), gone
 
 
 class Index:
@@ -147,8 +164,7 @@ class Index:
         if not self._scanning.acquire(blocking=not self._filled.is_set()):
             return
         try:
-            with gcpause.paused():  # 100,000 summaries made from the summaries file
-                parsed = self._scan()
+            parsed = self._scan()
         finally:
             self._filled.set()
             self._scanning.release()
@@ -179,27 +195,30 @@ class Index:
             return 0
         self._stamp.scanned(mtime)
         self._scanned_at = now
+        with gcpause.paused():  # 100,000 summaries made from the summaries file
+            return self._read()
+
+    def _read(self) -> int:
+        """Re-read the folder: a stat of each record, a parse of each changed one (see
+        :meth:`_scan`)."""
         with self._lock:
             known = dict(self._index)
         try:
             if known:
-                disk = record_keys(self.root)  # a stat per record (100,000)
+                keys = record_keys(self.root)  # a stat per record (100,000)
             else:  # the first reading: the stats meanwhile, in a child on another core if it can
-                with KeysMeanwhile(self.root) as keys:
+                with KeysMeanwhile(self.root) as meanwhile:
                     known = summary_cache.load(self.root)
-                    disk = keys.result()
+                    keys = meanwhile.result()
         except FileNotFoundError:  # the folder went meanwhile
-            disk = {}
-        # the serials whose file is new or not as known, each looked up in C (100,000)
-        known_entries = map(known.get, disk, itertools.repeat(NOT_KNOWN))
-        stale = sorted(itertools.compress(disk, map(operator.ne, map(
-            operator.itemgetter(1), known_entries), disk.values())))
+            keys = Keys([], [])
+        stale, gone = changed_files(known, keys)
         found = dict(known)  # in the order of known (serial order, from the file): sorted fast
-        for serial in known.keys() - disk.keys():
+        for serial in gone:
             del found[serial]
-        for serial in stale:
+        for serial, key in stale:
             found[serial] = (self._summary_from_disk(serial, record_path(self.root, serial)),
-                             disk[serial])
+                             key)
         with self._lock:
             # keep what this process wrote meanwhile
             for serial, entry in self._index.items():
