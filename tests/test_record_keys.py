@@ -123,7 +123,8 @@ def reaped(pid):
     except ChildProcessError:
         return True
     return False
-print(json.dumps({"keys": got and got._asdict(), "forked": len(pids), "reaped": all(map(reaped, pids))}))
+print(json.dumps({"keys": got and got._asdict(), "forked": len(pids),
+                  "reaped": all(map(reaped, pids))}))
 """
 
 

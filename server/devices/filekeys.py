@@ -75,13 +75,13 @@ class KeysMeanwhile:
         if pid == 0:
             _child(root, read_end, write_end)
         os.close(write_end)
-        self._pid, self._pipe = pid, read_end
+        self._pid, self._pipe = pid, open(read_end, "rb")
 
     def result(self) -> Keys:
-        pid, self._pid = self._pid, None
-        if pid is not None:
-            with open(self._pipe, "rb") as pipe:
-                data = pipe.read()
+        if self._pid is not None:
+            with self._pipe:
+                data = self._pipe.read()
+            pid, self._pid = self._pid, None  # (interrupted before: reaped at the end)
             if os.waitpid(pid, 0)[1] == 0:
                 try:
                     return _decoded(data)
@@ -95,7 +95,7 @@ class KeysMeanwhile:
     def __exit__(self, *exc) -> None:
         pid, self._pid = self._pid, None
         if pid is not None:  # not asked for (an error meanwhile): stopped, reaped
-            os.close(self._pipe)
+            self._pipe.close()
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
