@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import gcpause
 from .certstore import CertSet, CertStore
 from .devices.health import judge
 from .devices.summary import DeviceSummary
@@ -88,11 +87,6 @@ def active_anchor(store: CertStore) -> str | None:
 
 def preflight(devices: Devices, candidate: CertSet, active: CertSet | None) -> Preflight:
     """The report for activating ``candidate`` while ``active`` (or nothing) is active."""
-    with gcpause.paused():  # lists of 100,000 locks
-        return _preflight(devices, candidate, active)
-
-
-def _preflight(devices: Devices, candidate: CertSet, active: CertSet | None) -> Preflight:
     summaries = devices.summaries()
     sha = candidate.anchor_sha256
     same = active is not None and active.anchor_sha256 == sha
